@@ -1,0 +1,555 @@
+package pincluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	cid "github.com/ipfs/go-cid"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	host "github.com/libp2p/go-libp2p/core/host"
+	peer "github.com/libp2p/go-libp2p/core/peer"
+	routing "github.com/libp2p/go-libp2p/core/routing"
+
+	"github.com/pincluster/pincluster/internal/gorun"
+)
+
+// Version is pincluster's version, reported by ID and the APIs.
+const Version = "0.1.0"
+
+// Component is what every replaceable part of a Cluster has in common: it
+// can be shut down. Shutdown stops the component's goroutines and releases
+// its resources; it returns ctx.Err() if ctx ends first. Methods called
+// after Shutdown return an error wrapping ErrClosed.
+type Component interface {
+	Shutdown(ctx context.Context) error
+}
+
+// API is an outside interface to a cluster peer, such as the REST API of
+// package api/rest or the Pinning Service API of package api/pinsvc. The
+// Cluster shuts its APIs down before its other components.
+type API interface {
+	Component
+}
+
+// Tracer records spans around the Cluster's operations. The default does
+// nothing; an OpenTelemetry implementation is configured by option.
+type Tracer interface {
+	Component
+	// Start begins a span named name and returns the context carrying it
+	// and a function that ends it, recording err when not nil.
+	Start(ctx context.Context, name string) (context.Context, func(err error))
+}
+
+// Cluster is one pincluster peer. Build it with New, wait for Ready, use
+// it, and call Shutdown. All methods are safe for concurrent use; after
+// Shutdown they return errors wrapping ErrClosed.
+type Cluster struct {
+	cfg    *config
+	host   host.Host
+	dht    routing.Routing
+	pubsub *pubsub.PubSub
+	log    *slog.Logger
+
+	consensus Consensus
+	connector IPFSConnector
+	tracker   PinTracker
+	monitor   PeerMonitor
+	allocator PinAllocator
+	informers []Informer
+	apis      []API
+	tracer    Tracer
+	remote    remotePeers // calls to other peers (internal/rpc)
+
+	// closers release what New created, in reverse order, after the
+	// components shut down (the in-process node, an opened datastore).
+	closers []func(context.Context) error
+
+	group *gorun.Group
+	ready chan struct{}
+
+	mu           sync.Mutex
+	shuttingDown bool
+	shutdownErr  error
+	done         chan struct{}
+
+	alertsMu sync.Mutex
+	alerts   []Alert // recent alerts, newest last, bounded
+}
+
+// maxRecentAlerts bounds the alerts kept for Alerts.
+const maxRecentAlerts = 256
+
+// Host returns the libp2p host the cluster runs on.
+func (c *Cluster) Host() host.Host { return c.host }
+
+// Version returns pincluster's version.
+func (c *Cluster) Version() string { return Version }
+
+// Ready is closed once the peer is ready: its consensus serves the state
+// and its components run.
+func (c *Cluster) Ready() <-chan struct{} { return c.ready }
+
+// WaitReady blocks until the peer is ready, ctx is done (ctx.Err()) or the
+// peer shuts down (ErrClosed).
+func (c *Cluster) WaitReady(ctx context.Context) error {
+	select {
+	case <-c.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return fmt.Errorf("pincluster: wait ready: %w", ErrClosed)
+	}
+}
+
+// live returns an error wrapping ErrClosed once Shutdown has begun.
+func (c *Cluster) live(op string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.shuttingDown {
+		return fmt.Errorf("pincluster: %s: %w", op, ErrClosed)
+	}
+	return nil
+}
+
+// span starts a trace span (WithTracer, WithTracerProvider) and returns the
+// function that ends it and records the operation (WithMeterProvider).
+func (c *Cluster) span(ctx context.Context, name string) (context.Context, func(error)) {
+	start := time.Now()
+	end := func(error) {}
+	if c.tracer != nil {
+		ctx, end = c.tracer.Start(ctx, name)
+	}
+	return ctx, func(err error) {
+		end(err)
+		c.cfg.metrics.record(ctx, name, start, err)
+	}
+}
+
+// Shutdown stops the peer in order: it refuses new calls, stops the APIs,
+// the cluster's own loops, the tracker, monitor, informers and allocator,
+// then flushes and stops the consensus, the connector and what New opened.
+// It returns when every goroutine the library started has exited, or with
+// ctx.Err() when ctx ends first. Calling it again returns nil once the
+// first call has finished (it waits for it).
+func (c *Cluster) Shutdown(ctx context.Context) error {
+	c.mu.Lock()
+	if c.shuttingDown {
+		c.mu.Unlock()
+		select {
+		case <-c.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.shuttingDown = true
+	c.mu.Unlock()
+
+	var errs []error
+	add := func(what string, err error) {
+		if err != nil && !errors.Is(err, ErrClosed) {
+			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+		}
+	}
+	for _, a := range slices.Backward(c.apis) {
+		add("api", a.Shutdown(ctx))
+	}
+	add("cluster loops", c.group.Close(ctx))
+	if c.tracker != nil {
+		add("tracker", c.tracker.Shutdown(ctx))
+	}
+	if c.monitor != nil {
+		add("monitor", c.monitor.Shutdown(ctx))
+	}
+	for _, inf := range c.informers {
+		add("informer "+inf.Name(), inf.Shutdown(ctx))
+	}
+	if c.allocator != nil {
+		add("allocator", c.allocator.Shutdown(ctx))
+	}
+	if c.consensus != nil {
+		add("consensus", c.consensus.Shutdown(ctx))
+	}
+	if c.connector != nil {
+		add("connector", c.connector.Shutdown(ctx))
+	}
+	if c.tracer != nil {
+		add("tracer", c.tracer.Shutdown(ctx))
+	}
+	for _, cl := range slices.Backward(c.closers) {
+		add("close", cl(ctx))
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		err = fmt.Errorf("pincluster: shutdown: %w", err)
+	}
+	c.mu.Lock()
+	c.shutdownErr = err
+	c.mu.Unlock()
+	close(c.done)
+	return err
+}
+
+// ID describes this peer: its addresses, its IPFS node, the peers it knows.
+// Failures to ask a component are reported in ID.Error / ID.IPFS.Error.
+func (c *Cluster) ID(ctx context.Context) ID {
+	id := ID{
+		ID:                 c.host.ID(),
+		Addresses:          c.host.Addrs(),
+		Version:            Version,
+		RPCProtocolVersion: string(c.rpcProtocol()),
+		PeerName:           c.cfg.peerName,
+	}
+	if err := c.live("id"); err != nil {
+		id.Error = err.Error()
+		return id
+	}
+	if peers, err := c.consensus.Peers(ctx); err == nil {
+		id.ClusterPeers = peers
+	} else {
+		id.Error = err.Error()
+	}
+	ipfs, err := c.connector.ID(ctx)
+	if err != nil {
+		ipfs.Error = err.Error()
+	}
+	id.IPFS = ipfs
+	return id
+}
+
+// AddPeer trusts p: it may then modify the shared state (and, with Raft,
+// becomes a voter).
+func (c *Cluster) AddPeer(ctx context.Context, p peer.ID) error {
+	if err := c.live("add peer"); err != nil {
+		return err
+	}
+	if err := c.consensus.Trust(ctx, p); err != nil {
+		return fmt.Errorf("pincluster: add peer %s: %w", p, err)
+	}
+	if err := c.consensus.AddPeer(ctx, p); err != nil {
+		return fmt.Errorf("pincluster: add peer %s: %w", p, err)
+	}
+	return nil
+}
+
+// RmPeer stops trusting p and removes it from the membership.
+func (c *Cluster) RmPeer(ctx context.Context, p peer.ID) error {
+	if err := c.live("rm peer"); err != nil {
+		return err
+	}
+	if err := c.consensus.RmPeer(ctx, p); err != nil {
+		return fmt.Errorf("pincluster: rm peer %s: %w", p, err)
+	}
+	if err := c.consensus.Distrust(ctx, p); err != nil {
+		return fmt.Errorf("pincluster: rm peer %s: %w", p, err)
+	}
+	return nil
+}
+
+// state returns the consensus' read-only state.
+func (c *Cluster) state(ctx context.Context) (ReadOnly, error) {
+	st, err := c.consensus.State(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("pincluster: state: %w", err)
+	}
+	return st, nil
+}
+
+// PinGet returns the pin of ci from the shared state, or an error wrapping
+// ErrNotFound.
+func (c *Cluster) PinGet(ctx context.Context, ci cid.Cid) (Pin, error) {
+	if err := c.live("pin get"); err != nil {
+		return Pin{}, err
+	}
+	st, err := c.state(ctx)
+	if err != nil {
+		return Pin{}, err
+	}
+	return st.Get(ctx, ci)
+}
+
+// Pins streams the pins of the shared state that pass f.
+func (c *Cluster) Pins(ctx context.Context, f PinFilter) iter.Seq2[Pin, error] {
+	return func(yield func(Pin, error) bool) {
+		if err := c.live("pins"); err != nil {
+			yield(Pin{}, err)
+			return
+		}
+		st, err := c.state(ctx)
+		if err != nil {
+			yield(Pin{}, err)
+			return
+		}
+		if len(f.Cids) > 0 { // point lookups, no scan
+			for _, ci := range f.Cids {
+				p, err := st.Get(ctx, ci)
+				if errors.Is(err, ErrNotFound) {
+					continue
+				}
+				if (err != nil || f.MatchPin(p)) && !yield(p, err) {
+					return
+				}
+			}
+			return
+		}
+		for p, err := range st.List(ctx) {
+			if (err != nil || f.MatchPin(p)) && !yield(p, err) {
+				return
+			}
+		}
+	}
+}
+
+// normalise fills the cluster defaults into opts and validates them.
+func (c *Cluster) normalise(opts PinOptions) (PinOptions, error) {
+	if opts.ReplicationMin == 0 {
+		opts.ReplicationMin = c.cfg.replicationMin
+	}
+	if opts.ReplicationMax == 0 {
+		opts.ReplicationMax = c.cfg.replicationMax
+	}
+	if opts.ReplicationMin == -1 || opts.ReplicationMax == -1 {
+		opts.ReplicationMin, opts.ReplicationMax = -1, -1
+	}
+	if opts.ReplicationMax > 0 && opts.ReplicationMin > opts.ReplicationMax {
+		return opts, &ValidationError{Field: "replication", Err: ErrInvalidReplication,
+			Detail: fmt.Sprintf("min %d is greater than max %d", opts.ReplicationMin, opts.ReplicationMax)}
+	}
+	return opts, opts.Validate()
+}
+
+// Pin adds ci to the shared pinset with opts: it validates the options,
+// fills the cluster defaults (WithReplication), allocates peers from the
+// monitor's latest metrics (user allocations first, current allocations
+// kept) and logs the pin with the consensus. It returns once the pin is
+// durable (CRDT: in the local store; Raft: committed). Pinning a CID again
+// with the same options keeps its allocations.
+func (c *Cluster) Pin(ctx context.Context, ci cid.Cid, opts PinOptions) (Pin, error) {
+	if err := c.live("pin"); err != nil {
+		return Pin{}, err
+	}
+	ctx, end := c.span(ctx, "Cluster.Pin")
+	pin, err := c.pin(ctx, ci, opts, nil)
+	end(err)
+	return pin, err
+}
+
+// pin makes and logs the pin; exclude lists peers that must not be
+// allocated (a lost peer during repinning).
+func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude []peer.ID) (Pin, error) {
+	if !ci.Defined() {
+		return Pin{}, &ValidationError{Field: "cid", Err: ErrInvalidCID, Detail: "undefined"}
+	}
+	opts, err := c.normalise(opts)
+	if err != nil {
+		return Pin{}, err
+	}
+	pin := NewPin(ci, opts)
+	pin.Timestamp = time.Now().UTC()
+
+	st, err := c.state(ctx)
+	if err != nil {
+		return Pin{}, err
+	}
+	var current []peer.ID
+	existing, err := st.Get(ctx, ci)
+	switch {
+	case err == nil:
+		current = existing.Allocations
+		pin.Timestamp = existing.Timestamp
+	case !errors.Is(err, ErrNotFound):
+		return Pin{}, fmt.Errorf("pincluster: pin %s: %w", ci, err)
+	}
+	if !pin.IsPinEverywhere() {
+		allocs, err := c.allocate(ctx, ci, opts, current, exclude)
+		if err != nil {
+			return Pin{}, fmt.Errorf("pincluster: pin %s: %w", ci, err)
+		}
+		pin.Allocations = allocs
+	}
+	if existing.Defined() && len(exclude) == 0 && existing.Equal(pin) {
+		return existing, nil // same pin, same allocations: nothing to log
+	}
+	if err := pin.Validate(); err != nil {
+		return Pin{}, err
+	}
+	if err := c.consensus.LogPin(ctx, pin); err != nil {
+		return Pin{}, fmt.Errorf("pincluster: pin %s: %w", ci, err)
+	}
+	return pin, nil
+}
+
+// PinPath resolves an /ipfs/ path through the IPFS node and pins the
+// result.
+func (c *Cluster) PinPath(ctx context.Context, path string, opts PinOptions) (Pin, error) {
+	if err := c.live("pin path"); err != nil {
+		return Pin{}, err
+	}
+	ci, err := c.connector.Resolve(ctx, path)
+	if err != nil {
+		return Pin{}, fmt.Errorf("pincluster: pin path %s: %w", path, err)
+	}
+	return c.Pin(ctx, ci, opts)
+}
+
+// Unpin removes ci from the shared pinset and returns the pin it had, or
+// an error wrapping ErrNotFound.
+func (c *Cluster) Unpin(ctx context.Context, ci cid.Cid) (Pin, error) {
+	if err := c.live("unpin"); err != nil {
+		return Pin{}, err
+	}
+	ctx, end := c.span(ctx, "Cluster.Unpin")
+	pin, err := c.unpin(ctx, ci)
+	end(err)
+	return pin, err
+}
+
+func (c *Cluster) unpin(ctx context.Context, ci cid.Cid) (Pin, error) {
+	st, err := c.state(ctx)
+	if err != nil {
+		return Pin{}, err
+	}
+	pin, err := st.Get(ctx, ci)
+	if err != nil {
+		return Pin{}, fmt.Errorf("pincluster: unpin %s: %w", ci, err)
+	}
+	if err := c.consensus.LogUnpin(ctx, pin); err != nil {
+		return Pin{}, fmt.Errorf("pincluster: unpin %s: %w", ci, err)
+	}
+	return pin, nil
+}
+
+// UnpinPath resolves an /ipfs/ path and unpins the result.
+func (c *Cluster) UnpinPath(ctx context.Context, path string) (Pin, error) {
+	if err := c.live("unpin path"); err != nil {
+		return Pin{}, err
+	}
+	ci, err := c.connector.Resolve(ctx, path)
+	if err != nil {
+		return Pin{}, fmt.Errorf("pincluster: unpin path %s: %w", path, err)
+	}
+	return c.Unpin(ctx, ci)
+}
+
+// PinUpdate pins to with the options of the existing pin of from (opts
+// fields that are set override them), with the same allocations where
+// possible and PinUpdate set to from so that the allocated peers fetch only
+// the difference. The pin of from is kept; unpin it separately if wanted.
+func (c *Cluster) PinUpdate(ctx context.Context, from, to cid.Cid, opts PinOptions) (Pin, error) {
+	if err := c.live("pin update"); err != nil {
+		return Pin{}, err
+	}
+	st, err := c.state(ctx)
+	if err != nil {
+		return Pin{}, err
+	}
+	old, err := st.Get(ctx, from)
+	if err != nil {
+		return Pin{}, fmt.Errorf("pincluster: pin update %s: %w", from, err)
+	}
+	merged := old.PinOptions
+	merged.PinUpdate = from
+	if opts.ReplicationMin != 0 {
+		merged.ReplicationMin = opts.ReplicationMin
+	}
+	if opts.ReplicationMax != 0 {
+		merged.ReplicationMax = opts.ReplicationMax
+	}
+	if opts.Name != "" {
+		merged.Name = opts.Name
+	}
+	if !opts.ExpireAt.IsZero() {
+		merged.ExpireAt = opts.ExpireAt
+	}
+	if opts.Metadata != nil {
+		merged.Metadata = opts.Metadata
+	}
+	if len(opts.UserAllocations) > 0 {
+		merged.UserAllocations = opts.UserAllocations
+	} else if len(old.Allocations) > 0 {
+		merged.UserAllocations = old.Allocations // keep the data where it is
+		if merged.ReplicationMax > 0 && len(merged.UserAllocations) > merged.ReplicationMax {
+			merged.UserAllocations = merged.UserAllocations[:merged.ReplicationMax]
+		}
+	}
+	if len(opts.Origins) > 0 {
+		merged.Origins = opts.Origins
+	}
+	return c.Pin(ctx, to, merged)
+}
+
+// BlockPut stores one block on this peer's IPFS node.
+func (c *Cluster) BlockPut(ctx context.Context, data []byte, prefix cid.Prefix) (cid.Cid, error) {
+	if err := c.live("block put"); err != nil {
+		return cid.Undef, err
+	}
+	return c.connector.BlockPut(ctx, data, prefix)
+}
+
+// Add imports files as UnixFS into this peer's IPFS node (the connector
+// must have the Adder ability, as the in-process node does) and pins the
+// root with p.PinOptions. It returns the added entries, root last.
+func (c *Cluster) Add(ctx context.Context, files iter.Seq2[string, io.Reader], p AddParams) ([]AddedFile, error) {
+	if err := c.live("add"); err != nil {
+		return nil, err
+	}
+	adder, ok := c.connector.(Adder)
+	if !ok {
+		return nil, fmt.Errorf("pincluster: add: the IPFS connector %T cannot import files", c.connector)
+	}
+	added, err := adder.Add(ctx, files, p)
+	if err != nil {
+		return nil, fmt.Errorf("pincluster: add: %w", err)
+	}
+	if len(added) == 0 {
+		return nil, fmt.Errorf("pincluster: add: nothing was added")
+	}
+	opts := p.PinOptions
+	if p.Local && len(opts.UserAllocations) == 0 {
+		opts.UserAllocations = []peer.ID{c.host.ID()}
+	}
+	if _, err := c.Pin(ctx, added[len(added)-1].Cid, opts); err != nil {
+		return added, err
+	}
+	return added, nil
+}
+
+// Metrics returns the latest valid metrics of the given name, one per peer.
+func (c *Cluster) Metrics(ctx context.Context, name string) []Metric {
+	if c.live("metrics") != nil {
+		return nil
+	}
+	return c.monitor.LatestMetrics(ctx, name)
+}
+
+// MetricNames lists the names of the metrics the monitor knows.
+func (c *Cluster) MetricNames(ctx context.Context) []string {
+	if c.live("metric names") != nil {
+		return nil
+	}
+	return c.monitor.MetricNames(ctx)
+}
+
+// Alerts returns the most recent alerts this peer saw, oldest first.
+func (c *Cluster) Alerts(ctx context.Context) []Alert {
+	c.alertsMu.Lock()
+	defer c.alertsMu.Unlock()
+	return slices.Clone(c.alerts)
+}
+
+func (c *Cluster) recordAlert(a Alert) {
+	c.alertsMu.Lock()
+	defer c.alertsMu.Unlock()
+	c.alerts = append(c.alerts, a)
+	if len(c.alerts) > maxRecentAlerts {
+		c.alerts = slices.Delete(c.alerts, 0, len(c.alerts)-maxRecentAlerts)
+	}
+}

@@ -1,0 +1,201 @@
+package pincluster
+
+import (
+	"errors"
+	"fmt"
+
+	peer "github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Sentinel errors. Callers test for them with errors.Is; the functions that
+// return them wrap them with the operation's name and details.
+var (
+	// ErrClosed is returned by every method of a Cluster, State or
+	// component called after its Shutdown or Close; a second Shutdown
+	// returns an error wrapping it.
+	ErrClosed = errors.New("pincluster: closed")
+
+	// ErrNotFound is returned by State.Get, Cluster.PinGet and
+	// Cluster.Status when the CID is not in the pinset.
+	ErrNotFound = errors.New("pincluster: not found")
+
+	// ErrInvalidPin is wrapped by every *ValidationError: a pin or its
+	// options broke a documented rule (Pin.Validate, PinOptions.Validate,
+	// the decoders, Cluster.Pin).
+	ErrInvalidPin = errors.New("pincluster: invalid pin")
+	// ErrInvalidCID is returned (inside a *ValidationError) for an
+	// undefined or undecodable CID.
+	ErrInvalidCID = errors.New("pincluster: invalid cid")
+	// ErrInvalidReplication is returned (inside a *ValidationError) when
+	// replication min is greater than max, or -1 is used for only one.
+	ErrInvalidReplication = errors.New("pincluster: invalid replication factors")
+	// ErrTooManyAllocations is returned (inside a *ValidationError) when
+	// user allocations exceed replication max or MaxAllocations.
+	ErrTooManyAllocations = errors.New("pincluster: too many allocations")
+	// ErrMetadataTooLarge is returned (inside a *ValidationError) when
+	// metadata exceeds MaxMetadataKeys, MaxMetadataKeyLen or
+	// MaxMetadataValueLen.
+	ErrMetadataTooLarge = errors.New("pincluster: metadata too large")
+	// ErrNameTooLong is returned (inside a *ValidationError) for a name
+	// over MaxNameLen bytes.
+	ErrNameTooLong = errors.New("pincluster: name too long")
+	// ErrUnknownMode is returned (inside a *ValidationError) for a pin mode
+	// other than recursive or direct.
+	ErrUnknownMode = errors.New("pincluster: unknown pin mode")
+	// ErrTooManyOrigins is returned (inside a *ValidationError) for more
+	// than MaxOrigins origins.
+	ErrTooManyOrigins = errors.New("pincluster: too many origins")
+	// ErrInvalidStatus is returned by ParseTrackerStatus for an unknown
+	// status name.
+	ErrInvalidStatus = errors.New("pincluster: invalid tracker status")
+
+	// ErrCorrupt is wrapped by every *RecordError: a stored or received
+	// record (a pin in the state, a line of an export stream, a metric)
+	// could not be decoded.
+	ErrCorrupt = errors.New("pincluster: corrupt record")
+	// ErrUnsupportedVersion is returned (inside a *RecordError) for a
+	// record or stream written by a newer, unknown encoding version.
+	ErrUnsupportedVersion = errors.New("pincluster: unsupported encoding version")
+
+	// ErrNotPinned is returned by IPFSConnector.Unpin when the CID is not
+	// pinned on the IPFS node.
+	ErrNotPinned = errors.New("pincluster: not pinned")
+	// ErrIPFSUnavailable is returned by IPFSConnector methods when the
+	// IPFS node cannot be reached or answers with a server error.
+	ErrIPFSUnavailable = errors.New("pincluster: ipfs node unavailable")
+	// ErrPinTimeout is returned by the tracker when a pin made no progress
+	// for the configured pin timeout.
+	ErrPinTimeout = errors.New("pincluster: pin timed out without progress")
+	// ErrQueueFull is returned by PinTracker.Track when its operation
+	// queue is at its bound.
+	ErrQueueFull = errors.New("pincluster: operation queue full")
+
+	// ErrNotEnoughPeers is wrapped by *AllocationError: fewer peers than
+	// replication min could be allocated.
+	ErrNotEnoughPeers = errors.New("pincluster: not enough peers to allocate")
+	// ErrNoLeader is returned by Consensus.Leader for consensus components
+	// without a leader (CRDT) and by Raft while no leader is elected.
+	ErrNoLeader = errors.New("pincluster: no leader")
+	// ErrPermission is returned when an untrusted peer calls a method that
+	// needs trust, or an API caller lacks authorisation.
+	ErrPermission = errors.New("pincluster: permission denied")
+
+	// ErrOption is wrapped by every *OptionError: options given to New
+	// conflict or hold impossible values.
+	ErrOption = errors.New("pincluster: invalid option")
+)
+
+// ValidationError says which field of a pin broke which rule. It wraps
+// ErrInvalidPin and a specific sentinel (Err), so both
+// errors.Is(err, ErrInvalidPin) and errors.Is(err, ErrNameTooLong) hold.
+type ValidationError struct {
+	// Field is the offending field in IPFS Cluster's JSON spelling
+	// ("name", "metadata", "replication", ...).
+	Field string
+	// Err is the specific sentinel (ErrNameTooLong, ...).
+	Err error
+	// Detail explains the values involved.
+	Detail string
+}
+
+// Error implements error.
+func (e *ValidationError) Error() string {
+	msg := "pincluster: invalid pin: " + e.Field
+	if e.Err != nil && e.Err != ErrInvalidPin {
+		msg += ": " + trimPrefix(e.Err.Error())
+	}
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	return msg
+}
+
+// Unwrap returns ErrInvalidPin and the specific sentinel.
+func (e *ValidationError) Unwrap() []error {
+	if e.Err == nil || e.Err == ErrInvalidPin {
+		return []error{ErrInvalidPin}
+	}
+	return []error{ErrInvalidPin, e.Err}
+}
+
+// RecordError names a record that could not be decoded: a state key, or a
+// line of an export stream. It wraps ErrCorrupt and the cause.
+type RecordError struct {
+	// Key is the datastore key of the record, when it has one.
+	Key string
+	// Line is the 1-based line of an export stream, when it has one.
+	Line int
+	// Err is the cause.
+	Err error
+}
+
+// Error implements error.
+func (e *RecordError) Error() string {
+	where := ""
+	switch {
+	case e.Key != "":
+		where = " at key " + e.Key
+	case e.Line > 0:
+		where = fmt.Sprintf(" at line %d", e.Line)
+	}
+	return fmt.Sprintf("pincluster: corrupt record%s: %v", where, e.Err)
+}
+
+// Unwrap returns ErrCorrupt and the cause.
+func (e *RecordError) Unwrap() []error { return []error{ErrCorrupt, e.Err} }
+
+// AllocationError says how many peers a pin needed and how many could be
+// found. It wraps ErrNotEnoughPeers.
+type AllocationError struct {
+	// Needed is the replication minimum.
+	Needed int
+	// Available is how many suitable peers there were.
+	Available int
+}
+
+// Error implements error.
+func (e *AllocationError) Error() string {
+	return fmt.Sprintf("pincluster: not enough peers to allocate: needed %d, %d available", e.Needed, e.Available)
+}
+
+// Unwrap returns ErrNotEnoughPeers.
+func (e *AllocationError) Unwrap() error { return ErrNotEnoughPeers }
+
+// PeerError is an error that happened on, or while talking to, one peer.
+type PeerError struct {
+	// Peer is the peer involved.
+	Peer peer.ID
+	// Err is the cause.
+	Err error
+}
+
+// Error implements error.
+func (e *PeerError) Error() string { return fmt.Sprintf("peer %s: %v", e.Peer, e.Err) }
+
+// Unwrap returns the cause.
+func (e *PeerError) Unwrap() error { return e.Err }
+
+// OptionError names the option (or options) given to New that conflict or
+// hold an impossible value. It wraps ErrOption.
+type OptionError struct {
+	// Options names the options involved, e.g. "WithBadger and WithPebble".
+	Options string
+	// Detail explains the problem.
+	Detail string
+}
+
+// Error implements error.
+func (e *OptionError) Error() string {
+	return "pincluster: invalid option: " + e.Options + ": " + e.Detail
+}
+
+// Unwrap returns ErrOption.
+func (e *OptionError) Unwrap() error { return ErrOption }
+
+func trimPrefix(s string) string {
+	const p = "pincluster: "
+	if len(s) > len(p) && s[:len(p)] == p {
+		return s[len(p):]
+	}
+	return s
+}

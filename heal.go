@@ -1,0 +1,222 @@
+package pincluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"slices"
+	"time"
+
+	cid "github.com/ipfs/go-cid"
+	peer "github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Self-healing, expiry and the tracker's catch-up run in the Cluster's own
+// goroutines (started by New, stopped by Shutdown):
+//
+//   - alerts: when a peer's ping metric expires, the pins allocated to it
+//     are re-allocated. For each pin exactly one peer acts: among the live
+//     trusted peers (a valid ping metric, and this peer), the one whose
+//     SHA-256 of its ID is closest (XOR) to the SHA-256 of the CID. Every
+//     peer computes the same choice from the same metrics; should two
+//     views differ, the worst case is a pin logged twice, which is
+//     harmless.
+//   - expiry: pins whose ExpireAt has passed are unpinned by the same
+//     responsible peer.
+//   - state sync: every pin of the shared state is handed to the tracker
+//     (which ignores what it already handles) and tracked CIDs that left
+//     the state are untracked, so a restarted peer catches up.
+
+// alivePeers returns the trusted peers with a valid ping metric, and this
+// peer, sorted; exclude is left out.
+func (c *Cluster) alivePeers(ctx context.Context, exclude ...peer.ID) []peer.ID {
+	self := c.host.ID()
+	out := []peer.ID{self}
+	now := time.Now()
+	for _, m := range c.monitor.LatestMetrics(ctx, pingMetricName) {
+		if !m.Valid(now) || m.Peer == self || slices.Contains(exclude, m.Peer) || slices.Contains(out, m.Peer) {
+			continue
+		}
+		if !c.consensus.IsTrustedPeer(ctx, m.Peer) {
+			continue
+		}
+		out = append(out, m.Peer)
+	}
+	if slices.Contains(exclude, self) {
+		out = slices.DeleteFunc(out, func(p peer.ID) bool { return p == self })
+	}
+	slices.Sort(out)
+	return out
+}
+
+// responsibleFor returns the peer among candidates that acts for ci.
+func responsibleFor(ci cid.Cid, candidates []peer.ID) peer.ID {
+	target := sha256.Sum256(ci.Bytes())
+	var best peer.ID
+	var bestDist [sha256.Size]byte
+	for i, p := range candidates {
+		h := sha256.Sum256([]byte(p))
+		var d [sha256.Size]byte
+		for j := range d {
+			d[j] = h[j] ^ target[j]
+		}
+		if i == 0 || bytes.Compare(d[:], bestDist[:]) < 0 {
+			best, bestDist = p, d
+		}
+	}
+	return best
+}
+
+// runAlerts reacts to the monitor's alerts until ctx ends.
+func (c *Cluster) runAlerts(ctx context.Context) {
+	alerts := c.monitor.Alerts()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case a, ok := <-alerts:
+			if !ok {
+				return
+			}
+			c.recordAlert(a)
+			c.log.Info("peer alert", "peer", a.Metric.Peer, "metric", a.Metric.Name)
+			if a.Metric.Name == pingMetricName && c.cfg.repinning {
+				c.repinFrom(ctx, a.Metric.Peer)
+			}
+		}
+	}
+}
+
+// repinFrom re-allocates the pins allocated to the lost peer for which this
+// peer is responsible.
+func (c *Cluster) repinFrom(ctx context.Context, lost peer.ID) {
+	st, err := c.state(ctx)
+	if err != nil {
+		c.log.Warn("repin: no state", "err", err)
+		return
+	}
+	alive := c.alivePeers(ctx, lost)
+	self := c.host.ID()
+	moved := 0
+	for pin, err := range st.List(ctx) {
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			c.log.Warn("repin: listing the state", "err", err)
+			continue
+		}
+		if !slices.Contains(pin.Allocations, lost) || responsibleFor(pin.Cid, alive) != self {
+			continue
+		}
+		if _, err := c.pin(ctx, pin.Cid, pin.PinOptions, []peer.ID{lost}); err != nil {
+			c.log.Warn("repin failed", "cid", pin.Cid, "lost", lost, "err", err)
+			continue
+		}
+		moved++
+	}
+	if moved > 0 {
+		c.log.Info("repinned pins of a lost peer", "lost", lost, "pins", moved)
+	}
+}
+
+// runExpiry unpins expired pins every expiry interval until ctx ends.
+func (c *Cluster) runExpiry(ctx context.Context) {
+	t := time.NewTicker(c.cfg.expiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.expireOnce(ctx)
+		}
+	}
+}
+
+func (c *Cluster) expireOnce(ctx context.Context) {
+	st, err := c.state(ctx)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	alive := c.alivePeers(ctx)
+	self := c.host.ID()
+	for pin, err := range st.List(ctx) {
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil || !pin.Expired(now) || responsibleFor(pin.Cid, alive) != self {
+			continue
+		}
+		if _, err := c.unpin(ctx, pin.Cid); err != nil && !errors.Is(err, ErrNotFound) {
+			c.log.Warn("unpin of expired pin failed", "cid", pin.Cid, "err", err)
+		}
+	}
+}
+
+// runStateSync hands the state to the tracker at start and every state
+// sync interval until ctx ends.
+func (c *Cluster) runStateSync(ctx context.Context) {
+	t := time.NewTicker(c.cfg.stateSyncInterval)
+	defer t.Stop()
+	for {
+		c.stateSyncOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Cluster) stateSyncOnce(ctx context.Context) {
+	st, err := c.state(ctx)
+	if err != nil {
+		return
+	}
+	for pin, err := range st.List(ctx) {
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			c.log.Warn("state sync: listing the state", "err", err)
+			continue
+		}
+		if err := c.tracker.Track(ctx, pin); err != nil && ctx.Err() == nil {
+			c.log.Warn("state sync: track", "cid", pin.Cid, "err", err)
+		}
+	}
+	// Untrack what the tracker still handles but the state no longer has.
+	var gone []cid.Cid
+	for pi, err := range c.tracker.StatusAll(ctx, 0) {
+		if err != nil || ctx.Err() != nil {
+			break
+		}
+		if pi.Status.Match(TrackerStatusUnpinned | TrackerStatusUnpinning | TrackerStatusUnpinQueued | TrackerStatusRemote) {
+			continue
+		}
+		if ok, err := st.Has(ctx, pi.Cid); err == nil && !ok {
+			gone = append(gone, pi.Cid)
+		}
+	}
+	for _, ci := range gone {
+		if err := c.tracker.Untrack(ctx, ci); err != nil && ctx.Err() == nil {
+			c.log.Warn("state sync: untrack", "cid", ci, "err", err)
+		}
+	}
+}
+
+// onStateChange feeds one change of the shared state to the tracker.
+func (c *Cluster) onStateChange(ctx context.Context, pin Pin, removed bool) {
+	var err error
+	if removed {
+		err = c.tracker.Untrack(ctx, pin.Cid)
+	} else {
+		err = c.tracker.Track(ctx, pin)
+	}
+	if err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+		c.log.Warn("tracking a state change", "cid", pin.Cid, "removed", removed, "err", err)
+	}
+}

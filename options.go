@@ -1,0 +1,446 @@
+package pincluster
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	pebbleds "github.com/ipfs/go-ds-pebble"
+
+	peer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pincluster/pincluster/internal/badgerds"
+)
+
+// Option configures a Cluster (New) or a State (OpenState). Options return
+// an error for impossible values; contradictory options make New fail with
+// an *OptionError naming both. Nil options are skipped, so option lists
+// can be built conditionally.
+type Option func(*config) error
+
+// config holds every setting. defaultConfig is the one place where
+// defaults live.
+type config struct {
+	// Where the state (and the other components' data) is stored; at most
+	// one of the three.
+	datastore  ds.Batching
+	badgerPath string
+	pebblePath string
+	// which option set the store, for conflict messages.
+	storeOption string
+
+	logger *slog.Logger
+
+	// Components given by the caller; nil means the default.
+	consensus Consensus
+	connector IPFSConnector
+	tracker   PinTracker
+	monitor   PeerMonitor
+	allocator PinAllocator
+	informers []Informer
+	apis      []func(*Cluster) (API, error)
+	tracer    Tracer
+	metrics   *clusterMetrics
+
+	clusterName  string
+	peerName     string
+	trustAll     bool
+	trustedPeers []peer.ID
+
+	replicationMin int
+	replicationMax int
+
+	batchMaxSize int
+	batchMaxAge  time.Duration
+
+	monitorInterval   time.Duration
+	repinning         bool
+	stateSyncInterval time.Duration
+	expiryInterval    time.Duration
+}
+
+// defaultConfig returns every default of the library. It is the only place
+// where defaults are set.
+func defaultConfig() config {
+	return config{
+		logger:            slog.New(slog.DiscardHandler),
+		clusterName:       "default",
+		trustAll:          true,
+		replicationMin:    -1, // every peer, as IPFS Cluster
+		replicationMax:    -1,
+		batchMaxSize:      1000,
+		batchMaxAge:       time.Second,
+		monitorInterval:   15 * time.Second,
+		repinning:         true,
+		stateSyncInterval: time.Minute,
+		expiryInterval:    time.Minute,
+	}
+}
+
+// newConfig applies opts over the defaults and validates the result.
+func newConfig(opts ...Option) (*config, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// validate checks rules that involve several options.
+func (c *config) validate() error {
+	if c.logger == nil {
+		return &OptionError{Options: "WithLogger", Detail: "nil logger"}
+	}
+	if c.consensus != nil && c.storeOption != "" {
+		return &OptionError{Options: "WithConsensus and " + c.storeOption,
+			Detail: "a consensus given by the caller brings its own state; the datastore option would be unused"}
+	}
+	if c.replicationMax > 0 && c.replicationMin > c.replicationMax {
+		return &OptionError{Options: "WithReplication",
+			Detail: fmt.Sprintf("min %d is greater than max %d", c.replicationMin, c.replicationMax)}
+	}
+	return nil
+}
+
+func (c *config) setStore(option string) error {
+	if c.storeOption != "" {
+		return &OptionError{Options: c.storeOption + " and " + option,
+			Detail: "cannot specify more than one datastore"}
+	}
+	c.storeOption = option
+	return nil
+}
+
+// openDatastore opens the configured datastore. closer is nil when the
+// datastore was given by the caller (who closes it).
+func (c *config) openDatastore() (d ds.Batching, closer io.Closer, err error) {
+	switch {
+	case c.datastore != nil:
+		return c.datastore, nil, nil
+	case c.badgerPath != "":
+		bd, err := badgerds.New(c.badgerPath, &badgerds.Options{Logger: c.logger})
+		if err != nil {
+			return nil, nil, fmt.Errorf("pincluster: open badger at %s: %w", c.badgerPath, err)
+		}
+		return bd, bd, nil
+	case c.pebblePath != "":
+		pd, err := pebbleds.NewDatastore(c.pebblePath)
+		if err != nil {
+			return nil, nil, fmt.Errorf("pincluster: open pebble at %s: %w", c.pebblePath, err)
+		}
+		return pd, pd, nil
+	default:
+		m := NewMemoryState().Datastore()
+		return m, nil, nil
+	}
+}
+
+// WithDatastore stores the state (and the other components' data, each in
+// its own namespace) in d, which the caller opens and closes. Conflicts
+// with WithBadger and WithPebble. Default: in memory.
+func WithDatastore(d ds.Batching) Option {
+	return func(c *config) error {
+		if d == nil {
+			return &OptionError{Options: "WithDatastore", Detail: "nil datastore"}
+		}
+		if err := c.setStore("WithDatastore"); err != nil {
+			return err
+		}
+		c.datastore = d
+		return nil
+	}
+}
+
+// WithBadger stores the state in a Badger database in the directory path
+// (created if missing), opened by New and closed by Shutdown. Conflicts
+// with WithDatastore and WithPebble. Default: in memory.
+func WithBadger(path string) Option {
+	return func(c *config) error {
+		if path == "" {
+			return &OptionError{Options: "WithBadger", Detail: "empty path"}
+		}
+		if err := c.setStore("WithBadger"); err != nil {
+			return err
+		}
+		c.badgerPath = path
+		return nil
+	}
+}
+
+// WithPebble stores the state in a Pebble database in the directory path
+// (created if missing), opened by New and closed by Shutdown. Conflicts
+// with WithDatastore and WithBadger. Default: in memory.
+func WithPebble(path string) Option {
+	return func(c *config) error {
+		if path == "" {
+			return &OptionError{Options: "WithPebble", Detail: "empty path"}
+		}
+		if err := c.setStore("WithPebble"); err != nil {
+			return err
+		}
+		c.pebblePath = path
+		return nil
+	}
+}
+
+// WithLogger sends the library's logs to l; each component adds a
+// "component" attribute. Default: logs are discarded.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return &OptionError{Options: "WithLogger", Detail: "nil logger"}
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+func positive(option string, d time.Duration) error {
+	if d <= 0 {
+		return &OptionError{Options: option, Detail: fmt.Sprintf("%v is not a positive duration", d)}
+	}
+	return nil
+}
+
+// WithConsensus replaces the default Merkle-CRDT consensus (for example
+// with the Raft consensus). The consensus owns the state, so this cannot
+// be combined with the datastore options. Default: CRDT over the pubsub
+// given to New.
+func WithConsensus(cs Consensus) Option {
+	return func(c *config) error {
+		if cs == nil {
+			return &OptionError{Options: "WithConsensus", Detail: "nil consensus"}
+		}
+		if c.consensus != nil {
+			return &OptionError{Options: "WithConsensus", Detail: "given twice"}
+		}
+		c.consensus = cs
+		return nil
+	}
+}
+
+// WithConnector replaces the in-process IPFS node with another connector
+// (package connector/kubo, or clustertest's mock). Default: the in-process
+// node on the host and DHT given to New.
+func WithConnector(ipfs IPFSConnector) Option {
+	return func(c *config) error {
+		if ipfs == nil {
+			return &OptionError{Options: "WithConnector", Detail: "nil connector"}
+		}
+		if c.connector != nil {
+			return &OptionError{Options: "WithConnector", Detail: "given twice"}
+		}
+		c.connector = ipfs
+		return nil
+	}
+}
+
+// WithTracker replaces the default operation tracker. Default: the
+// operation tracker over the connector.
+func WithTracker(t PinTracker) Option {
+	return func(c *config) error {
+		if t == nil {
+			return &OptionError{Options: "WithTracker", Detail: "nil tracker"}
+		}
+		if c.tracker != nil {
+			return &OptionError{Options: "WithTracker", Detail: "given twice"}
+		}
+		c.tracker = t
+		return nil
+	}
+}
+
+// WithMonitor replaces the pubsub peer monitor. Default: the pubsub
+// monitor on the cluster's metrics topic.
+func WithMonitor(m PeerMonitor) Option {
+	return func(c *config) error {
+		if m == nil {
+			return &OptionError{Options: "WithMonitor", Detail: "nil monitor"}
+		}
+		if c.monitor != nil {
+			return &OptionError{Options: "WithMonitor", Detail: "given twice"}
+		}
+		c.monitor = m
+		return nil
+	}
+}
+
+// WithAllocator replaces the balanced allocator. Default: balanced by
+// "tag:group" then "freespace".
+func WithAllocator(a PinAllocator) Option {
+	return func(c *config) error {
+		if a == nil {
+			return &OptionError{Options: "WithAllocator", Detail: "nil allocator"}
+		}
+		if c.allocator != nil {
+			return &OptionError{Options: "WithAllocator", Detail: "given twice"}
+		}
+		c.allocator = a
+		return nil
+	}
+}
+
+// WithInformers replaces the informers whose metrics this peer publishes.
+// Default: free space, pin count, pin queue length and tags (WithTags).
+func WithInformers(infs ...Informer) Option {
+	return func(c *config) error {
+		for i, inf := range infs {
+			if inf == nil {
+				return &OptionError{Options: "WithInformers", Detail: fmt.Sprintf("informer %d is nil", i)}
+			}
+		}
+		c.informers = append(c.informers, infs...)
+		return nil
+	}
+}
+
+// WithAPI starts an API for the cluster once it is ready: newAPI is called
+// with the Cluster and its API is shut down first by Shutdown. May be given
+// several times. Default: no API.
+func WithAPI(newAPI func(*Cluster) (API, error)) Option {
+	return func(c *config) error {
+		if newAPI == nil {
+			return &OptionError{Options: "WithAPI", Detail: "nil constructor"}
+		}
+		c.apis = append(c.apis, newAPI)
+		return nil
+	}
+}
+
+// WithTracer records spans of the Cluster's operations with t. Default: no
+// tracing.
+func WithTracer(t Tracer) Option {
+	return func(c *config) error {
+		if t == nil {
+			return &OptionError{Options: "WithTracer", Detail: "nil tracer"}
+		}
+		c.tracer = t
+		return nil
+	}
+}
+
+// WithClusterName sets the cluster's name, which names its pubsub topics
+// and RPC protocol: peers with different names do not talk. Default:
+// "default".
+func WithClusterName(name string) Option {
+	return func(c *config) error {
+		if name == "" || len(name) > 64 {
+			return &OptionError{Options: "WithClusterName", Detail: "name must have 1 to 64 bytes"}
+		}
+		c.clusterName = name
+		return nil
+	}
+}
+
+// WithPeerName sets this peer's human name, reported in statuses and IDs.
+// Default: the peer ID's short form.
+func WithPeerName(name string) Option {
+	return func(c *config) error {
+		c.peerName = name
+		return nil
+	}
+}
+
+// WithTrustedPeers restricts who may modify the shared state and call
+// mutating RPC methods to the given peers (this peer is always trusted).
+// Without it every peer on the cluster's topics is trusted, as with IPFS
+// Cluster's default ("*"), which is only safe on closed networks. May be
+// given several times; the lists add up. Default: trust all.
+func WithTrustedPeers(peers ...peer.ID) Option {
+	return func(c *config) error {
+		for i, p := range peers {
+			if p == "" {
+				return &OptionError{Options: "WithTrustedPeers", Detail: fmt.Sprintf("peer %d is empty", i)}
+			}
+		}
+		c.trustAll = false
+		c.trustedPeers = append(c.trustedPeers, peers...)
+		return nil
+	}
+}
+
+// WithReplication sets the replication factors of pins that do not set
+// their own; -1 for both pins on every peer. Default: -1, -1.
+func WithReplication(min, max int) Option {
+	return func(c *config) error {
+		if min == 0 || max == 0 || min < -1 || max < -1 || (min == -1) != (max == -1) {
+			return &OptionError{Options: "WithReplication",
+				Detail: fmt.Sprintf("min %d, max %d: use positive factors, or -1 for both", min, max)}
+		}
+		c.replicationMin, c.replicationMax = min, max
+		return nil
+	}
+}
+
+// WithBatching sets how the consensus groups pins into one commit: at most
+// maxSize pins, waiting at most maxAge while a commit is in flight (an idle
+// store commits at once). Default: 1000 pins, 1s.
+func WithBatching(maxSize int, maxAge time.Duration) Option {
+	return func(c *config) error {
+		if maxSize < 1 {
+			return &OptionError{Options: "WithBatching", Detail: fmt.Sprintf("max size %d", maxSize)}
+		}
+		if err := positive("WithBatching", maxAge); err != nil {
+			return err
+		}
+		c.batchMaxSize, c.batchMaxAge = maxSize, maxAge
+		return nil
+	}
+}
+
+// WithMonitorInterval sets how often metrics are published; they expire
+// after twice that, which is when a silent peer raises an alert. Default:
+// 15s.
+func WithMonitorInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if err := positive("WithMonitorInterval", d); err != nil {
+			return err
+		}
+		c.monitorInterval = d
+		return nil
+	}
+}
+
+// WithRepinning turns self-healing on or off: when on, the pins of a peer
+// that went silent are re-allocated to others. Default: on.
+func WithRepinning(on bool) Option {
+	return func(c *config) error {
+		c.repinning = on
+		return nil
+	}
+}
+
+// WithStateSyncInterval sets how often the whole shared state is handed to
+// the tracker, so that it catches up after restarts and missed events.
+// Default: 1m.
+func WithStateSyncInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if err := positive("WithStateSyncInterval", d); err != nil {
+			return err
+		}
+		c.stateSyncInterval = d
+		return nil
+	}
+}
+
+// WithExpiryInterval sets how often expired pins are looked for and
+// unpinned. Default: 1m.
+func WithExpiryInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if err := positive("WithExpiryInterval", d); err != nil {
+			return err
+		}
+		c.expiryInterval = d
+		return nil
+	}
+}

@@ -1,0 +1,148 @@
+package pincluster_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pincluster/pincluster"
+)
+
+// benchPins is the size of the State benchmarks' pinset; override with
+// PINCLUSTER_BENCH_PINS.
+func benchPins() int {
+	if n, err := strconv.Atoi(os.Getenv("PINCLUSTER_BENCH_PINS")); err == nil && n > 0 {
+		return n
+	}
+	return 1_000_000
+}
+
+// heapSampler records how far the heap in use grows above its level at
+// start while it runs.
+type heapSampler struct {
+	base uint64
+	peak atomic.Uint64
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func startHeapSampler() *heapSampler {
+	s := &heapSampler{stop: make(chan struct{})}
+	runtime.GC()
+	var m0 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	s.base = m0.HeapInuse
+	s.peak.Store(m0.HeapInuse)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		var m runtime.MemStats
+		for {
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > s.peak.Load() {
+				s.peak.Store(m.HeapInuse)
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *heapSampler) Stop() float64 {
+	close(s.stop)
+	s.wg.Wait()
+	return float64(s.peak.Load()-s.base) / (1 << 20)
+}
+
+// BenchmarkState1M writes, reads and lists benchPins() pins on each store.
+// Run with: go test -run '^$' -bench BenchmarkState1M -benchtime 1x .
+func BenchmarkState1M(b *testing.B) {
+	n := benchPins()
+	ctx := context.Background()
+	pins := make([]pincluster.Pin, n)
+	for i := range pins {
+		pins[i] = mkPin(b, i)
+	}
+	kinds := []struct {
+		name string
+		opt  func(dir string) pincluster.Option
+	}{
+		{"memory", func(string) pincluster.Option { return nil }},
+		{"badger", pincluster.WithBadger},
+		{"pebble", pincluster.WithPebble},
+	}
+	for _, k := range kinds {
+		b.Run(k.name, func(b *testing.B) {
+			for range b.N {
+				s, err := pincluster.OpenState(k.opt(b.TempDir()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				batch, err := s.Batch(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i, p := range pins {
+					if err := batch.Add(ctx, p); err != nil {
+						b.Fatal(err)
+					}
+					if (i+1)%10_000 == 0 {
+						if err := batch.Commit(ctx); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				if err := batch.Commit(ctx); err != nil {
+					b.Fatal(err)
+				}
+				addSecs := time.Since(start).Seconds()
+
+				start = time.Now()
+				const gets = 100_000
+				for i := range gets {
+					if _, err := s.Get(ctx, pins[(i*7919)%n].Cid); err != nil {
+						b.Fatal(err)
+					}
+				}
+				getSecs := time.Since(start).Seconds()
+
+				hs := startHeapSampler()
+				start = time.Now()
+				count := 0
+				for _, err := range s.List(ctx) {
+					if err != nil {
+						b.Fatal(err)
+					}
+					count++
+				}
+				listSecs := time.Since(start).Seconds()
+				peak := hs.Stop()
+				if count != n {
+					b.Fatalf("listed %d pins, want %d", count, n)
+				}
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(n)/addSecs, "adds/s")
+				b.ReportMetric(gets/getSecs, "gets/s")
+				b.ReportMetric(listSecs, "list-s")
+				b.ReportMetric(peak, "list-heap-growth-MiB")
+				fmt.Fprintf(os.Stderr, "%s: %d pins: add %.2fs, %d gets %.2fs, list %.2fs, list heap growth %.1f MiB\n",
+					k.name, n, addSecs, gets, getSecs, listSecs, peak)
+			}
+		})
+	}
+}
