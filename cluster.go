@@ -18,6 +18,7 @@ import (
 	routing "github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/pincluster/pincluster/internal/gorun"
+	"github.com/pincluster/pincluster/internal/rpc"
 )
 
 // Version is pincluster's version, reported by ID and the APIs.
@@ -66,6 +67,8 @@ type Cluster struct {
 	apis      []API
 	tracer    Tracer
 	remote    remotePeers // calls to other peers (internal/rpc)
+	rpcServer *rpc.Server
+	rpcClient *rpc.Client
 
 	// closers release what New created, in reverse order, after the
 	// components shut down (the in-process node, an opened datastore).
@@ -163,6 +166,7 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 		add("api", a.Shutdown(ctx))
 	}
 	add("cluster loops", c.group.Close(ctx))
+	add("rpc", c.stopRPC(ctx))
 	if c.tracker != nil {
 		add("tracker", c.tracker.Shutdown(ctx))
 	}

@@ -140,8 +140,7 @@ func (c *config) openDatastore() (d ds.Batching, closer io.Closer, err error) {
 		}
 		return pd, pd, nil
 	default:
-		m := NewMemoryState().Datastore()
-		return m, nil, nil
+		return newMemStore(), nil, nil
 	}
 }
 
@@ -334,8 +333,9 @@ func WithTracer(t Tracer) Option {
 // "default".
 func WithClusterName(name string) Option {
 	return func(c *config) error {
-		if name == "" || len(name) > 64 {
-			return &OptionError{Options: "WithClusterName", Detail: "name must have 1 to 64 bytes"}
+		if !clusterNameRe.MatchString(name) {
+			return &OptionError{Options: "WithClusterName",
+				Detail: fmt.Sprintf("%q: use 1 to 64 letters, digits, '.', '_' or '-'", name)}
 		}
 		c.clusterName = name
 		return nil

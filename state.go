@@ -17,7 +17,6 @@ import (
 	cid "github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
-	dssync "github.com/ipfs/go-datastore/sync"
 )
 
 // ReadOnly is a read-only view of a pinset.
@@ -69,7 +68,8 @@ var keyEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 // pinKey returns the datastore key of c below ns: the base32 (no padding)
 // form of the CID's bytes, so that keys are case-stable and sort by CID.
 func pinKey(ns ds.Key, c cid.Cid) ds.Key {
-	return ns.ChildString(keyEncoding.EncodeToString(c.Bytes()))
+	// RawKey: the base32 alphabet needs no cleaning.
+	return ds.RawKey(ns.String() + "/" + keyEncoding.EncodeToString(c.Bytes()))
 }
 
 // DatastoreState is a State, Exporter and batch writer over any go-datastore
@@ -98,10 +98,10 @@ func NewDatastoreState(d ds.Batching) *DatastoreState {
 }
 
 // NewMemoryState returns an empty State held in memory (a map behind a
-// mutex). It is fit for production use on peers that need no persistence
+// read-write lock, listed without copying the pinset). It is fit for production use on peers that need no persistence
 // as well as for tests.
 func NewMemoryState() *DatastoreState {
-	return NewDatastoreState(dssync.MutexWrap(ds.NewMapDatastore()))
+	return NewDatastoreState(newMemStore())
 }
 
 // OpenState opens the State selected by the datastore options (WithBadger,
@@ -266,7 +266,7 @@ func (s *DatastoreState) Rm(ctx context.Context, c cid.Cid) error {
 }
 
 // StateBatch groups writes to a DatastoreState; nothing is visible until
-// Commit. It is not safe for concurrent use.
+// Commit. It may be reused after Commit. It is not safe for concurrent use.
 type StateBatch struct {
 	s *DatastoreState
 	b ds.Batch
@@ -321,7 +321,12 @@ func (b *StateBatch) Commit(ctx context.Context) error {
 	if err := b.b.Commit(ctx); err != nil {
 		return fmt.Errorf("pincluster: state batch commit: %w", err)
 	}
-	b.n = 0
+	// Some stores' batches cannot be reused: start a fresh one.
+	nb, err := b.s.store.Batch(ctx)
+	if err != nil {
+		return fmt.Errorf("pincluster: state batch commit: %w", err)
+	}
+	b.b, b.n = nb, 0
 	return nil
 }
 

@@ -15,7 +15,6 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	host "github.com/libp2p/go-libp2p/core/host"
 	peer "github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	routing "github.com/libp2p/go-libp2p/core/routing"
 )
 
@@ -45,12 +44,6 @@ func (c *Cluster) defaultMonitor() (PeerMonitor, error) {
 }
 
 func (c *Cluster) defaultAllocator() PinAllocator { return nil }
-
-func (c *Cluster) startRPC() error { return nil }
-
-func (c *Cluster) rpcProtocol() protocol.ID {
-	return protocol.ID("/pincluster/rpc/" + c.cfg.clusterName + "/0")
-}
 
 func (c *Cluster) allocate(ctx context.Context, ci cid.Cid, opts PinOptions, current, exclude []peer.ID) ([]peer.ID, error) {
 	return nil, fmt.Errorf("allocate: %w", errNotBuilt)
