@@ -270,8 +270,12 @@ func (d *Datastore) CollectGarbage(ctx context.Context) error {
 // Close stops the GC loop, aborts open queries, transactions and batches,
 // and closes badger. A second Close returns ErrClosed.
 func (d *Datastore) Close() error {
-	// Stop GC first: it takes closeMu for reading while it works.
-	d.group.Stop()
+	// Stop and wait for the GC loop before taking closeMu: the loop takes
+	// closeMu for reading, so waiting for it while holding closeMu could
+	// deadlock. A GC round in progress finishes first.
+	if err := d.group.Close(context.Background()); err != nil {
+		return fmt.Errorf("badgerds: close: %w", err)
+	}
 	d.closeMu.Lock()
 	defer d.closeMu.Unlock()
 	if d.closed {
@@ -287,11 +291,6 @@ func (d *Datastore) Close() error {
 	d.liveMu.Unlock()
 	for _, a := range open {
 		a.abort()
-	}
-	// The GC goroutine cannot be inside badger now (it would hold
-	// closeMu); wait for it to return.
-	if err := d.group.Close(context.Background()); err != nil {
-		return fmt.Errorf("badgerds: close: %w", err)
 	}
 	if err := d.db.Close(); err != nil {
 		return fmt.Errorf("badgerds: close: %w", err)

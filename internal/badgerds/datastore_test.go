@@ -539,6 +539,24 @@ func TestGCLoop(t *testing.T) {
 	if d.group.Running() != 0 {
 		t.Fatal("GC goroutine still running after Close")
 	}
+	// Close while the loop is busy, repeatedly: Close must not deadlock
+	// with a GC pass waiting to enter.
+	for range 10 {
+		ran := make(chan struct{}, 1)
+		d, err := New(t.TempDir(), &Options{GCInterval: time.Microsecond, onGC: func(error) {
+			select {
+			case ran <- struct{}{}:
+			default:
+			}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-ran
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// Disabled loop.
 	d2 := newDS(t, t.TempDir(), &Options{GCInterval: -1})
 	if d2.group.Running() != 0 {

@@ -226,7 +226,7 @@ func TestPermissions(t *testing.T) {
 		}
 	}
 	good, _ := Marshal(echoReq{Text: "x"})
-	garbage := []byte{0xff, 0xfe, 0x00, 0x9f}     // not CBOR: decoding it would fail with ErrMalformed
+	garbage := []byte{0xff, 0xfe, 0x00, 0x9f}   // not CBOR: decoding it would fail with ErrMalformed
 	huge := bytes.Repeat([]byte{0xaa}, 512<<10) // above the server's 1 KiB limit
 	ctx := ctxT(t)
 	srv := p.srvHost.ID()
@@ -447,6 +447,7 @@ func TestHostileFrames(t *testing.T) {
 	})
 	hdrM, _ := appendHeader(nil, reqHeader{Version: wireVersion, Method: "M"})
 	hdrV2, _ := appendHeader(nil, reqHeader{Version: 2, Method: "M"})
+	hdrLong, _ := appendHeader(nil, reqHeader{Version: wireVersion, Method: strings.Repeat("m", 4000)})
 	unknownField, _ := encMode.Marshal(map[int]any{1: 1, 2: "M", 9: "x"})
 	cases := []struct {
 		name  string
@@ -462,6 +463,7 @@ func TestHostileFrames(t *testing.T) {
 		{"huge header length", binary.AppendUvarint(nil, 1<<62), codeTooLarge},
 		{"overlong uvarint", bytes.Repeat([]byte{0xff}, 11), codeMalformed},
 		{"bad version", append(hdrV2, 0), codeMalformed},
+		{"long method name", append(bytes.Clone(hdrLong), 0), codeMalformed},
 		{"huge body length", append(bytes.Clone(hdrM), binary.AppendUvarint(nil, 1<<40)...), codeTooLarge},
 		{"truncated body", append(bytes.Clone(hdrM), append(binary.AppendUvarint(nil, 100), 1, 2)...), ""},
 	}

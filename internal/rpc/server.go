@@ -147,7 +147,7 @@ func (s *Server) register(name string, m *method) error {
 
 func validMethod(name string) error {
 	if name == "" || len(name) > maxMethodLen {
-		return fmt.Errorf("method name %q: must be 1 to %d bytes", name, maxMethodLen)
+		return fmt.Errorf("method name of %d bytes: must be 1 to %d bytes", len(name), maxMethodLen)
 	}
 	for _, r := range name {
 		if r > unicode.MaxASCII || !unicode.IsPrint(r) || r == ' ' {
@@ -257,6 +257,10 @@ func (s *Server) handleStream(st network.Stream) {
 	}
 	if hdr.Version != wireVersion {
 		s.refuse(st, remote, hdr.Method, codeMalformed, fmt.Sprintf("unsupported version %d", hdr.Version))
+		return
+	}
+	if err := validMethod(hdr.Method); err != nil {
+		s.refuse(st, remote, "", codeMalformed, err.Error())
 		return
 	}
 	m := s.lookup(hdr.Method)
