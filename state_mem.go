@@ -83,7 +83,7 @@ const memChunk = 256
 
 // Query implements ds.Read. Prefix and KeysOnly are handled natively;
 // orders, filters, offset and limit are applied by go-datastore over the
-// stream.
+// stream. Without an order, results come in no particular order.
 func (m *memStore) Query(_ context.Context, q dsq.Query) (dsq.Results, error) {
 	prefix := ""
 	if q.Prefix != "" && q.Prefix != "/" {
@@ -97,7 +97,6 @@ func (m *memStore) Query(_ context.Context, q dsq.Query) (dsq.Results, error) {
 		}
 	}
 	m.mu.RUnlock()
-	slices.Sort(keys) // key order, like the persistent stores
 
 	next := 0
 	var buf []dsq.Entry
