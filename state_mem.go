@@ -2,6 +2,7 @@ package pincluster
 
 import (
 	"context"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -85,9 +86,12 @@ const memChunk = 256
 // orders, filters, offset and limit are applied by go-datastore over the
 // stream. Without an order, results come in no particular order.
 func (m *memStore) Query(_ context.Context, q dsq.Query) (dsq.Results, error) {
-	prefix := ""
-	if q.Prefix != "" && q.Prefix != "/" {
-		prefix = ds.NewKey(q.Prefix).String() + "/"
+	// Clean the prefix as go-datastore's NaiveQueryApply does.
+	prefix := path.Clean("/" + q.Prefix)
+	if prefix == "/" {
+		prefix = ""
+	} else {
+		prefix += "/"
 	}
 	m.mu.RLock()
 	keys := make([]string, 0, len(m.values)/4+1)
@@ -100,7 +104,6 @@ func (m *memStore) Query(_ context.Context, q dsq.Query) (dsq.Results, error) {
 
 	next := 0
 	var buf []dsq.Entry
-	native := dsq.Query{Prefix: q.Prefix, KeysOnly: q.KeysOnly, ReturnsSizes: q.ReturnsSizes}
 	it := dsq.Iterator{
 		Next: func() (dsq.Result, bool) {
 			for len(buf) == 0 {
@@ -128,10 +131,7 @@ func (m *memStore) Query(_ context.Context, q dsq.Query) (dsq.Results, error) {
 			return dsq.Result{Entry: e}, true
 		},
 	}
-	res := dsq.ResultsFromIterator(native, it)
-	rest := q
-	rest.Prefix = ""
-	return dsq.NaiveQueryApply(rest, res), nil
+	return dsq.NaiveQueryApply(q, dsq.ResultsFromIterator(q, it)), nil
 }
 
 // Batch implements ds.Batching.
