@@ -1,0 +1,333 @@
+package crdt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	cid "github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	dsq "github.com/ipfs/go-datastore/query"
+)
+
+func compareBytes(a, b []byte) int { return bytes.Compare(a, b) }
+
+// hookEvent is a visible change to report to the hooks after a commit.
+type hookEvent struct {
+	key   string
+	value []byte // nil: deleted
+	del   bool
+}
+
+// nodeChanges collects what a committed node changes in memory.
+type nodeChanges struct {
+	events      []hookEvent
+	newPending  []cid.Cid
+	pendingDiff int
+	addHead     bool
+	headPrio    uint64
+	removeHeads []cid.Cid
+}
+
+// applyDelta writes the set changes of delta d (id = its CID) into b.
+// It must run under applyMu, and reads the committed state: it relies on
+// every key appearing at most once in d.Puts and once in d.Removes.
+//
+// The result depends only on the set of deltas applied so far, never on
+// their order: tombstones are kept for ids whose element has not arrived
+// yet, and the winner is the maximum over live elements.
+func (s *Datastore) applyDelta(ctx context.Context, b ds.Batch, id cid.Cid, d *Delta, ch *nodeChanges) error {
+	type keyOps struct {
+		put     *KV
+		removes []cid.Cid
+	}
+	ops := make(map[string]*keyOps, len(d.Puts)+len(d.Removes))
+	order := make([]string, 0, len(d.Puts)+len(d.Removes))
+	get := func(k string) *keyOps {
+		o := ops[k]
+		if o == nil {
+			o = &keyOps{}
+			ops[k] = o
+			order = append(order, k)
+		}
+		return o
+	}
+	for i := range d.Puts {
+		get(d.Puts[i].Key).put = &d.Puts[i]
+	}
+	for _, r := range d.Removes {
+		o := get(r.Key)
+		o.removes = append(o.removes, r.IDs...)
+	}
+	for _, k := range order {
+		o := ops[k]
+		if err := s.applyKey(ctx, b, id, d.Priority, k, o.put, o.removes, ch); err != nil {
+			return fmt.Errorf("key %q: %w", truncate(k), err)
+		}
+	}
+	return nil
+}
+
+func (s *Datastore) applyKey(ctx context.Context, b ds.Batch, id cid.Cid, prio uint64, k string, put *KV, removes []cid.Cid, ch *nodeChanges) error {
+	ek := encKey(k)
+	removed := make(map[cid.Cid]struct{}, len(removes))
+	for _, rid := range removes {
+		if rid.Equals(id) {
+			continue // a delta cannot remove its own element
+		}
+		removed[rid] = struct{}{}
+		if err := b.Put(ctx, tombKey(ek, rid), nil); err != nil {
+			return err
+		}
+		has, err := s.store.Has(ctx, elemKey(ek, rid))
+		if err != nil {
+			return err
+		}
+		if has {
+			if err := b.Delete(ctx, elemKey(ek, rid)); err != nil {
+				return err
+			}
+		}
+	}
+	var cand *winner
+	if put != nil {
+		dead, err := s.store.Has(ctx, tombKey(ek, id))
+		if err != nil {
+			return err
+		}
+		if !dead {
+			if err := b.Put(ctx, elemKey(ek, id), putUvarint(prio, put.Value)); err != nil {
+				return err
+			}
+			cand = &winner{prio: prio, id: id, value: put.Value}
+		}
+	}
+	cur, hasCur, err := s.readWinner(ctx, k, ek)
+	if err != nil {
+		return err
+	}
+	var next *winner
+	if hasCur {
+		if _, gone := removed[cur.id]; !gone {
+			next = &cur
+		} else {
+			// The winner was removed: recompute from the other live elements.
+			next, err = s.scanWinner(ctx, ek, removed)
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if cand != nil && (next == nil || cand.beats(*next)) {
+		next = cand
+	}
+	switch {
+	case next == nil && hasCur:
+		if err := b.Delete(ctx, winnerKey(ek)); err != nil {
+			return err
+		}
+		if err := b.Delete(ctx, valueKey(k)); err != nil {
+			return err
+		}
+		ch.events = append(ch.events, hookEvent{key: k, del: true})
+	case next != nil && (!hasCur || !next.id.Equals(cur.id)):
+		if err := b.Put(ctx, winnerKey(ek), putUvarint(next.prio, next.id.Bytes())); err != nil {
+			return err
+		}
+		if !hasCur || !bytes.Equal(next.value, cur.value) {
+			if err := b.Put(ctx, valueKey(k), next.value); err != nil {
+				return err
+			}
+		}
+		ch.events = append(ch.events, hookEvent{key: k, value: next.value})
+	}
+	return nil
+}
+
+// readWinner returns the current winner of k, with its value.
+func (s *Datastore) readWinner(ctx context.Context, k, ek string) (winner, bool, error) {
+	raw, err := s.store.Get(ctx, winnerKey(ek))
+	if errors.Is(err, ds.ErrNotFound) {
+		return winner{}, false, nil
+	}
+	if err != nil {
+		return winner{}, false, err
+	}
+	p, id, err := decodeWinner(raw)
+	if err != nil {
+		return winner{}, false, err
+	}
+	v, err := s.store.Get(ctx, valueKey(k))
+	if err != nil {
+		return winner{}, false, fmt.Errorf("value of winner: %w", err)
+	}
+	return winner{prio: p, id: id, value: v}, true, nil
+}
+
+// scanWinner returns the best live element of ek, skipping ids in skip.
+func (s *Datastore) scanWinner(ctx context.Context, ek string, skip map[cid.Cid]struct{}) (*winner, error) {
+	var best *winner
+	err := s.scanElems(ctx, ek, func(id cid.Cid, prio uint64, value []byte) {
+		if _, ok := skip[id]; ok {
+			return
+		}
+		w := winner{prio: prio, id: id, value: value}
+		if best == nil || w.beats(*best) {
+			best = &w
+		}
+	})
+	return best, err
+}
+
+func (s *Datastore) scanElems(ctx context.Context, ek string, fn func(id cid.Cid, prio uint64, value []byte)) error {
+	prefix := elemPrefix(ek)
+	res, err := s.store.Query(ctx, dsq.Query{Prefix: prefix})
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	for r := range res.Next() {
+		if r.Error != nil {
+			return r.Error
+		}
+		idStr := r.Key[len(prefix):]
+		id, err := cid.Decode(idStr)
+		if err != nil {
+			return fmt.Errorf("%w: element id %q", errCorrupt, idStr)
+		}
+		p, v, err := readUvarint(r.Value)
+		if err != nil {
+			return err
+		}
+		fn(id, p, v)
+	}
+	return nil
+}
+
+// liveIDs returns the ids of the live elements of k (what a local put or
+// delete observes and removes).
+func (s *Datastore) liveIDs(ctx context.Context, k string) ([]cid.Cid, error) {
+	ek := encKey(k)
+	has, err := s.store.Has(ctx, winnerKey(ek))
+	if err != nil || !has {
+		return nil, err
+	}
+	var ids []cid.Cid
+	err = s.scanElems(ctx, ek, func(id cid.Cid, _ uint64, _ []byte) { ids = append(ids, id) })
+	return ids, err
+}
+
+// markProcessed records node id as processed in b: DAG bookkeeping (heads,
+// child markers, the journal of pending nodes, the dirty marker).
+func (s *Datastore) markProcessed(ctx context.Context, b ds.Batch, id cid.Cid, prio uint64, links []cid.Cid, ch *nodeChanges) error {
+	if err := b.Put(ctx, cidKey(nsBlocks, id), putUvarint(prio, nil)); err != nil {
+		return err
+	}
+	wasPending, err := s.store.Has(ctx, cidKey(nsPending, id))
+	if err != nil {
+		return err
+	}
+	if wasPending {
+		if err := b.Delete(ctx, cidKey(nsPending, id)); err != nil {
+			return err
+		}
+		ch.pendingDiff--
+	}
+	s.headsMu.RLock()
+	heads := s.heads
+	s.headsMu.RUnlock()
+	for _, l := range links {
+		if err := b.Put(ctx, cidKey(nsChild, l), nil); err != nil {
+			return err
+		}
+		if _, ok := heads[l]; ok {
+			if err := b.Delete(ctx, cidKey(nsHeads, l)); err != nil {
+				return err
+			}
+			ch.removeHeads = append(ch.removeHeads, l)
+			continue // a head is processed
+		}
+		known, err := s.store.Has(ctx, cidKey(nsBlocks, l))
+		if err != nil {
+			return err
+		}
+		if known {
+			continue
+		}
+		pend, err := s.store.Has(ctx, cidKey(nsPending, l))
+		if err != nil {
+			return err
+		}
+		if pend {
+			continue
+		}
+		if err := b.Put(ctx, cidKey(nsPending, l), putUvarint(prio, nil)); err != nil {
+			return err
+		}
+		ch.newPending = append(ch.newPending, l)
+		ch.pendingDiff++
+	}
+	hasChild, err := s.store.Has(ctx, cidKey(nsChild, id))
+	if err != nil {
+		return err
+	}
+	if !hasChild {
+		if err := b.Put(ctx, cidKey(nsHeads, id), putUvarint(prio, nil)); err != nil {
+			return err
+		}
+		ch.addHead = true
+		ch.headPrio = prio
+	}
+	if err := b.Put(ctx, ds.RawKey(keyNodes), putUvarint(s.nodes.Load()+1, nil)); err != nil {
+		return err
+	}
+	return s.markDirty(ctx, b, ch.pendingDiff)
+}
+
+// markDirty keeps the dirty marker in step with the journal: present
+// exactly while nodes are pending. Called under applyMu.
+func (s *Datastore) markDirty(ctx context.Context, b ds.Batch, diff int) error {
+	before := s.pending.Load()
+	after := before + int64(diff)
+	switch {
+	case before == 0 && after > 0:
+		return b.Put(ctx, ds.RawKey(keyDirty), nil)
+	case before > 0 && after == 0:
+		return b.Delete(ctx, ds.RawKey(keyDirty))
+	}
+	return nil
+}
+
+// afterCommit publishes the in-memory side of committed node changes and
+// runs the hooks. Called under applyMu.
+func (s *Datastore) afterCommit(id cid.Cid, processed bool, ch *nodeChanges) {
+	s.headsMu.Lock()
+	if len(ch.removeHeads) > 0 || ch.addHead {
+		m := make(map[cid.Cid]uint64, len(s.heads)+1)
+		for k, v := range s.heads {
+			m[k] = v
+		}
+		for _, h := range ch.removeHeads {
+			delete(m, h)
+		}
+		if ch.addHead {
+			m[id] = ch.headPrio
+		}
+		s.heads = m
+	}
+	s.headsMu.Unlock()
+	s.pending.Add(int64(ch.pendingDiff))
+	if processed {
+		s.nodes.Add(1)
+	}
+	for _, e := range ch.events {
+		if e.del {
+			if s.cfg.DeleteHook != nil {
+				s.cfg.DeleteHook(ds.RawKey(e.key))
+			}
+		} else if s.cfg.PutHook != nil {
+			s.cfg.PutHook(ds.RawKey(e.key), e.value)
+		}
+	}
+}

@@ -1,0 +1,308 @@
+package crdt
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+)
+
+// op is one local write.
+type op struct {
+	key   string
+	value []byte
+	del   bool
+}
+
+// writeReq is a group of ops waiting for the committer.
+type writeReq struct {
+	ops   []op
+	batch bool // an explicit Batch: committed on its own
+	done  chan error
+}
+
+// submit hands ops to the committer and waits until they are durable.
+func (s *Datastore) submit(ctx context.Context, name string, ops []op, batch bool) error {
+	if err := s.enter(name); err != nil {
+		return err
+	}
+	r := &writeReq{ops: ops, batch: batch, done: make(chan error, 1)}
+	gctx := s.g.Context()
+	select {
+	case s.wq <- r:
+	case <-ctx.Done():
+		return fmt.Errorf("crdt: %s: %w", name, ctx.Err())
+	case <-gctx.Done():
+		return fmt.Errorf("crdt: %s: %w", name, ErrClosed)
+	}
+	select {
+	case err := <-r.done:
+		if err != nil {
+			return fmt.Errorf("crdt: %s: %w", name, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("crdt: %s: %w", name, ctx.Err())
+	case <-gctx.Done():
+		// The committer may have finished this request just before
+		// stopping; prefer its answer.
+		select {
+		case err := <-r.done:
+			if err == nil {
+				return nil
+			}
+		default:
+		}
+		return fmt.Errorf("crdt: %s: %w", name, ErrClosed)
+	}
+}
+
+// commitLoop is the group committer: it takes the first waiting request,
+// adds every individual write already waiting (up to MaxBatchSize, and,
+// with MaxBatchAge > 0, waiting up to that long for more), commits them as
+// one delta, and answers them all.
+func (s *Datastore) commitLoop(ctx context.Context) {
+	var held *writeReq
+	defer func() {
+		// Fail whatever is still queued.
+		if held != nil {
+			held.done <- ErrClosed
+		}
+		for {
+			select {
+			case r := <-s.wq:
+				r.done <- ErrClosed
+			default:
+				return
+			}
+		}
+	}()
+	for {
+		var first *writeReq
+		if held != nil {
+			first, held = held, nil
+		} else {
+			select {
+			case first = <-s.wq:
+			case <-ctx.Done():
+				return
+			}
+		}
+		group := []*writeReq{first}
+		if !first.batch {
+			n := len(first.ops)
+			var timeout <-chan time.Time
+			var timer *time.Timer
+			if s.cfg.MaxBatchAge > 0 {
+				timer = time.NewTimer(s.cfg.MaxBatchAge)
+				timeout = timer.C
+			}
+		gather:
+			for n < s.cfg.MaxBatchSize {
+				var r *writeReq
+				if timeout == nil {
+					select {
+					case r = <-s.wq:
+					default:
+						break gather
+					}
+				} else {
+					select {
+					case r = <-s.wq:
+					case <-timeout:
+						break gather
+					case <-ctx.Done():
+						break gather
+					}
+				}
+				if r.batch {
+					held = r
+					break gather
+				}
+				group = append(group, r)
+				n += len(r.ops)
+			}
+			if timer != nil {
+				timer.Stop()
+			}
+		}
+		var ops []op
+		for _, r := range group {
+			ops = append(ops, r.ops...)
+		}
+		err := s.commitOps(ctx, ops)
+		for _, r := range group {
+			r.done <- err
+		}
+	}
+}
+
+// commitOps commits ops, in order, as one or more deltas (split by
+// MaxBatchSize and MaxBlockSize).
+func (s *Datastore) commitOps(ctx context.Context, ops []op) error {
+	budget := s.cfg.MaxBlockSize - s.cfg.MaxLinks*48 - 1024
+	start, size := 0, 0
+	for i, o := range ops {
+		sz := len(o.key) + len(o.value) + 16
+		if i > start && (i-start >= s.cfg.MaxBatchSize || size+sz > budget) {
+			if err := s.commitDelta(ctx, ops[start:i]); err != nil {
+				return err
+			}
+			start, size = i, 0
+		}
+		size += sz
+	}
+	if start < len(ops) {
+		return s.commitDelta(ctx, ops[start:])
+	}
+	return nil
+}
+
+// commitDelta builds one delta from ops (the last op per key wins), stores
+// its block, applies it and syncs.
+func (s *Datastore) commitDelta(ctx context.Context, ops []op) error {
+	final := make(map[string]op, len(ops))
+	for _, o := range ops {
+		final[o.key] = o
+	}
+	keys := make([]string, 0, len(final))
+	for k := range final {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	d := &Delta{}
+	removeBytes := 0
+	for _, k := range keys {
+		o := final[k]
+		ids, err := s.liveIDs(ctx, k)
+		if err != nil {
+			return fmt.Errorf("read %q: %w", truncate(k), err)
+		}
+		if len(ids) > 0 {
+			d.Removes = append(d.Removes, Remove{Key: k, IDs: ids})
+			removeBytes += len(ids) * 40
+		}
+		if !o.del {
+			d.Puts = append(d.Puts, KV{Key: k, Value: o.value})
+		}
+	}
+	if len(d.Puts) == 0 && len(d.Removes) == 0 {
+		return nil // only deletes of absent keys
+	}
+	d.Links, d.Priority = s.headsByPriority(s.cfg.MaxLinks)
+	d.Priority++
+	id, raw, err := EncodeDelta(d)
+	if err != nil {
+		return err
+	}
+	if len(raw) > s.cfg.MaxBlockSize {
+		if len(ops) > 1 {
+			// Tombstone lists made it too big: split and retry.
+			s.applyMu.Unlock()
+			err := s.commitOps2(ctx, ops)
+			s.applyMu.Lock()
+			return err
+		}
+		return fmt.Errorf("delta of %d bytes exceeds MaxBlockSize: %w", len(raw), ErrValueTooLarge)
+	}
+	if err := s.dag.Put(ctx, id, raw); err != nil {
+		return fmt.Errorf("store delta block %s: %w", id, err)
+	}
+	b, err := s.store.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	var ch nodeChanges
+	if err := s.applyDelta(ctx, b, id, d, &ch); err != nil {
+		return fmt.Errorf("apply local delta %s: %w", id, err)
+	}
+	if err := s.markProcessed(ctx, b, id, d.Priority, d.Links, &ch); err != nil {
+		return fmt.Errorf("record local delta %s: %w", id, err)
+	}
+	if err := b.Commit(ctx); err != nil {
+		return fmt.Errorf("commit local delta %s: %w", id, err)
+	}
+	if err := s.store.Sync(ctx, ds.NewKey("/")); err != nil {
+		return fmt.Errorf("sync local delta %s: %w", id, err)
+	}
+	s.afterCommit(id, true, &ch)
+	s.st.localDeltas.Add(1)
+	s.kickBroadcast()
+	return nil
+}
+
+// commitOps2 splits ops in halves (used when tombstones overflow a block).
+func (s *Datastore) commitOps2(ctx context.Context, ops []op) error {
+	h := len(ops) / 2
+	if err := s.commitDelta(ctx, ops[:h]); err != nil {
+		return err
+	}
+	return s.commitDelta(ctx, ops[h:])
+}
+
+func (s *Datastore) kickBroadcast() {
+	select {
+	case s.bcastKick <- struct{}{}:
+	default:
+	}
+}
+
+// Batch returns a batch whose Commit writes all its operations as one delta
+// (several if they exceed MaxBatchSize or MaxBlockSize; the split is not
+// atomic). Commit returns once they are durable.
+func (s *Datastore) Batch(ctx context.Context) (ds.Batch, error) {
+	if err := s.enter("batch"); err != nil {
+		return nil, err
+	}
+	return &batch{s: s}, nil
+}
+
+type batch struct {
+	s   *Datastore
+	mu  sync.Mutex
+	ops []op
+}
+
+var _ ds.Batch = (*batch)(nil)
+
+// Put adds a put to the batch.
+func (b *batch) Put(ctx context.Context, key ds.Key, value []byte) error {
+	o := op{key: key.String(), value: append([]byte{}, value...)}
+	if err := b.s.checkOp(o); err != nil {
+		return fmt.Errorf("crdt: batch put: %w", err)
+	}
+	b.mu.Lock()
+	b.ops = append(b.ops, o)
+	b.mu.Unlock()
+	return nil
+}
+
+// Delete adds a delete to the batch.
+func (b *batch) Delete(ctx context.Context, key ds.Key) error {
+	o := op{key: key.String(), del: true}
+	if err := b.s.checkOp(o); err != nil {
+		return fmt.Errorf("crdt: batch delete: %w", err)
+	}
+	b.mu.Lock()
+	b.ops = append(b.ops, o)
+	b.mu.Unlock()
+	return nil
+}
+
+// Commit writes the batch's operations and empties it.
+func (b *batch) Commit(ctx context.Context) error {
+	b.mu.Lock()
+	ops := b.ops
+	b.ops = nil
+	b.mu.Unlock()
+	if len(ops) == 0 {
+		return nil
+	}
+	return b.s.submit(ctx, "batch commit", ops, true)
+}

@@ -1,0 +1,167 @@
+package crdt
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+)
+
+// Defaults of Config. A zero field means its default.
+const (
+	DefaultRebroadcastInterval  = time.Second
+	DefaultDAGSyncerTimeout     = 10 * time.Second
+	DefaultNumWorkers           = 16
+	DefaultMaxBatchSize         = 2000
+	DefaultMaxBlockSize         = 1 << 20
+	DefaultMaxLinks             = 1024
+	DefaultMaxHeadsPerBroadcast = 1024
+	DefaultMaxPriorityJump      = uint64(1) << 32
+	DefaultMaxValueSize         = 256 << 10
+	DefaultMaxKeySize           = 4 << 10
+	DefaultRetryMinBackoff      = 250 * time.Millisecond
+	DefaultRetryMaxBackoff      = 8 * time.Second
+	DefaultQueueSize            = 4096
+)
+
+// Config configures a Datastore. The zero value is a working configuration
+// with the defaults documented on each field. New copies it.
+type Config struct {
+	// Logger receives the store's log lines. Nil discards them.
+	Logger *slog.Logger
+
+	// RebroadcastInterval is how often the current heads are broadcast
+	// again, so that lost messages heal and newly connected peers learn
+	// the heads. Default: 1 s.
+	RebroadcastInterval time.Duration
+
+	// DAGSyncerTimeout bounds one DAG.Get. A fetch that times out is
+	// retried with backoff. Default: 10 s.
+	DAGSyncerTimeout time.Duration
+
+	// NumWorkers is how many DAG nodes are fetched concurrently.
+	// Default: 16.
+	NumWorkers int
+
+	// MaxBatchSize is the maximum number of operations (puts and deletes)
+	// in one delta. Default: 2000. 1 means one delta per write.
+	MaxBatchSize int
+
+	// MaxBatchAge, when positive, makes the committer wait up to this long
+	// for a batch of individual writes to reach MaxBatchSize before
+	// committing it. Zero (the default) is pure group commit: a write on an
+	// idle store is committed at once, and writes that arrive while a
+	// commit is in flight are committed together by the next one.
+	MaxBatchAge time.Duration
+
+	// MaxBlockSize is the largest delta block, in bytes, this store writes
+	// or accepts from others. Default: 1 MiB.
+	MaxBlockSize int
+
+	// MaxLinks is the largest number of links (superseded heads) in one
+	// delta; a local write links to at most this many heads (the highest
+	// first), and a received delta with more is rejected. Default: 1024.
+	MaxLinks int
+
+	// MaxHeadsPerBroadcast is the largest number of heads in one broadcast
+	// message; the store sends at most this many (highest first) and
+	// rejects received messages with more. Default: 1024.
+	MaxHeadsPerBroadcast int
+
+	// MaxPriorityJump rejects a received head whose priority exceeds the
+	// local height by more than this. Default: 2^32.
+	MaxPriorityJump uint64
+
+	// MaxValueSize is the largest value, in bytes. Default: 256 KiB. It
+	// must leave room in a block: MaxValueSize+MaxKeySize <= MaxBlockSize/2.
+	MaxValueSize int
+
+	// MaxKeySize is the longest key, in bytes. Default: 4 KiB.
+	MaxKeySize int
+
+	// RetryMinBackoff and RetryMaxBackoff bound the exponential backoff
+	// between fetch attempts of a block that could not be fetched.
+	// Defaults: 250 ms and 8 s.
+	RetryMinBackoff time.Duration
+	RetryMaxBackoff time.Duration
+
+	// QueueSize is how many pending DAG nodes are held in memory; the rest
+	// wait in the durable journal. Default: 4096.
+	QueueSize int
+
+	// PutHook, if not nil, is called after a delta (local or remote) that
+	// set the visible value of key has been applied and committed. Hooks
+	// run synchronously in apply order and must not write to the
+	// Datastore.
+	PutHook func(key ds.Key, value []byte)
+
+	// DeleteHook, if not nil, is called after a delta that removed key's
+	// visible value has been applied and committed. Same rules as PutHook.
+	DeleteHook func(key ds.Key)
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	durs := []struct {
+		p    *time.Duration
+		def  time.Duration
+		name string
+	}{
+		{&c.RebroadcastInterval, DefaultRebroadcastInterval, "RebroadcastInterval"},
+		{&c.DAGSyncerTimeout, DefaultDAGSyncerTimeout, "DAGSyncerTimeout"},
+		{&c.RetryMinBackoff, DefaultRetryMinBackoff, "RetryMinBackoff"},
+		{&c.RetryMaxBackoff, DefaultRetryMaxBackoff, "RetryMaxBackoff"},
+	}
+	for _, d := range durs {
+		if *d.p == 0 {
+			*d.p = d.def
+		}
+		if *d.p < 0 {
+			return c, fmt.Errorf("crdt: config: %s %v must not be negative", d.name, *d.p)
+		}
+	}
+	if c.MaxBatchAge < 0 {
+		return c, fmt.Errorf("crdt: config: MaxBatchAge %v must not be negative", c.MaxBatchAge)
+	}
+	if c.RetryMaxBackoff < c.RetryMinBackoff {
+		return c, fmt.Errorf("crdt: config: RetryMaxBackoff %v is below RetryMinBackoff %v", c.RetryMaxBackoff, c.RetryMinBackoff)
+	}
+	ints := []struct {
+		p    *int
+		def  int
+		name string
+	}{
+		{&c.NumWorkers, DefaultNumWorkers, "NumWorkers"},
+		{&c.MaxBatchSize, DefaultMaxBatchSize, "MaxBatchSize"},
+		{&c.MaxBlockSize, DefaultMaxBlockSize, "MaxBlockSize"},
+		{&c.MaxLinks, DefaultMaxLinks, "MaxLinks"},
+		{&c.MaxHeadsPerBroadcast, DefaultMaxHeadsPerBroadcast, "MaxHeadsPerBroadcast"},
+		{&c.MaxValueSize, DefaultMaxValueSize, "MaxValueSize"},
+		{&c.MaxKeySize, DefaultMaxKeySize, "MaxKeySize"},
+		{&c.QueueSize, DefaultQueueSize, "QueueSize"},
+	}
+	for _, i := range ints {
+		if *i.p == 0 {
+			*i.p = i.def
+		}
+		if *i.p < 0 {
+			return c, fmt.Errorf("crdt: config: %s %d must be positive", i.name, *i.p)
+		}
+	}
+	if c.MaxPriorityJump == 0 {
+		c.MaxPriorityJump = DefaultMaxPriorityJump
+	}
+	if c.MaxBlockSize < 4096 {
+		return c, fmt.Errorf("crdt: config: MaxBlockSize %d must be at least 4096", c.MaxBlockSize)
+	}
+	if c.MaxValueSize+c.MaxKeySize > c.MaxBlockSize/2 {
+		return c, fmt.Errorf("crdt: config: MaxValueSize %d + MaxKeySize %d must be at most MaxBlockSize/2 (%d)", c.MaxValueSize, c.MaxKeySize, c.MaxBlockSize/2)
+	}
+	if c.MaxLinks*64 > c.MaxBlockSize/4 {
+		return c, fmt.Errorf("crdt: config: MaxLinks %d too large for MaxBlockSize %d", c.MaxLinks, c.MaxBlockSize)
+	}
+	return c, nil
+}

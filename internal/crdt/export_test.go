@@ -1,0 +1,23 @@
+package crdt
+
+import (
+	"context"
+
+	cid "github.com/ipfs/go-cid"
+)
+
+// DeliverForTest applies one block as if it had been fetched, in whatever
+// order the test chooses (no DAG fetch, no queueing).
+func (s *Datastore) DeliverForTest(ctx context.Context, c cid.Cid, raw []byte) error {
+	if err := verifyBlock(c, raw); err != nil {
+		return err
+	}
+	d, err := DecodeDelta(raw, s.cfg.limits())
+	if err != nil {
+		return err
+	}
+	s.applyMu.Lock()
+	_, err = s.applyRemote(ctx, c, d)
+	s.applyMu.Unlock()
+	return err
+}

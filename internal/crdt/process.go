@@ -1,0 +1,512 @@
+package crdt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	cid "github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	dsq "github.com/ipfs/go-datastore/query"
+)
+
+// processor holds the in-memory side of the walk: a bounded queue of nodes
+// to fetch, the set of nodes queued or being fetched, and the retry state
+// of nodes whose fetch failed. The durable side is the journal (/q).
+type processor struct {
+	mu       sync.Mutex
+	jobs     chan cid.Cid
+	inflight map[cid.Cid]struct{}
+	retries  map[cid.Cid]*retryState
+	overflow bool // journal holds nodes not in jobs: scheduler must scan
+	kick     chan struct{}
+	rejected map[cid.Cid]struct{}
+}
+
+type retryState struct {
+	attempts int
+	next     time.Time
+	lastErr  string
+}
+
+const maxRejectedMemory = 1 << 16
+
+func (p *processor) init(queue int) {
+	p.jobs = make(chan cid.Cid, queue)
+	p.inflight = map[cid.Cid]struct{}{}
+	p.retries = map[cid.Cid]*retryState{}
+	p.kick = make(chan struct{}, 1)
+	p.rejected = map[cid.Cid]struct{}{}
+}
+
+func (p *processor) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue queues c unless already queued; when the queue is full it marks
+// the overflow (c stays in the journal) and returns false.
+func (p *processor) enqueue(c cid.Cid) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.inflight[c]; ok {
+		return true
+	}
+	if len(p.jobs) >= cap(p.jobs) {
+		if !p.overflow {
+			p.overflow = true
+			p.wake()
+		}
+		return false
+	}
+	p.inflight[c] = struct{}{}
+	p.jobs <- c
+	return true
+}
+
+func (p *processor) done(c cid.Cid) {
+	p.mu.Lock()
+	delete(p.inflight, c)
+	delete(p.retries, c)
+	p.mu.Unlock()
+}
+
+func (p *processor) isRejected(c cid.Cid) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.rejected[c]
+	return ok
+}
+
+func (p *processor) reject(c cid.Cid) {
+	p.mu.Lock()
+	if len(p.rejected) >= maxRejectedMemory {
+		clear(p.rejected)
+	}
+	p.rejected[c] = struct{}{}
+	delete(p.inflight, c)
+	delete(p.retries, c)
+	p.mu.Unlock()
+}
+
+func (p *processor) retry(c cid.Cid, err error, min, max time.Duration) {
+	p.mu.Lock()
+	r := p.retries[c]
+	if r == nil {
+		r = &retryState{}
+		p.retries[c] = r
+	}
+	r.attempts++
+	d := min
+	for i := 1; i < r.attempts && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	r.next = time.Now().Add(d)
+	r.lastErr = err.Error()
+	p.mu.Unlock()
+	p.wake()
+}
+
+func (p *processor) snapshot() (int, []StuckNode) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var stuck []StuckNode
+	for c, r := range p.retries {
+		stuck = append(stuck, StuckNode{Cid: c, Attempts: r.attempts, LastError: r.lastErr, NextRetry: r.next})
+	}
+	return len(p.inflight), stuck
+}
+
+// scheduleLoop requeues nodes whose retry is due and refills the queue from
+// the journal after an overflow or a restart.
+func (s *Datastore) scheduleLoop(ctx context.Context) {
+	p := &s.proc
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		wait := time.Hour
+		p.mu.Lock()
+		for c, r := range p.retries {
+			if r.next.After(now) {
+				wait = min(wait, r.next.Sub(now))
+				continue
+			}
+			if len(p.jobs) >= cap(p.jobs) {
+				wait = min(wait, 50*time.Millisecond)
+				continue
+			}
+			r.next = now.Add(time.Hour) // in the queue now
+			p.jobs <- c
+		}
+		scan := p.overflow && len(p.jobs) < cap(p.jobs)/2+1
+		if scan {
+			p.overflow = false
+		}
+		p.mu.Unlock()
+		if scan {
+			if err := s.scanJournal(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("crdt: scan journal", "err", err)
+				p.mu.Lock()
+				p.overflow = true
+				p.mu.Unlock()
+			}
+		}
+		p.mu.Lock()
+		if p.overflow {
+			wait = min(wait, 50*time.Millisecond)
+		}
+		p.mu.Unlock()
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.kick:
+		case <-timer.C:
+		}
+	}
+}
+
+// scanJournal queues journal entries until the queue is full.
+func (s *Datastore) scanJournal(ctx context.Context) error {
+	res, err := s.store.Query(ctx, dsq.Query{Prefix: nsPending, KeysOnly: true})
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	for r := range res.Next() {
+		if r.Error != nil {
+			return r.Error
+		}
+		c, err := cid.Decode(r.Key[len(nsPending)+1:])
+		if err != nil {
+			s.log.Warn("crdt: corrupt journal key", "key", r.Key)
+			continue
+		}
+		if !s.proc.enqueue(c) {
+			return nil // full: overflow is set again
+		}
+	}
+	return nil
+}
+
+func (s *Datastore) workerLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-s.proc.jobs:
+			s.processNode(ctx, c)
+		}
+	}
+}
+
+// processNode fetches, checks and applies one node, and journals its
+// unknown links.
+func (s *Datastore) processNode(ctx context.Context, c cid.Cid) {
+	known, err := s.store.Has(ctx, cidKey(nsBlocks, c))
+	if err == nil && known {
+		s.applyMu.Lock()
+		err = s.dropPending(ctx, c)
+		s.applyMu.Unlock()
+		if err == nil {
+			s.proc.done(c)
+			return
+		}
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			s.proc.retry(c, err, s.cfg.RetryMinBackoff, s.cfg.RetryMaxBackoff)
+		}
+		return
+	}
+	fctx, cancel := context.WithTimeout(ctx, s.cfg.DAGSyncerTimeout)
+	raw, err := s.dag.Get(fctx, c)
+	cancel()
+	s.st.fetches.Add(1)
+	if err == nil {
+		err = verifyBlock(c, raw)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return // closing: the journal keeps c
+		}
+		s.st.fetchErrors.Add(1)
+		s.log.Debug("crdt: fetch failed, will retry", "cid", c, "err", err)
+		s.proc.retry(c, &NodeError{Cid: c, Op: "fetch", Err: err}, s.cfg.RetryMinBackoff, s.cfg.RetryMaxBackoff)
+		return
+	}
+	d, err := DecodeDelta(raw, s.cfg.limits())
+	if err != nil {
+		s.rejectNode(ctx, c, &NodeError{Cid: c, Op: "decode", Err: err})
+		return
+	}
+	s.applyMu.Lock()
+	newPending, err := s.applyRemote(ctx, c, d)
+	s.applyMu.Unlock()
+	var ne *NodeError
+	switch {
+	case errors.As(err, &ne):
+		s.rejectNode(ctx, c, ne)
+		return
+	case err != nil:
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("crdt: apply failed, will retry", "cid", c, "err", err)
+		s.proc.retry(c, err, s.cfg.RetryMinBackoff, s.cfg.RetryMaxBackoff)
+		return
+	}
+	s.proc.done(c)
+	for _, l := range newPending {
+		s.proc.enqueue(l)
+	}
+}
+
+// applyRemote checks d's priority against what is known and applies it.
+// A *NodeError means d is invalid. Called under applyMu.
+func (s *Datastore) applyRemote(ctx context.Context, c cid.Cid, d *Delta) ([]cid.Cid, error) {
+	if known, err := s.store.Has(ctx, cidKey(nsBlocks, c)); err != nil || known {
+		if err == nil {
+			err = s.dropPending(ctx, c)
+		}
+		return nil, err
+	}
+	var bound uint64
+	if raw, err := s.store.Get(ctx, cidKey(nsPending, c)); err == nil {
+		if bound, _, err = readUvarint(raw); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, ds.ErrNotFound) {
+		return nil, err
+	}
+	invalid := func(format string, a ...any) error {
+		return &NodeError{Cid: c, Op: "validate", Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalidDelta}, a...)...)}
+	}
+	if bound > 0 && d.Priority >= bound {
+		return nil, invalid("priority %d not below %d of a node linking to it", d.Priority, bound)
+	}
+	if bound == 0 {
+		_, height := s.headsByPriority(1)
+		if d.Priority > height && d.Priority-height > s.cfg.MaxPriorityJump {
+			return nil, invalid("priority %d too far above local height %d", d.Priority, height)
+		}
+	}
+	var maxLink uint64
+	allKnown := true
+	for _, l := range d.Links {
+		raw, err := s.store.Get(ctx, cidKey(nsBlocks, l))
+		if errors.Is(err, ds.ErrNotFound) {
+			allKnown = false
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		p, _, err := readUvarint(raw)
+		if err != nil {
+			return nil, err
+		}
+		if p >= d.Priority {
+			return nil, invalid("priority %d not above linked node %s (%d)", d.Priority, l, p)
+		}
+		maxLink = max(maxLink, p)
+	}
+	if allKnown && d.Priority != maxLink+1 {
+		return nil, invalid("priority %d, want %d (1 + highest link)", d.Priority, maxLink+1)
+	}
+	b, err := s.store.Batch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ch nodeChanges
+	if err := s.applyDelta(ctx, b, c, d, &ch); err != nil {
+		return nil, fmt.Errorf("apply %s: %w", c, err)
+	}
+	if err := s.markProcessed(ctx, b, c, d.Priority, d.Links, &ch); err != nil {
+		return nil, fmt.Errorf("record %s: %w", c, err)
+	}
+	if err := b.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit %s: %w", c, err)
+	}
+	s.afterCommit(c, true, &ch)
+	s.st.remoteNodes.Add(1)
+	return ch.newPending, nil
+}
+
+// dropPending removes c from the journal. Called under applyMu.
+func (s *Datastore) dropPending(ctx context.Context, c cid.Cid) error {
+	has, err := s.store.Has(ctx, cidKey(nsPending, c))
+	if err != nil || !has {
+		return err
+	}
+	b, err := s.store.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.Delete(ctx, cidKey(nsPending, c)); err != nil {
+		return err
+	}
+	if err := s.markDirty(ctx, b, -1); err != nil {
+		return err
+	}
+	if err := b.Commit(ctx); err != nil {
+		return err
+	}
+	s.pending.Add(-1)
+	return nil
+}
+
+func (s *Datastore) rejectNode(ctx context.Context, c cid.Cid, err error) {
+	s.st.rejectedNodes.Add(1)
+	s.log.Warn("crdt: rejected node", "cid", c, "err", err)
+	s.applyMu.Lock()
+	derr := s.dropPending(ctx, c)
+	s.applyMu.Unlock()
+	if derr != nil && ctx.Err() == nil {
+		s.log.Warn("crdt: drop rejected node from journal", "cid", c, "err", derr)
+	}
+	s.proc.reject(c)
+}
+
+// receiveLoop reads broadcasts and journals unknown heads.
+func (s *Datastore) receiveLoop(ctx context.Context) {
+	for {
+		msg, err := s.bc.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Debug("crdt: broadcaster next", "err", err)
+			t := time.NewTimer(100 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		s.st.receivedBroadcasts.Add(1)
+		heads, err := DecodeMessage(msg.Data, s.cfg.MaxHeadsPerBroadcast)
+		if err != nil {
+			s.st.ignoredBroadcasts.Add(1)
+			s.log.Warn("crdt: ignored broadcast", "from", msg.From, "err", err)
+			continue
+		}
+		if err := s.handleHeads(ctx, heads); err != nil && ctx.Err() == nil {
+			s.log.Warn("crdt: journal heads", "from", msg.From, "err", err)
+		}
+	}
+}
+
+// handleHeads journals the unknown heads and queues them.
+func (s *Datastore) handleHeads(ctx context.Context, heads []cid.Cid) error {
+	var fresh, queue []cid.Cid
+	for _, h := range heads {
+		if s.proc.isRejected(h) {
+			continue
+		}
+		known, err := s.store.Has(ctx, cidKey(nsBlocks, h))
+		if err != nil {
+			return err
+		}
+		if !known {
+			fresh = append(fresh, h)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	s.applyMu.Lock()
+	b, err := s.store.Batch(ctx)
+	if err != nil {
+		s.applyMu.Unlock()
+		return err
+	}
+	added := 0
+	for _, h := range fresh {
+		known, err := s.store.Has(ctx, cidKey(nsBlocks, h))
+		if err != nil {
+			s.applyMu.Unlock()
+			return err
+		}
+		if known {
+			continue
+		}
+		queue = append(queue, h)
+		pend, err := s.store.Has(ctx, cidKey(nsPending, h))
+		if err != nil {
+			s.applyMu.Unlock()
+			return err
+		}
+		if pend {
+			continue
+		}
+		if err := b.Put(ctx, cidKey(nsPending, h), putUvarint(0, nil)); err != nil {
+			s.applyMu.Unlock()
+			return err
+		}
+		added++
+	}
+	if added > 0 {
+		if err := s.markDirty(ctx, b, added); err != nil {
+			s.applyMu.Unlock()
+			return err
+		}
+		if err := b.Commit(ctx); err != nil {
+			s.applyMu.Unlock()
+			return err
+		}
+		s.pending.Add(int64(added))
+	}
+	s.applyMu.Unlock()
+	for _, h := range queue {
+		s.proc.enqueue(h)
+	}
+	return nil
+}
+
+// broadcastLoop announces the heads after every local commit and every
+// RebroadcastInterval (also right after New, so a restarted peer announces
+// heads it may not have broadcast before stopping).
+func (s *Datastore) broadcastLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.RebroadcastInterval)
+	defer t.Stop()
+	s.sendHeads(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.bcastKick:
+		case <-t.C:
+		}
+		s.sendHeads(ctx)
+	}
+}
+
+func (s *Datastore) sendHeads(ctx context.Context) {
+	heads, _ := s.headsByPriority(s.cfg.MaxHeadsPerBroadcast)
+	if len(heads) == 0 {
+		return
+	}
+	data, err := EncodeMessage(heads)
+	if err != nil {
+		s.log.Error("crdt: encode heads", "err", err)
+		return
+	}
+	if err := s.bc.Broadcast(ctx, data); err != nil {
+		if ctx.Err() == nil {
+			s.log.Debug("crdt: broadcast", "err", err)
+		}
+		return
+	}
+	s.st.sentBroadcasts.Add(1)
+}
