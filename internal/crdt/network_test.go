@@ -1,0 +1,223 @@
+package crdt_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	cid "github.com/ipfs/go-cid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pincluster/pincluster/internal/crdt"
+	"github.com/pincluster/pincluster/internal/crdt/crdttest"
+)
+
+// writeAll has each replica write n keys from `writers` goroutines.
+func writeAll(t *testing.T, rs []*replica, n, writers int) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for p, r := range rs {
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < n; i += writers {
+					if err := r.Put(ctx, key(p*1_000_000+i), []byte(fmt.Sprintf("%s-%d", r.name, i))); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+}
+
+// ancestorsOf walks the DAG (from the network stores) below c.
+func ancestorsOf(t *testing.T, dag crdt.DAG, c cid.Cid) map[cid.Cid]bool {
+	seen := map[cid.Cid]bool{}
+	stack := []cid.Cid{c}
+	for len(stack) > 0 {
+		x := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		raw, err := dag.Get(context.Background(), x)
+		require.NoError(t, err)
+		d, err := crdt.DecodeDelta(raw, crdt.Limits{})
+		require.NoError(t, err)
+		for _, l := range d.Links {
+			if !seen[l] {
+				seen[l] = true
+				stack = append(stack, l)
+			}
+		}
+	}
+	return seen
+}
+
+func checkHeadHygiene(t *testing.T, c *cluster, r *replica) {
+	hs := r.Heads()
+	dag := c.net.DAG(r.name)
+	for _, h := range hs {
+		anc := ancestorsOf(t, dag, h)
+		for _, o := range hs {
+			require.False(t, anc[o], "%s: head %s is an ancestor of head %s", r.name, o, h)
+		}
+	}
+}
+
+// T1/T11: 5 peers write 1,000 keys each concurrently; all converge; no
+// head is an ancestor of another; after one more write, one head each.
+func TestFivePeersConverge(t *testing.T) {
+	c := newCluster(t, 5, 1, crdt.Config{RebroadcastInterval: 200 * time.Millisecond})
+	start := time.Now()
+	writeAll(t, c.rs, 1000, 4)
+	t.Logf("5x1000 writes acknowledged in %v", time.Since(start))
+	waitFor(t, 30*time.Second, "convergence", func() bool { return converged(t, c.rs) })
+	t.Logf("converged %v after start", time.Since(start))
+	_, n := digest(t, c.rs[0])
+	require.Equal(t, 5000, n)
+	for _, r := range c.rs {
+		checkHeadHygiene(t, c, r)
+	}
+	// Links per node <= number of writers (checked on every node of p0).
+	maxLinks := 0
+	for a := range ancestorsOf(t, c.net.DAG("p0"), c.rs[0].Heads()[0]) {
+		raw, _ := c.net.DAG("p0").Get(context.Background(), a)
+		d, _ := crdt.DecodeDelta(raw, crdt.Limits{})
+		maxLinks = max(maxLinks, len(d.Links))
+	}
+	t.Logf("max links per node: %d", maxLinks)
+	require.NoError(t, c.rs[2].Put(context.Background(), key(-1), []byte("last")))
+	waitFor(t, 10*time.Second, "one head everywhere", func() bool {
+		for _, r := range c.rs {
+			if len(r.Heads()) != 1 {
+				return false
+			}
+		}
+		return converged(t, c.rs)
+	})
+	var total uint64
+	for _, r := range c.rs {
+		total += r.Stats().LocalDeltas
+	}
+	for _, r := range c.rs {
+		require.Equal(t, total, r.Stats().DAGNodes, "every peer holds every delta exactly once")
+	}
+}
+
+// T4: 30% drop, 10% duplicates, reorder within 200 ms. Convergence within
+// 3 x rebroadcast after the last op; no extra DAG nodes.
+func TestMessageLoss(t *testing.T) {
+	const rebroadcast = time.Second
+	c := newCluster(t, 3, 42, crdt.Config{RebroadcastInterval: rebroadcast})
+	c.bus.SetLoss(0.3, 0.1)
+	c.bus.SetDelay(0, 200*time.Millisecond)
+	ctx := context.Background()
+	for i := range 2000 {
+		r := c.rs[i%3]
+		if i%10 == 9 {
+			require.NoError(t, r.Delete(ctx, key(i-5)))
+			continue
+		}
+		require.NoError(t, r.Put(ctx, key(i), []byte{byte(i)}))
+	}
+	last := time.Now()
+	waitFor(t, 3*rebroadcast+2*time.Second, "convergence under loss", func() bool { return converged(t, c.rs) })
+	t.Logf("converged %v after the last op; bus %+v", time.Since(last), c.bus.Stats())
+	var total uint64
+	for _, r := range c.rs {
+		total += r.Stats().LocalDeltas
+	}
+	for _, r := range c.rs {
+		require.Equal(t, total, r.Stats().DAGNodes, "duplicates must not add nodes")
+	}
+}
+
+// T5: P's broadcasts are dropped for 50 writes, then one is delivered: the
+// others walk down from it and get all 51 (no rebroadcast needed).
+func TestCatchUpFromOneHead(t *testing.T) {
+	c := newCluster(t, 3, 1, crdt.Config{RebroadcastInterval: time.Hour})
+	ctx := context.Background()
+	c.bus.DropFrom("p0", true)
+	for i := range 50 {
+		require.NoError(t, c.rs[0].Put(ctx, key(i), []byte("v")))
+	}
+	c.bus.DropFrom("p0", false)
+	require.NoError(t, c.rs[0].Put(ctx, key(50), []byte("v")))
+	start := time.Now()
+	waitFor(t, 5*time.Second, "catch-up", func() bool { return converged(t, c.rs) })
+	t.Logf("51 nodes caught up in %v", time.Since(start))
+	_, n := digest(t, c.rs[1])
+	require.Equal(t, 51, n)
+}
+
+// T6: one mid-branch block cannot be fetched by X: X keeps processing other
+// nodes (gains new writes), reports the stuck node and dirty flag, and
+// converges once the block is served.
+func TestUnfetchableBranch(t *testing.T) {
+	c := newCluster(t, 3, 1, crdt.Config{RebroadcastInterval: 200 * time.Millisecond, RetryMinBackoff: 50 * time.Millisecond, RetryMaxBackoff: time.Second})
+	ctx := context.Background()
+	x := c.rs[2]
+	cutX := func(on bool) {
+		c.bus.SetLink(func(from, to string) bool { return !on || (from != "p2" && to != "p2") })
+	}
+	cutX(true)
+	var mid cid.Cid
+	for i := range 100 {
+		require.NoError(t, c.rs[0].Put(ctx, key(i), []byte("v")))
+		if i == 49 {
+			mid = c.rs[0].Heads()[0]
+		}
+	}
+	waitFor(t, 10*time.Second, "p0/p1 converge", func() bool { return converged(t, c.rs[:2]) })
+	x.dag.SetFault(mid, crdttest.FaultFail)
+	cutX(false)
+	waitFor(t, 10*time.Second, "X stuck on the mid block", func() bool {
+		st := x.Stats()
+		return len(st.Stuck) > 0 && st.Dirty
+	})
+	require.Equal(t, mid, x.Stats().Stuck[0].Cid)
+	for i := range 500 {
+		require.NoError(t, c.rs[1].Put(ctx, key(1000+i), []byte("new")))
+	}
+	waitFor(t, 10*time.Second, "X gains the 500 new keys despite the stuck block", func() bool {
+		for i := range 500 {
+			if ok, _ := x.Has(ctx, key(1000+i)); !ok {
+				return false
+			}
+		}
+		return true
+	})
+	st := x.Stats()
+	require.True(t, st.Dirty)
+	require.NotEmpty(t, st.Stuck)
+	has, _ := x.Has(ctx, key(10))
+	require.False(t, has, "keys below the stuck block are not there yet")
+	x.dag.SetFault(mid, crdttest.FaultNone)
+	served := time.Now()
+	waitFor(t, 30*time.Second, "X converges after the block is served", func() bool {
+		return converged(t, c.rs) && !x.Stats().Dirty
+	})
+	t.Logf("recovered %v after the block was served; fetch attempts of it: %d", time.Since(served), x.dag.Attempts(mid))
+	require.Empty(t, x.Stats().Stuck)
+}
+
+// Corrupt and hanging fetches are retried, never applied.
+func TestCorruptAndHangingFetches(t *testing.T) {
+	c := newCluster(t, 2, 1, crdt.Config{DAGSyncerTimeout: 100 * time.Millisecond, RetryMinBackoff: 20 * time.Millisecond, RetryMaxBackoff: 100 * time.Millisecond})
+	ctx := context.Background()
+	c.rs[1].dag.SetEveryK(2, crdttest.FaultCorrupt)
+	for i := range 30 {
+		require.NoError(t, c.rs[0].Put(ctx, key(i), []byte("v")))
+	}
+	waitFor(t, 20*time.Second, "convergence with corrupt fetches", func() bool { return converged(t, c.rs) })
+	require.Zero(t, c.rs[1].Stats().RejectedNodes)
+	c.rs[1].dag.SetEveryK(3, crdttest.FaultHang)
+	for i := range 30 {
+		require.NoError(t, c.rs[0].Put(ctx, key(100+i), []byte("v")))
+	}
+	waitFor(t, 20*time.Second, "convergence with hanging fetches", func() bool { return converged(t, c.rs) })
+	require.NotZero(t, c.rs[1].Stats().FetchErrors)
+}
