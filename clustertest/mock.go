@@ -73,25 +73,25 @@ var ErrRepoFull = errors.New("clustertest: mock repository full")
 type MockConnector struct {
 	done chan struct{}
 
-	mu          sync.Mutex
-	closed      bool
-	id          peer.ID
-	addrs       []ma.Multiaddr
-	available   bool
-	latency     time.Duration
-	cidLatency  map[cid.Cid]time.Duration
-	failCalls   map[Method]*failScript
-	failCID     map[methodCID]error
-	hangs       map[cid.Cid]chan struct{}
-	slow        map[cid.Cid]slowScript
-	sizes       map[cid.Cid]uint64
-	storageMax  uint64
-	pins        map[cid.Cid]mockPin
-	blocks      map[cid.Cid][]byte
-	swarm       map[peer.ID]peer.AddrInfo
-	config      map[string]any
-	calls       map[Method]int
-	onCall      func(Method, cid.Cid)
+	mu         sync.Mutex
+	closed     bool
+	id         peer.ID
+	addrs      []ma.Multiaddr
+	available  bool
+	latency    time.Duration
+	cidLatency map[cid.Cid]time.Duration
+	failCalls  map[Method]*failScript
+	failCID    map[methodCID]error
+	hangs      map[cid.Cid]chan struct{}
+	slow       map[cid.Cid]slowScript
+	sizes      map[cid.Cid]uint64
+	storageMax uint64
+	pins       map[cid.Cid]mockPin
+	blocks     map[cid.Cid][]byte
+	swarm      map[peer.ID]peer.AddrInfo
+	config     map[string]any
+	calls      map[Method]int
+	onCall     func(Method, cid.Cid)
 }
 
 type failScript struct {
