@@ -352,11 +352,16 @@ func TestFaultConnectionRefused(t *testing.T) {
 	pin := pincluster.NewPin(a, pincluster.PinOptions{})
 
 	calls := map[string]func() error{
-		"ID":            func() error { _, err := c.ID(ctx); return err },
-		"Pin":           func() error { return c.Pin(ctx, pin, nil) },
-		"Unpin":         func() error { return c.Unpin(ctx, a) },
-		"PinLsCid":      func() error { _, err := c.PinLsCid(ctx, pin); return err },
-		"PinLs":         func() error { for _, err := range c.PinLs(ctx) { return err }; return nil },
+		"ID":       func() error { _, err := c.ID(ctx); return err },
+		"Pin":      func() error { return c.Pin(ctx, pin, nil) },
+		"Unpin":    func() error { return c.Unpin(ctx, a) },
+		"PinLsCid": func() error { _, err := c.PinLsCid(ctx, pin); return err },
+		"PinLs": func() error {
+			for _, err := range c.PinLs(ctx) {
+				return err
+			}
+			return nil
+		},
 		"ConnectSwarms": func() error { return c.ConnectSwarms(ctx, []peer.AddrInfo{{ID: peer.ID("x")}}) },
 		"SwarmPeers":    func() error { _, err := c.SwarmPeers(ctx); return err },
 		"ConfigKey":     func() error { _, err := c.ConfigKey(ctx, "Datastore.StorageMax"); return err },
@@ -406,7 +411,9 @@ func TestFaultConcurrencyBound(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	c, arrived := hangServer(t, kubo.Config{})
 	res := make(chan error, 1)
-	go func() { res <- c.Pin(context.Background(), pincluster.NewPin(rawCID(t, "a"), pincluster.PinOptions{}), nil) }()
+	go func() {
+		res <- c.Pin(context.Background(), pincluster.NewPin(rawCID(t, "a"), pincluster.PinOptions{}), nil)
+	}()
 	<-arrived
 
 	// The pin does not end by itself: Shutdown's deadline aborts it.
@@ -537,4 +544,3 @@ func mustPeer(t testing.TB) peer.ID {
 	require.NoError(t, err)
 	return id
 }
-
