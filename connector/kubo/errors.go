@@ -103,7 +103,7 @@ func commandError(op string, status, code int, msg string) error {
 	case strings.Contains(lmsg, "not pinned"),
 		strings.Contains(lmsg, "was not recursively pinned"):
 		e.Err = pincluster.ErrNotPinned
-	case strings.Contains(lmsg, "not found locally"),
+	case strings.Contains(lmsg, "not found"),
 		strings.Contains(lmsg, "ipld: could not find"),
 		strings.Contains(lmsg, "key has no attribute"),
 		strings.Contains(lmsg, "could not resolve name"),
