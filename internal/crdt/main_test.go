@@ -77,11 +77,15 @@ func (c *cluster) add(name string, cfg crdt.Config) *replica {
 }
 
 func (c *cluster) open(name string, store ds.Batching, cfg crdt.Config) *replica {
+	return c.openWith(name, store, c.bus.Endpoint(name), cfg)
+}
+
+func (c *cluster) openWith(name string, store ds.Batching, bc crdt.Broadcaster, cfg crdt.Config) *replica {
 	t := c.t
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t).With("peer", name)
 	}
-	r := &replica{name: name, store: store, dag: crdttest.NewFaultDAG(c.net.DAG(name)), ep: c.bus.Endpoint(name)}
+	r := &replica{name: name, store: store, dag: crdttest.NewFaultDAG(c.net.DAG(name)), ep: bc}
 	s, err := crdt.New(context.Background(), store, r.dag, r.ep, cfg)
 	require.NoError(t, err)
 	r.Datastore = s
