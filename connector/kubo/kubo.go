@@ -260,7 +260,12 @@ func (c *Connector) stream(ctx context.Context, r request, fn func(line []byte) 
 		return err
 	}
 	defer release()
-	br := bufio.NewReaderSize(resp.Body, 64<<10)
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(resp.Body)
+	defer func() {
+		br.Reset(nil)
+		readers.Put(br)
+	}()
 	for {
 		line, rerr := readLine(br)
 		if line = bytes.TrimSpace(line); len(line) > 0 {
@@ -285,6 +290,9 @@ func (c *Connector) stream(ctx context.Context, r request, fn func(line []byte) 
 		}
 	}
 }
+
+// readers recycles the line readers of streams.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
 
 // errStop ends a stream early without an error.
 var errStop = errors.New("stop")

@@ -1,0 +1,179 @@
+package kubo_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	cid "github.com/ipfs/go-cid"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+	"github.com/pincluster/pincluster"
+	"github.com/pincluster/pincluster/connector/kubo"
+)
+
+// BenchmarkPin1000 pins 1,000 small blocks already local on one (offline)
+// daemon, through the Connector and directly, so that the connector's
+// overhead shows: one op = 1,000 pins. The pins are removed between
+// iterations (not timed).
+//
+//	PINCLUSTER_KUBO=$PWD/.cache/bin/ipfs go test -run XXX -bench Pin1000 -benchtime 5x ./connector/kubo/
+func BenchmarkPin1000(b *testing.B) {
+	d := startDaemon(b, daemonOptions{offline: true})
+	c := connect(b, d, kubo.Config{})
+	ctx := context.Background()
+	cids := make([]cid.Cid, 1000)
+	args := make([]string, len(cids))
+	for i := range cids {
+		ci, err := c.BlockPut(ctx, []byte(fmt.Sprintf("benchmark block %d", i)), cid.Prefix{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cids[i], args[i] = ci, ci.String()
+	}
+	unpinAll := func(b *testing.B) {
+		b.StopTimer()
+		out := d.run(append([]string{"pin", "ls", "--type=recursive", "-q"}, []string{}...)...)
+		if strings.Contains(out, cids[0].String()) {
+			d.run(append([]string{"pin", "rm"}, args...)...)
+		}
+		b.StartTimer()
+	}
+	maddr, _ := ma.NewMultiaddr(d.apiAddr)
+	_, hostport, _ := manet.DialArgs(maddr)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	defer client.CloseIdleConnections()
+	rawPin := func(b *testing.B, ci string, progress bool) {
+		u := "http://" + hostport + "/api/v0/pin/add?arg=" + ci + "&recursive=true"
+		if progress {
+			u += "&progress=true"
+		}
+		resp, err := client.Post(u, "", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatal(resp.Status)
+		}
+	}
+	parallel := func(b *testing.B, workers int, fn func(i int)) {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < len(cids); i += workers {
+					fn(i)
+				}
+			})
+		}
+		wg.Wait()
+	}
+
+	b.Run("connector", func(b *testing.B) {
+		for range b.N {
+			unpinAll(b)
+			for _, ci := range cids {
+				if err := c.Pin(ctx, pincluster.NewPin(ci, pincluster.PinOptions{}), nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("http-per-cid-progress", func(b *testing.B) {
+		for range b.N {
+			unpinAll(b)
+			for _, ci := range args {
+				rawPin(b, ci, true)
+			}
+		}
+	})
+	b.Run("http-per-cid", func(b *testing.B) {
+		for range b.N {
+			unpinAll(b)
+			for _, ci := range args {
+				rawPin(b, ci, false)
+			}
+		}
+	})
+	b.Run("cli-one-call", func(b *testing.B) {
+		for range b.N {
+			unpinAll(b)
+			d.run(append([]string{"pin", "add"}, args...)...)
+		}
+	})
+	b.Run("connector-8-workers", func(b *testing.B) {
+		for range b.N {
+			unpinAll(b)
+			parallel(b, 8, func(i int) {
+				if err := c.Pin(ctx, pincluster.NewPin(cids[i], pincluster.PinOptions{}), nil); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+	})
+	b.Run("http-per-cid-8-workers", func(b *testing.B) {
+		for range b.N {
+			unpinAll(b)
+			parallel(b, 8, func(i int) { rawPin(b, args[i], false) })
+		}
+	})
+	b.Run("http-per-cid-progress-8-workers", func(b *testing.B) {
+		for range b.N {
+			unpinAll(b)
+			parallel(b, 8, func(i int) { rawPin(b, args[i], true) })
+		}
+	})
+	unpinAll(b)
+}
+
+// BenchmarkPinClientOverhead isolates the client side: a fake API answers
+// pin/add at once with Kubo's exact stream, so the difference between the
+// Connector and a bare HTTP call is the connector's own cost. One op = one
+// pin.
+//
+//	go test -run XXX -bench PinClientOverhead ./connector/kubo/
+func BenchmarkPinClientOverhead(b *testing.B) {
+	ci, _ := cid.Decode("bafkreibme22gw2h7y2h7tg2fhqotaqjucnbc24deqo72b6mkl2egezxhvy")
+	body := `{"Progress":1,"Bytes":3}` + "\n" + `{"Pins":["` + ci.String() + `"]}` + "\n"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Stream-Error")
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	c, err := kubo.New(kubo.Config{APIAddr: srv.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Shutdown(context.Background())
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
+	defer client.CloseIdleConnections()
+	pin := pincluster.NewPin(ci, pincluster.PinOptions{})
+	ctx := context.Background()
+
+	b.Run("connector", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.Pin(ctx, pin, func(pincluster.PinProgress) {}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("raw-http", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			resp, err := client.Post(srv.URL+"/api/v0/pin/add?arg="+ci.String()+"&recursive=true&progress=true", "", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+}
