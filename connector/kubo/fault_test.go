@@ -22,6 +22,7 @@ import (
 	mh "github.com/multiformats/go-multihash"
 	"github.com/pincluster/pincluster"
 	"github.com/pincluster/pincluster/connector/kubo"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -543,4 +544,38 @@ func mustPeer(t testing.TB) peer.ID {
 	id, err := peer.Decode(testPeer)
 	require.NoError(t, err)
 	return id
+}
+
+func TestPinProgressInterval(t *testing.T) {
+	a := rawCID(t, "a")
+	body := ""
+	for i := 1; i <= 50; i++ {
+		body += fmt.Sprintf(`{"Progress":%d,"Bytes":%d}`+"\n", i, i*10)
+	}
+	body += `{"Pins":["` + a.String() + `"]}` + "\n"
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		assert.Equal(t, "true", r.URL.Query().Get("progress"))
+		assert.Equal(t, "false", r.URL.Query().Get("recursive"), "direct pin")
+		assert.Equal(t, "name", r.URL.Query().Get("name"))
+		io.WriteString(w, body)
+	}
+	pin := pincluster.NewPin(a, pincluster.PinOptions{Mode: pincluster.PinModeDirect, Name: "name"})
+
+	var got []pincluster.PinProgress
+	c := fake(t, handler, kubo.Config{})
+	require.NoError(t, c.Pin(t.Context(), pin, func(p pincluster.PinProgress) { got = append(got, p) }))
+	require.Len(t, got, 50, "every report without an interval")
+
+	got = nil
+	c = fake(t, handler, kubo.Config{PinProgressInterval: time.Hour})
+	require.NoError(t, c.Pin(t.Context(), pin, func(p pincluster.PinProgress) { got = append(got, p) }))
+	require.Equal(t, []pincluster.PinProgress{{Blocks: 1, Bytes: 10}, {Blocks: 50, Bytes: 500}}, got, "first, then the last")
+}
+
+func TestDAGSizeTimeout(t *testing.T) {
+	c, _ := hangServer(t, kubo.Config{DAGSizeTimeout: 50 * time.Millisecond})
+	_, err := c.DAGSize(t.Context(), rawCID(t, "a"))
+	require.ErrorIs(t, err, pincluster.ErrNotFound)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NotErrorIs(t, err, pincluster.ErrIPFSUnavailable)
 }
