@@ -128,13 +128,20 @@ func (c *Connector) connectOrigins(ctx context.Context, origins []ma.Multiaddr) 
 // connect calls "swarm/connect" for one peer and all its addresses.
 func (c *Connector) connect(ctx context.Context, pi peer.AddrInfo) error {
 	const op = "swarm/connect"
-	addrs, err := peer.AddrInfoToP2pAddrs(&pi)
-	if err != nil {
+	if err := pi.ID.Validate(); err != nil {
 		return &Error{Op: op, Code: -1, Message: "peer " + pi.ID.String(), Err: err}
 	}
-	args := make([]string, 0, len(addrs)+1)
-	for _, a := range addrs {
-		args = append(args, a.String())
+	suffix := "/p2p/" + pi.ID.String()
+	args := make([]string, 0, len(pi.Addrs)+1)
+	for _, a := range pi.Addrs {
+		// Addresses may already end with the peer's /p2p/ part (as Kubo's
+		// id reports them).
+		if transport, id := peer.SplitAddr(a); id == pi.ID && transport != nil {
+			a = transport
+		} else if id != "" {
+			continue // another peer's address
+		}
+		args = append(args, a.String()+suffix)
 	}
 	if len(args) == 0 {
 		args = append(args, "/p2p/"+pi.ID.String())
