@@ -308,6 +308,9 @@ func TestKuboTwoDaemons(t *testing.T) {
 	// Origins: B is disconnected from A, then pins with A as origin.
 	b.run("swarm", "disconnect", "/p2p/"+idA.ID.String())
 	a.run("swarm", "disconnect", "/p2p/"+idB.ID.String())
+	peers, err = cb.SwarmPeers(ctx)
+	require.NoError(t, err)
+	require.NotContains(t, peers, idA.ID)
 	root2, _ := addDir(t, a, map[string]string{"three.txt": "three"})
 	var origins []ma.Multiaddr
 	for _, addr := range idA.Addresses {
@@ -319,6 +322,9 @@ func TestKuboTwoDaemons(t *testing.T) {
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	require.NoError(t, cb.Pin(pctx, pincluster.NewPin(root2, pincluster.PinOptions{Origins: origins}), nil))
+	peers, err = cb.SwarmPeers(ctx)
+	require.NoError(t, err)
+	require.Contains(t, peers, idA.ID, "connected through the origins")
 }
 
 // TestKuboRestart (T19/T20 at the connector's level): the daemon killed
