@@ -3,6 +3,7 @@ package crdt
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -93,6 +94,9 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 		}
 		group := []*writeReq{first}
 		if !first.batch {
+			// Let writers answered by the previous commit queue their next
+			// write, so that a busy store forms larger deltas.
+			runtime.Gosched()
 			n := len(first.ops)
 			var timeout <-chan time.Time
 			var timer *time.Timer

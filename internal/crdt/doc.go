@@ -45,11 +45,13 @@
 // After every local commit and every RebroadcastInterval (and right after
 // New) the heads are broadcast. Periodic rebroadcast heals lost messages
 // and is also how a newly connected peer learns the heads: no separate
-// exchange on connect. A receiver journals each unknown head and a pool of
-// NumWorkers workers fetches it (DAGSyncerTimeout per fetch), checks it,
-// applies it, and journals its links that are neither processed nor
-// pending; so a walk goes down to known history with memory bounded by
-// the width of the frontier, not the depth. A node whose fetch fails is
+// exchange on connect. A receiver queues each unknown head (in memory
+// only: a head lost to a crash or a full queue is announced again by the
+// next rebroadcast) and a pool of NumWorkers workers fetches it
+// (DAGSyncerTimeout per fetch), checks it, applies it, and journals, in the
+// same batch, its links that are neither processed nor pending; so a walk
+// goes down to known history with memory bounded by the width of the
+// frontier, not the depth. A node whose fetch fails is
 // retried with exponential backoff (RetryMinBackoff..RetryMaxBackoff) and
 // reported in Stats.Stuck; other nodes keep being processed.
 //
@@ -83,8 +85,8 @@
 //	/h/<cid>           head: uvarint priority
 //	/b/<cid>           processed DAG node: uvarint priority
 //	/c/<cid>           "a processed node links to cid" (empty)
-//	/q/<cid>           journal: node still to fetch; uvarint priority of the
-//	                   node that linked to it (0 for an announced head)
+//	/q/<cid>           journal: linked node still to fetch; uvarint priority
+//	                   of the node that linked to it
 //	/m/dirty           present while the journal is not empty
 //	/m/nodes           uvarint count of processed nodes
 //

@@ -68,6 +68,18 @@ func (p *processor) enqueue(c cid.Cid) bool {
 	return true
 }
 
+// enqueueHead queues an announced head if there is room (no overflow
+// mark: heads are not in the journal).
+func (p *processor) enqueueHead(c cid.Cid) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.inflight[c]; ok || len(p.jobs) >= cap(p.jobs) {
+		return
+	}
+	p.inflight[c] = struct{}{}
+	p.jobs <- c
+}
+
 func (p *processor) done(c cid.Cid) {
 	p.mu.Lock()
 	delete(p.inflight, c)
@@ -407,9 +419,11 @@ func (s *Datastore) receiveLoop(ctx context.Context) {
 	}
 }
 
-// handleHeads journals the unknown heads and queues them.
+// handleHeads queues the unknown heads. Announced heads are not journaled:
+// if this replica stops before applying one, the next rebroadcast brings it
+// back; only the links found while walking are journaled. When the queue
+// is full a head is dropped for the same reason.
 func (s *Datastore) handleHeads(ctx context.Context, heads []cid.Cid) error {
-	var fresh, queue []cid.Cid
 	for _, h := range heads {
 		if s.proc.isRejected(h) {
 			continue
@@ -419,57 +433,8 @@ func (s *Datastore) handleHeads(ctx context.Context, heads []cid.Cid) error {
 			return err
 		}
 		if !known {
-			fresh = append(fresh, h)
+			s.proc.enqueueHead(h)
 		}
-	}
-	if len(fresh) == 0 {
-		return nil
-	}
-	s.applyMu.Lock()
-	b, err := s.store.Batch(ctx)
-	if err != nil {
-		s.applyMu.Unlock()
-		return err
-	}
-	added := 0
-	for _, h := range fresh {
-		known, err := s.store.Has(ctx, cidKey(nsBlocks, h))
-		if err != nil {
-			s.applyMu.Unlock()
-			return err
-		}
-		if known {
-			continue
-		}
-		queue = append(queue, h)
-		pend, err := s.store.Has(ctx, cidKey(nsPending, h))
-		if err != nil {
-			s.applyMu.Unlock()
-			return err
-		}
-		if pend {
-			continue
-		}
-		if err := b.Put(ctx, cidKey(nsPending, h), putUvarint(0, nil)); err != nil {
-			s.applyMu.Unlock()
-			return err
-		}
-		added++
-	}
-	if added > 0 {
-		if err := s.markDirty(ctx, b, added); err != nil {
-			s.applyMu.Unlock()
-			return err
-		}
-		if err := b.Commit(ctx); err != nil {
-			s.applyMu.Unlock()
-			return err
-		}
-		s.pending.Add(int64(added))
-	}
-	s.applyMu.Unlock()
-	for _, h := range queue {
-		s.proc.enqueue(h)
 	}
 	return nil
 }

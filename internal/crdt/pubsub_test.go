@@ -29,7 +29,7 @@ type psCluster struct {
 // newPSCluster starts n replicas on mocknet with real gossipsub and the
 // pubsub broadcaster; trusted(i) gives peer i's trust predicate. DAG
 // fetches only reach peers currently connected in the mocknet.
-func newPSCluster(t *testing.T, n int, cfg crdt.Config, trusted func(i int, ids []peer.ID) func(peer.ID) bool) *psCluster {
+func newPSCluster(t testing.TB, n int, cfg crdt.Config, trusted func(i int, ids []peer.ID) func(peer.ID) bool) *psCluster {
 	ctx, cancel := context.WithCancel(context.Background())
 	mn := mocknet.New()
 	t.Cleanup(func() {

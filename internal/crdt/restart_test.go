@@ -221,3 +221,26 @@ func TestHelperCrashWriter(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// T9: a peer whose broadcast of a commit was lost (killed before it went
+// out) announces its heads again when restarted; the others fetch them
+// within one rebroadcast interval.
+func TestAnnounceAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	const interval = 500 * time.Millisecond
+	c := newCluster(t, 1, 1, crdt.Config{RebroadcastInterval: interval})
+	store := newMemStore(t)
+	p1 := c.openWith("p1", store, c.bus.Endpoint("p1"), crdt.Config{RebroadcastInterval: time.Hour})
+	c.bus.DropFrom("p1", true)
+	require.NoError(t, p1.Put(ctx, key(1), []byte("unannounced")))
+	require.NoError(t, p1.Close())
+	c.bus.DropFrom("p1", false)
+	p1b := c.openWith("p1", store, c.bus.Endpoint("p1"), crdt.Config{RebroadcastInterval: interval})
+	start := time.Now()
+	waitFor(t, interval, "p0 has p1's commit", func() bool {
+		ok, _ := c.rs[0].Has(ctx, key(1))
+		return ok
+	})
+	t.Logf("announced and fetched %v after restart", time.Since(start))
+	_ = p1b
+}
