@@ -65,10 +65,10 @@ type Config struct {
 	// DefaultMaxConcurrentRequests (32).
 	MaxConcurrentRequests int
 	// PinProgressInterval is the minimum time between two calls of a Pin's
-	// progress callback. Kubo reports progress every 500 ms, even when
-	// nothing moved, so with 0 the callback runs on every report; a stuck
-	// pin shows as repeated equal counts. The last report of a pin is
-	// always delivered. Default: 0.
+	// progress callback. Kubo reports every 500 ms; reports with unchanged
+	// counts are never passed on, so with 0 the callback runs on every
+	// report that shows new blocks. The last counts of a pin are always
+	// delivered. Default: 0.
 	PinProgressInterval time.Duration
 	// OriginConnectTimeout bounds the connection to one of a pin's origins
 	// made before pinning; failures are logged, not returned. Default:

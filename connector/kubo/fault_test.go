@@ -548,8 +548,10 @@ func mustPeer(t testing.TB) peer.ID {
 
 func TestPinProgressInterval(t *testing.T) {
 	a := rawCID(t, "a")
-	body := ""
+	// Kubo's heartbeats: nothing yet, then each count twice.
+	body := "{}\n{}\n"
 	for i := 1; i <= 50; i++ {
+		body += fmt.Sprintf(`{"Progress":%d,"Bytes":%d}`+"\n", i, i*10)
 		body += fmt.Sprintf(`{"Progress":%d,"Bytes":%d}`+"\n", i, i*10)
 	}
 	body += `{"Pins":["` + a.String() + `"]}` + "\n"
@@ -564,7 +566,7 @@ func TestPinProgressInterval(t *testing.T) {
 	var got []pincluster.PinProgress
 	c := fake(t, handler, kubo.Config{})
 	require.NoError(t, c.Pin(t.Context(), pin, func(p pincluster.PinProgress) { got = append(got, p) }))
-	require.Len(t, got, 50, "every report without an interval")
+	require.Len(t, got, 50, "every report of new blocks, no heartbeat")
 
 	got = nil
 	c = fake(t, handler, kubo.Config{PinProgressInterval: time.Hour})

@@ -52,9 +52,12 @@ func (c *Connector) ID(ctx context.Context) (pincluster.IPFSID, error) {
 // Pin calls "pin/add" with progress, after connecting to pin.Origins
 // (failures there are logged, not returned). MaxDepth 0 pins directly;
 // any other MaxDepth pins recursively (Kubo has no depth-limited pins).
-// progress, when not nil, is called for each progress report Kubo streams
-// (every 500 ms, see Config.PinProgressInterval) and once with the final
-// counts. The call is bounded only by ctx.
+// progress, when not nil, is called as blocks arrive: Kubo streams its
+// counts every 500 ms, and each report whose counts differ from the last one
+// is passed on (at most one per Config.PinProgressInterval; the last counts
+// are always delivered before Pin returns). Unchanged counts are not passed
+// on, so a caller that resets an idle timer on each call (the tracker's pin
+// timeout) sees a stuck pin as silence. The call is bounded only by ctx.
 func (c *Connector) Pin(ctx context.Context, pin pincluster.Pin, progress func(pincluster.PinProgress)) error {
 	const op = "pin/add"
 	if !pin.Cid.Defined() {
@@ -84,7 +87,12 @@ func (c *Connector) Pin(ctx context.Context, pin pincluster.Pin, progress func(p
 			pinned = true
 			return nil
 		}
-		last = pincluster.PinProgress{Blocks: out.Progress, Bytes: out.Bytes}
+		p := pincluster.PinProgress{Blocks: out.Progress, Bytes: out.Bytes}
+		if p == last {
+			// Kubo's heartbeat: nothing arrived since the last report.
+			return nil
+		}
+		last = p
 		pending = true
 		if progress != nil && (c.cfg.PinProgressInterval == 0 || time.Since(lastCall) >= c.cfg.PinProgressInterval) {
 			progress(last)
