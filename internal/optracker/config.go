@@ -1,0 +1,163 @@
+package optracker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Func performs one attempt of an operation: the owner's pin or unpin. It
+// must return when ctx is cancelled (context.Cause(ctx) tells why:
+// ErrSuperseded, ErrTimeout or ErrClosed). op is a snapshot of the
+// operation (its Meta carries what the owner attached at Enqueue).
+// progress may be called any number of times, from any goroutine, while
+// Func runs; each call resets the idle timer. Calls after Func returned are
+// ignored.
+type Func func(ctx context.Context, op Op, progress ProgressFunc) error
+
+// Retry limits for Config.MaxRetries.
+const (
+	// UnlimitedRetries retries failed operations forever, waiting at most
+	// MaxBackoff between attempts.
+	UnlimitedRetries = -1
+	// NoRetries leaves an operation in the error phase after its first
+	// failure.
+	NoRetries = -2
+	// NoTimeout disables an idle timeout (PinTimeout, UnpinTimeout).
+	NoTimeout time.Duration = -1
+)
+
+// Defaults applied by New to zero fields of Config.
+const (
+	DefaultPinConcurrency   = 10
+	DefaultUnpinConcurrency = 10
+	DefaultMaxQueue         = 1_000_000
+	DefaultMaxRetries       = 5
+	DefaultBaseBackoff      = 5 * time.Second
+	DefaultMaxBackoff       = 5 * time.Minute
+	DefaultPinTimeout       = 2 * time.Minute
+	DefaultUnpinTimeout     = 10 * time.Minute
+)
+
+// Config configures a Tracker. Zero fields take the documented default.
+// New copies the Config; changing it afterwards has no effect.
+type Config struct {
+	// Pin pins a CID on the owner's IPFS node. Required.
+	Pin Func
+	// Unpin unpins a CID on the owner's IPFS node. Required.
+	Unpin Func
+
+	// PinConcurrency is the maximum number of pin operations running at
+	// once. Default: 10.
+	PinConcurrency int
+	// UnpinConcurrency is the maximum number of unpin operations running at
+	// once, independent of PinConcurrency. Default: 10.
+	UnpinConcurrency int
+	// MaxQueue bounds the number of queued operations (pins and unpins
+	// together) that Enqueue admits; beyond it Enqueue returns
+	// ErrQueueFull. Default: 1,000,000.
+	MaxQueue int
+
+	// MaxRetries is how many times a failed operation is retried
+	// automatically before it stays in the error phase. UnlimitedRetries
+	// retries forever; NoRetries never retries. Default: 5.
+	MaxRetries int
+	// BaseBackoff is the wait before the first retry; each further retry
+	// waits twice as long as the previous one, up to MaxBackoff.
+	// Default: 5s.
+	BaseBackoff time.Duration
+	// MaxBackoff caps the wait between retries; must be ≥ BaseBackoff.
+	// Default: 5m.
+	MaxBackoff time.Duration
+
+	// PinTimeout is the idle timeout of a pin attempt: the attempt fails
+	// with ErrTimeout when its function reported no progress (nor started)
+	// for this long. NoTimeout disables it. Default: 2m.
+	PinTimeout time.Duration
+	// UnpinTimeout is the idle timeout of an unpin attempt, counted like
+	// PinTimeout. NoTimeout disables it. Default: 10m.
+	UnpinTimeout time.Duration
+
+	// Logger receives debug logs of supersessions and warnings of failed
+	// attempts. Default: nil, which discards.
+	Logger *slog.Logger
+}
+
+// withDefaults returns a copy of c with defaults filled in, or an error
+// wrapping ErrInvalidConfig.
+func (c Config) withDefaults() (Config, error) {
+	if c.Pin == nil || c.Unpin == nil {
+		return c, fmt.Errorf("%w: Pin and Unpin functions are required", ErrInvalidConfig)
+	}
+	if c.PinConcurrency == 0 {
+		c.PinConcurrency = DefaultPinConcurrency
+	}
+	if c.UnpinConcurrency == 0 {
+		c.UnpinConcurrency = DefaultUnpinConcurrency
+	}
+	if c.MaxQueue == 0 {
+		c.MaxQueue = DefaultMaxQueue
+	}
+	if c.MaxRetries == 0 {
+		c.MaxRetries = DefaultMaxRetries
+	}
+	if c.BaseBackoff == 0 {
+		c.BaseBackoff = DefaultBaseBackoff
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = max(DefaultMaxBackoff, c.BaseBackoff)
+	}
+	if c.PinTimeout == 0 {
+		c.PinTimeout = DefaultPinTimeout
+	}
+	if c.UnpinTimeout == 0 {
+		c.UnpinTimeout = DefaultUnpinTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.PinConcurrency < 0 || c.UnpinConcurrency < 0:
+		return c, fmt.Errorf("%w: negative concurrency (pin %d, unpin %d)", ErrInvalidConfig, c.PinConcurrency, c.UnpinConcurrency)
+	case c.MaxQueue < 0:
+		return c, fmt.Errorf("%w: negative MaxQueue %d", ErrInvalidConfig, c.MaxQueue)
+	case c.MaxRetries < NoRetries:
+		return c, fmt.Errorf("%w: MaxRetries %d (use UnlimitedRetries or NoRetries)", ErrInvalidConfig, c.MaxRetries)
+	case c.BaseBackoff < 0 || c.MaxBackoff < 0:
+		return c, fmt.Errorf("%w: negative backoff", ErrInvalidConfig)
+	case c.MaxBackoff < c.BaseBackoff:
+		return c, fmt.Errorf("%w: MaxBackoff %s < BaseBackoff %s", ErrInvalidConfig, c.MaxBackoff, c.BaseBackoff)
+	case c.PinTimeout < 0 && c.PinTimeout != NoTimeout, c.UnpinTimeout < 0 && c.UnpinTimeout != NoTimeout:
+		return c, fmt.Errorf("%w: negative timeout (use NoTimeout)", ErrInvalidConfig)
+	}
+	return c, nil
+}
+
+// backoff returns the wait before the retry following the n-th failure
+// (n ≥ 1).
+func (c *Config) backoff(n int) time.Duration {
+	d := c.BaseBackoff
+	for i := 1; i < n && d < c.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, c.MaxBackoff)
+}
+
+// retriesLeft reports whether an operation that failed n times is retried.
+func (c *Config) retriesLeft(n int) bool {
+	switch c.MaxRetries {
+	case UnlimitedRetries:
+		return true
+	case NoRetries:
+		return false
+	}
+	return n <= c.MaxRetries
+}
+
+func (c *Config) timeout(t OpType) time.Duration {
+	if t == OpPin {
+		return c.PinTimeout
+	}
+	return c.UnpinTimeout
+}
