@@ -37,7 +37,7 @@ type nodeChanges struct {
 // The result depends only on the set of deltas applied so far, never on
 // their order: tombstones are kept for ids whose element has not arrived
 // yet, and the winner is the maximum over live elements.
-func (s *Datastore) applyDelta(ctx context.Context, b ds.Batch, id cid.Cid, d *Delta, ch *nodeChanges) error {
+func (s *Datastore) applyDelta(ctx context.Context, b ds.Batch, id cid.Cid, d *Delta, local bool, ch *nodeChanges) error {
 	type keyOps struct {
 		put     *KV
 		removes []cid.Cid
@@ -62,14 +62,14 @@ func (s *Datastore) applyDelta(ctx context.Context, b ds.Batch, id cid.Cid, d *D
 	}
 	for _, k := range order {
 		o := ops[k]
-		if err := s.applyKey(ctx, b, id, d.Priority, k, o.put, o.removes, ch); err != nil {
+		if err := s.applyKey(ctx, b, id, d.Priority, k, o.put, o.removes, local, ch); err != nil {
 			return fmt.Errorf("key %q: %w", truncate(k), err)
 		}
 	}
 	return nil
 }
 
-func (s *Datastore) applyKey(ctx context.Context, b ds.Batch, id cid.Cid, prio uint64, k string, put *KV, removes []cid.Cid, ch *nodeChanges) error {
+func (s *Datastore) applyKey(ctx context.Context, b ds.Batch, id cid.Cid, prio uint64, k string, put *KV, removes []cid.Cid, local bool, ch *nodeChanges) error {
 	ek := encKey(k)
 	removed := make(map[cid.Cid]struct{}, len(removes))
 	for _, rid := range removes {
@@ -92,9 +92,13 @@ func (s *Datastore) applyKey(ctx context.Context, b ds.Batch, id cid.Cid, prio u
 	}
 	var cand *winner
 	if put != nil {
-		dead, err := s.store.Has(ctx, tombKey(ek, id))
-		if err != nil {
-			return err
+		// A local delta is new: nobody can have removed its element yet.
+		dead := false
+		if !local {
+			var err error
+			if dead, err = s.store.Has(ctx, tombKey(ek, id)); err != nil {
+				return err
+			}
 		}
 		if !dead {
 			if err := b.Put(ctx, elemKey(ek, id), putUvarint(prio, put.Value)); err != nil {

@@ -99,13 +99,13 @@ func init() {
 		panic(err) // static options; cannot fail
 	}
 	decMode, err = cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		TagsMd:            cbor.TagsAllowed,
-		MaxNestedLevels:   8,
-		MaxArrayElements:  1 << 20,
-		MaxMapPairs:       16,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
+		DupMapKey:             cbor.DupMapKeyEnforcedAPF,
+		IndefLength:           cbor.IndefLengthForbidden,
+		TagsMd:                cbor.TagsAllowed,
+		MaxNestedLevels:       8,
+		MaxArrayElements:      1 << 20,
+		MaxMapPairs:           16,
+		ExtraReturnErrors:     cbor.ExtraDecErrorUnknownField,
 		DefaultByteStringType: reflect.TypeOf([]byte(nil)),
 	}.DecMode()
 	if err != nil {

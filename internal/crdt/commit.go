@@ -223,7 +223,7 @@ func (s *Datastore) commitDelta(ctx context.Context, ops []op) error {
 		return err
 	}
 	var ch nodeChanges
-	if err := s.applyDelta(ctx, b, id, d, &ch); err != nil {
+	if err := s.applyDelta(ctx, b, id, d, true, &ch); err != nil {
 		return fmt.Errorf("apply local delta %s: %w", id, err)
 	}
 	if err := s.markProcessed(ctx, b, id, d.Priority, d.Links, &ch); err != nil {

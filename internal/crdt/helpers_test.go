@@ -4,11 +4,12 @@ import (
 	"context"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	cid "github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
-	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/vfs"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	mh "github.com/multiformats/go-multihash"
 	"github.com/stretchr/testify/require"
@@ -24,7 +25,11 @@ func newMapStore() ds.Batching { return dssync.MutexWrap(ds.NewMapDatastore()) }
 // newMemStore returns an in-memory pebble datastore (efficient prefix
 // queries, unlike the map datastore), closed at the end of the test.
 func newMemStore(t testing.TB) ds.Batching {
-	d, err := pebbleds.NewDatastore("", pebbleds.WithPebbleOpts(&pebble.Options{FS: vfs.NewMem()}))
+	opts := &pebble.Options{FS: vfs.NewMem()}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10) // cheap misses
+	}
+	d, err := pebbleds.NewDatastore("", pebbleds.WithPebbleOpts(opts))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = d.Close() })
 	return d

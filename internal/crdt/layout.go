@@ -33,10 +33,10 @@ func valueKey(k string) ds.Key { return ds.RawKey(nsValues + k) }
 func winnerKey(ek string) ds.Key {
 	return ds.RawKey(nsWinner + "/" + ek)
 }
-func elemPrefix(ek string) string           { return nsElems + "/" + ek + "/" }
-func elemKey(ek string, id cid.Cid) ds.Key  { return ds.RawKey(elemPrefix(ek) + id.String()) }
-func tombKey(ek string, id cid.Cid) ds.Key  { return ds.RawKey(nsTombs + "/" + ek + "/" + id.String()) }
-func cidKey(ns string, c cid.Cid) ds.Key     { return ds.RawKey(ns + "/" + c.String()) }
+func elemPrefix(ek string) string          { return nsElems + "/" + ek + "/" }
+func elemKey(ek string, id cid.Cid) ds.Key { return ds.RawKey(elemPrefix(ek) + id.String()) }
+func tombKey(ek string, id cid.Cid) ds.Key { return ds.RawKey(nsTombs + "/" + ek + "/" + id.String()) }
+func cidKey(ns string, c cid.Cid) ds.Key   { return ds.RawKey(ns + "/" + c.String()) }
 
 func putUvarint(v uint64, rest []byte) []byte {
 	b := make([]byte, 0, binary.MaxVarintLen64+len(rest))
