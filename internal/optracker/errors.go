@@ -19,7 +19,7 @@ var (
 	// ErrTimeout is wrapped by the error of an attempt that made no
 	// progress for Config.PinTimeout (UnpinTimeout); it is also the
 	// cancellation cause seen by the operation function.
-	ErrTimeout = errors.New("optracker: no progress within the idle timeout")
+	ErrTimeout = errors.New("optracker: idle timeout")
 	// ErrInvalidConfig is wrapped by New's error when the Config is
 	// unusable.
 	ErrInvalidConfig = errors.New("optracker: invalid config")

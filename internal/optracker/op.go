@@ -176,4 +176,3 @@ func (o *op) snapshot() Op {
 		Meta:      o.meta,
 	}
 }
-

@@ -35,6 +35,7 @@ package optracker
 // since "new" (events of one command are sorted).
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -155,7 +156,13 @@ type harness struct {
 	mu       sync.Mutex
 	calls    map[string]*call
 	stubborn map[string]bool
-	events   []string
+	events   []event
+	closed   bool
+}
+
+type event struct {
+	at   time.Duration
+	text string
 }
 
 type call struct {
@@ -185,12 +192,8 @@ func (h *harness) cid(name string) cid.Cid {
 	return c
 }
 
-func (h *harness) elapsed() string {
-	return "t=" + time.Since(h.start).String()
-}
-
 func (h *harness) eventLocked(format string, args ...any) {
-	h.events = append(h.events, h.elapsed()+" "+fmt.Sprintf(format, args...))
+	h.events = append(h.events, event{time.Since(h.start), fmt.Sprintf(format, args...)})
 }
 
 func (h *harness) fn(ctx context.Context, op Op, progress ProgressFunc) error {
@@ -225,16 +228,16 @@ func (h *harness) fn(ctx context.Context, op Op, progress ProgressFunc) error {
 	return ctx.Err()
 }
 
+// closeTracker closes the tracker; its operation functions all return on
+// cancellation except stubborn ones, which the script must finish first.
 func (h *harness) closeTracker() {
-	if h.tr == nil {
+	if h.tr == nil || h.closed {
 		return
 	}
+	h.closed = true
 	if err := h.tr.Close(context.Background()); err != nil {
 		h.t.Errorf("close: %v", err)
 	}
-	h.tr = nil
-	// Release stubborn calls so their goroutines... they belong to the
-	// tracker's workers, which Close already waited for.
 }
 
 func (h *harness) run(line string) string {
@@ -253,6 +256,7 @@ func (h *harness) run(line string) string {
 			return "error: " + err.Error()
 		}
 		h.start = time.Now()
+		h.closed = false
 		h.tr, err = New(cfg)
 		if err != nil {
 			return "error: " + err.Error()
@@ -267,9 +271,11 @@ func (h *harness) run(line string) string {
 			op, err := h.tr.Enqueue(h.cid(n), typ, nil)
 			if err != nil {
 				add("%s: %s", n, errName(err))
-				continue
+			} else {
+				add("%s", h.fmtOp(op))
 			}
-			add("%s", h.fmtOp(op))
+			synctest.Wait() // let a free worker take it before the next
+
 		}
 	case "finish", "fail":
 		h.mu.Lock()
@@ -375,8 +381,15 @@ func (h *harness) run(line string) string {
 	ev := h.events
 	h.events = nil
 	h.mu.Unlock()
-	slices.Sort(ev)
-	out = append(out, ev...)
+	slices.SortFunc(ev, func(a, b event) int {
+		if c := cmp.Compare(a.at, b.at); c != 0 {
+			return c
+		}
+		return strings.Compare(a.text, b.text)
+	})
+	for _, e := range ev {
+		out = append(out, "t="+e.at.String()+" "+e.text)
+	}
 	if len(out) == 0 {
 		out = append(out, "ok")
 	}

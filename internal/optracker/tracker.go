@@ -2,6 +2,7 @@ package optracker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -438,7 +439,12 @@ func (t *Tracker) finishLocked(o *op, k int, err error, start, end time.Time) {
 	if o.timedOut {
 		o.timedOut = false
 		t.counters.timedOut++
-		err = fmt.Errorf("optracker: %s %s: no progress for %s: %w (%w)", o.typ, o.c, t.cfg.timeout(o.typ), ErrTimeout, err)
+		terr := fmt.Errorf("optracker: %s %s: no progress for %s: %w", o.typ, o.c, t.cfg.timeout(o.typ), ErrTimeout)
+		if errors.Is(err, context.Canceled) || errors.Is(err, ErrTimeout) {
+			err = terr
+		} else { // the function said more than "cancelled": keep it
+			err = fmt.Errorf("%w: %w", terr, err)
+		}
 	}
 	o.err = err
 	o.failures++
