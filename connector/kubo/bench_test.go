@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	cid "github.com/ipfs/go-cid"
 	ma "github.com/multiformats/go-multiaddr"
@@ -75,6 +76,34 @@ func BenchmarkPin1000(b *testing.B) {
 		wg.Wait()
 	}
 
+	// interleaved alternates the connector and bare HTTP calls (with the
+	// same progress=true) round by round, so that the machine's noise hits
+	// both alike, and reports the ratio.
+	b.Run("interleaved", func(b *testing.B) {
+		var conn, raw time.Duration
+		for i := range b.N {
+			for k := range 2 {
+				unpinAll(b)
+				start := time.Now()
+				if (i+k)%2 == 0 {
+					for _, ci := range cids {
+						if err := c.Pin(ctx, pincluster.NewPin(ci, pincluster.PinOptions{}), nil); err != nil {
+							b.Fatal(err)
+						}
+					}
+					conn += time.Since(start)
+				} else {
+					for _, ci := range args {
+						rawPin(b, ci, true)
+					}
+					raw += time.Since(start)
+				}
+			}
+		}
+		b.ReportMetric(conn.Seconds()/float64(b.N), "connector-s/1000pins")
+		b.ReportMetric(raw.Seconds()/float64(b.N), "http-s/1000pins")
+		b.ReportMetric(conn.Seconds()/raw.Seconds(), "ratio")
+	})
 	b.Run("connector", func(b *testing.B) {
 		for range b.N {
 			unpinAll(b)
