@@ -231,6 +231,9 @@ func (t *Tracker) Wait(ctx context.Context, c cid.Cid) (Op, error) {
 	t.mu.Lock()
 	s := o.snapshot()
 	t.mu.Unlock()
+	if err == nil && s.Phase == PhaseCancelled && errors.Is(s.Err, ErrClosed) {
+		err = fmt.Errorf("optracker: wait %s: %w", c, ErrClosed)
+	}
 	return s, err
 }
 
