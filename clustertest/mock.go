@@ -593,13 +593,14 @@ func (m *MockConnector) PinLs(ctx context.Context, types ...pincluster.IPFSPinSt
 			yield(pincluster.IPFSPinInfo{}, err)
 			return
 		}
-		if len(types) == 0 {
-			types = []pincluster.IPFSPinStatus{pincluster.IPFSPinStatusDirect, pincluster.IPFSPinStatusRecursive}
+		want := types
+		if len(want) == 0 {
+			want = []pincluster.IPFSPinStatus{pincluster.IPFSPinStatusDirect, pincluster.IPFSPinStatusRecursive}
 		}
 		m.mu.Lock()
 		var out []pincluster.IPFSPinInfo
 		for c, p := range m.pins {
-			if slices.Contains(types, p.typ) {
+			if slices.Contains(want, p.typ) {
 				out = append(out, pincluster.IPFSPinInfo{Cid: c, Type: p.typ, Name: p.name})
 			}
 		}
