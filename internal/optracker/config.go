@@ -79,6 +79,16 @@ type Config struct {
 	// PinTimeout. NoTimeout disables it. Default: 10m.
 	UnpinTimeout time.Duration
 
+	// OnFinish, if set, is called with the final snapshot of an operation
+	// each time one reaches an end: PhaseDone, PhaseCancelled (superseded,
+	// cancelled, or interrupted by Close), or PhaseError with no retry
+	// left (again after a Recover that fails for good). It is called
+	// without the tracker's lock, from the goroutine that caused the end
+	// (a worker, or the caller of Enqueue or Cancel), possibly from
+	// several goroutines at once; it must be quick and must not block.
+	// Default: nil.
+	OnFinish func(Op)
+
 	// Logger receives debug logs of supersessions and warnings of failed
 	// attempts. Default: nil, which discards.
 	Logger *slog.Logger

@@ -43,6 +43,7 @@ type Tracker struct {
 	inflight [2]int // functions running, superseded ones included
 	errored  int    // operations in PhaseError
 	retrying int    // of those, with a retry scheduled
+	finished []Op   // final snapshots for Config.OnFinish, sent after unlocking
 	counters counters
 }
 
@@ -118,7 +119,7 @@ func (t *Tracker) Enqueue(c cid.Cid, typ OpType, meta any) (Op, error) {
 		return Op{}, fmt.Errorf("optracker: enqueue %s: %w", typ, ErrInvalidCid)
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockAndNotify()
 	if t.closed {
 		return Op{}, fmt.Errorf("optracker: enqueue %s %s: %w", typ, c, ErrClosed)
 	}
@@ -166,7 +167,7 @@ func (t *Tracker) Get(c cid.Cid) (Op, error) {
 // It returns the removed operation's last snapshot, or ErrNotFound.
 func (t *Tracker) Cancel(c cid.Cid) (Op, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockAndNotify()
 	o := t.ops[c]
 	if o == nil {
 		return Op{}, fmt.Errorf("optracker: cancel %s: %w", c, ErrNotFound)
@@ -198,7 +199,11 @@ func (t *Tracker) Recover(c cid.Cid) (Op, error) {
 // left, and returns its final snapshot; check its Phase. It returns at
 // once for an operation already failed for good. Errors: ErrNotFound when
 // c has no operation, ctx.Err(), or ErrClosed (with the last snapshot)
-// when the tracker closes first.
+// when the tracker closes first or the operation was interrupted by Close.
+//
+// An operation that ends before Wait is called is no longer there
+// (ErrNotFound, or Wait waits for a newer operation): to observe every
+// ending without that race, use Config.OnFinish.
 func (t *Tracker) Wait(ctx context.Context, c cid.Cid) (Op, error) {
 	t.mu.Lock()
 	o := t.ops[c]
@@ -325,10 +330,30 @@ func (t *Tracker) dropLocked(o *op) {
 	t.notifyLocked(o)
 }
 
+// notifyLocked releases o's waiters and queues its final snapshot for
+// Config.OnFinish.
 func (t *Tracker) notifyLocked(o *op) {
 	if o.done != nil {
 		close(o.done)
 		o.done = nil
+	}
+	if t.cfg.OnFinish != nil {
+		t.finished = append(t.finished, o.snapshot())
+	}
+}
+
+// unlockAndNotify releases t.mu, then calls Config.OnFinish with the final
+// snapshots queued so far.
+func (t *Tracker) unlockAndNotify() {
+	if len(t.finished) == 0 {
+		t.mu.Unlock()
+		return
+	}
+	fin := t.finished
+	t.finished = nil
+	t.mu.Unlock()
+	for _, op := range fin {
+		t.cfg.OnFinish(op)
 	}
 }
 
@@ -390,6 +415,10 @@ func (t *Tracker) worker(k int, fn Func) {
 		t.mu.Lock()
 		o.token.Store(0)
 		t.finishLocked(o, k, err, start, end)
+		if len(t.finished) > 0 {
+			t.unlockAndNotify()
+			t.mu.Lock()
+		}
 	}
 }
 

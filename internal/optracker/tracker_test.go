@@ -611,3 +611,49 @@ func TestTiming(t *testing.T) {
 		}
 	})
 }
+
+func TestOnFinish(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var got []string
+		gates := map[OpType]chan error{OpPin: make(chan error), OpUnpin: make(chan error)}
+		fn := func(ctx context.Context, op Op, _ ProgressFunc) error {
+			select {
+			case err := <-gates[op.Type]:
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		tr, err := New(Config{Pin: fn, Unpin: fn, MaxRetries: NoRetries, PinConcurrency: 1,
+			OnFinish: func(op Op) {
+				mu.Lock()
+				got = append(got, fmt.Sprintf("%d %s %s", op.ID, op.Type, op.Phase))
+				mu.Unlock()
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := testCid("a"), testCid("b")
+		tr.Enqueue(a, OpPin, nil) // 1: runs
+		synctest.Wait()
+		tr.Enqueue(b, OpPin, nil)   // 2: queued
+		tr.Enqueue(a, OpUnpin, nil) // 3: supersedes 1
+		synctest.Wait()
+		gates[OpUnpin] <- nil // 3 done
+		synctest.Wait()
+		gates[OpPin] <- errors.New("x") // 2 fails for good
+		synctest.Wait()
+		tr.Recover(b) // 2 again
+		synctest.Wait()
+		tr.Cancel(b) // 2 cancelled while running
+		synctest.Wait()
+		tr.Enqueue(a, OpPin, nil) // 4: runs, then Close interrupts it
+		synctest.Wait()
+		tr.Close(context.Background())
+		want := []string{"1 pin cancelled", "3 unpin done", "2 pin error", "2 pin cancelled", "4 pin cancelled"}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("OnFinish calls = %q, want %q", got, want)
+		}
+	})
+}
