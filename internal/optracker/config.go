@@ -30,14 +30,22 @@ const (
 
 // Defaults applied by New to zero fields of Config.
 const (
-	DefaultPinConcurrency   = 10
+	// DefaultPinConcurrency is the default Config.PinConcurrency.
+	DefaultPinConcurrency = 10
+	// DefaultUnpinConcurrency is the default Config.UnpinConcurrency.
 	DefaultUnpinConcurrency = 10
-	DefaultMaxQueue         = 1_000_000
-	DefaultMaxRetries       = 5
-	DefaultBaseBackoff      = 5 * time.Second
-	DefaultMaxBackoff       = 5 * time.Minute
-	DefaultPinTimeout       = 2 * time.Minute
-	DefaultUnpinTimeout     = 10 * time.Minute
+	// DefaultMaxQueue is the default Config.MaxQueue.
+	DefaultMaxQueue = 1_000_000
+	// DefaultMaxRetries is the default Config.MaxRetries.
+	DefaultMaxRetries = 5
+	// DefaultBaseBackoff is the default Config.BaseBackoff.
+	DefaultBaseBackoff = 5 * time.Second
+	// DefaultMaxBackoff is the default Config.MaxBackoff.
+	DefaultMaxBackoff = 5 * time.Minute
+	// DefaultPinTimeout is the default Config.PinTimeout (idle).
+	DefaultPinTimeout = 2 * time.Minute
+	// DefaultUnpinTimeout is the default Config.UnpinTimeout (idle).
+	DefaultUnpinTimeout = 10 * time.Minute
 )
 
 // Config configures a Tracker. Zero fields take the documented default.

@@ -53,6 +53,14 @@
 // tracker started has returned, and makes Enqueue return ErrClosed. Reads
 // (Get, All, Filter, Stats) keep working after Close.
 //
+// # Observing
+//
+// Get and the listings give snapshots (Op values). Config.OnFinish is
+// called with the final snapshot each time an operation ends (done,
+// cancelled, or failed with no retry left); Wait blocks on one CID's
+// current operation. Stats gives queue lengths, operations in flight,
+// errors, counters and attempt timings.
+//
 // # Listing
 //
 // All and Filter stream snapshots (Op values) as iterators. They copy at

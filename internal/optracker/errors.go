@@ -26,7 +26,6 @@ var (
 	// ErrInvalidType is returned by Enqueue for an OpType other than
 	// OpPin or OpUnpin.
 	ErrInvalidType = errors.New("optracker: invalid operation type")
+	// ErrInvalidCid is returned by Enqueue for an undefined CID.
+	ErrInvalidCid = errors.New("optracker: undefined cid")
 )
-
-// ErrInvalidCid is returned by Enqueue for an undefined CID.
-var ErrInvalidCid = errors.New("optracker: undefined cid")
