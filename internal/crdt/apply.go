@@ -71,12 +71,18 @@ func (s *Datastore) applyDelta(ctx context.Context, b ds.Batch, id cid.Cid, d *D
 
 func (s *Datastore) applyKey(ctx context.Context, b ds.Batch, id cid.Cid, prio uint64, k string, put *KV, removes []cid.Cid, local bool, ch *nodeChanges) error {
 	ek := encKey(k)
+	rec, err := s.readRecord(ctx, ek)
+	if err != nil {
+		return err
+	}
+	next := rec // the new record
 	removed := make(map[cid.Cid]struct{}, len(removes))
 	for _, rid := range removes {
 		if rid.Equals(id) {
 			continue // a delta cannot remove its own element
 		}
 		removed[rid] = struct{}{}
+		next.hasTombs = true
 		if err := b.Put(ctx, tombKey(ek, rid), nil); err != nil {
 			return err
 		}
@@ -92,10 +98,10 @@ func (s *Datastore) applyKey(ctx context.Context, b ds.Batch, id cid.Cid, prio u
 	}
 	var cand *winner
 	if put != nil {
-		// A local delta is new: nobody can have removed its element yet.
+		// A local delta is new: nobody can have removed its element yet;
+		// a key without tombstones cannot have removed it either.
 		dead := false
-		if !local {
-			var err error
+		if !local && rec.hasTombs {
 			if dead, err = s.store.Has(ctx, tombKey(ek, id)); err != nil {
 				return err
 			}
@@ -107,66 +113,67 @@ func (s *Datastore) applyKey(ctx context.Context, b ds.Batch, id cid.Cid, prio u
 			cand = &winner{prio: prio, id: id, value: put.Value}
 		}
 	}
-	cur, hasCur, err := s.readWinner(ctx, k, ek)
-	if err != nil {
-		return err
-	}
-	var next *winner
-	if hasCur {
-		if _, gone := removed[cur.id]; !gone {
-			next = &cur
-		} else {
-			// The winner was removed: recompute from the other live elements.
-			next, err = s.scanWinner(ctx, ek, removed)
-			if err != nil {
-				return err
-			}
-		}
-	}
-	if cand != nil && (next == nil || cand.beats(*next)) {
-		next = cand
-	}
-	switch {
-	case next == nil && hasCur:
-		if err := b.Delete(ctx, winnerKey(ek)); err != nil {
+	var best *winner // nil value: the current winner, value not loaded
+	if rec.hasWinner {
+		if _, gone := removed[rec.id]; !gone {
+			best = &winner{prio: rec.prio, id: rec.id}
+		} else if best, err = s.scanWinner(ctx, ek, removed); err != nil {
+			// The winner was removed: recomputed from the other live elements.
 			return err
 		}
+	}
+	if cand != nil {
+		if best != nil && best.value == nil && cand.prio == best.prio {
+			// A tie on priority: compare with the current value.
+			if best.value, err = s.store.Get(ctx, valueKey(k)); err != nil {
+				return fmt.Errorf("value of winner: %w", err)
+			}
+		}
+		if best == nil || cand.beats(*best) {
+			best = cand
+		}
+	}
+	next.hasWinner = best != nil
+	if best != nil {
+		next.prio, next.id = best.prio, best.id
+	} else {
+		next.prio, next.id = 0, cid.Undef
+	}
+	if !next.equal(rec) {
+		if next.hasWinner || next.hasTombs {
+			err = b.Put(ctx, winnerKey(ek), next.encode())
+		} else {
+			err = b.Delete(ctx, winnerKey(ek))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	switch {
+	case best == nil && rec.hasWinner:
 		if err := b.Delete(ctx, valueKey(k)); err != nil {
 			return err
 		}
 		ch.events = append(ch.events, hookEvent{key: k, del: true})
-	case next != nil && (!hasCur || !next.id.Equals(cur.id)):
-		if err := b.Put(ctx, winnerKey(ek), putUvarint(next.prio, next.id.Bytes())); err != nil {
+	case best != nil && (!rec.hasWinner || !best.id.Equals(rec.id)):
+		if err := b.Put(ctx, valueKey(k), best.value); err != nil {
 			return err
 		}
-		if !hasCur || !bytes.Equal(next.value, cur.value) {
-			if err := b.Put(ctx, valueKey(k), next.value); err != nil {
-				return err
-			}
-		}
-		ch.events = append(ch.events, hookEvent{key: k, value: next.value})
+		ch.events = append(ch.events, hookEvent{key: k, value: best.value})
 	}
 	return nil
 }
 
-// readWinner returns the current winner of k, with its value.
-func (s *Datastore) readWinner(ctx context.Context, k, ek string) (winner, bool, error) {
+// readRecord returns the key record of ek (zero if absent).
+func (s *Datastore) readRecord(ctx context.Context, ek string) (keyRecord, error) {
 	raw, err := s.store.Get(ctx, winnerKey(ek))
 	if errors.Is(err, ds.ErrNotFound) {
-		return winner{}, false, nil
+		return keyRecord{}, nil
 	}
 	if err != nil {
-		return winner{}, false, err
+		return keyRecord{}, err
 	}
-	p, id, err := decodeWinner(raw)
-	if err != nil {
-		return winner{}, false, err
-	}
-	v, err := s.store.Get(ctx, valueKey(k))
-	if err != nil {
-		return winner{}, false, fmt.Errorf("value of winner: %w", err)
-	}
-	return winner{prio: p, id: id, value: v}, true, nil
+	return decodeRecord(raw)
 }
 
 // scanWinner returns the best live element of ek, skipping ids in skip.
@@ -213,8 +220,8 @@ func (s *Datastore) scanElems(ctx context.Context, ek string, fn func(id cid.Cid
 // delete observes and removes).
 func (s *Datastore) liveIDs(ctx context.Context, k string) ([]cid.Cid, error) {
 	ek := encKey(k)
-	has, err := s.store.Has(ctx, winnerKey(ek))
-	if err != nil || !has {
+	rec, err := s.readRecord(ctx, ek)
+	if err != nil || !rec.hasWinner {
 		return nil, err
 	}
 	var ids []cid.Cid

@@ -79,7 +79,8 @@
 // Inside the datastore given to New (the owner picks its namespace):
 //
 //	/v<key>            visible value of key (what Get and Query read)
-//	/s/w/<ek>          winner of key: uvarint priority ++ element id (CID bytes)
+//	/s/w/<ek>          key record: uvarint flags (1 = has a winner, 2 = has
+//	                   tombstones) [++ uvarint winner priority ++ winner id (CID bytes)]
 //	/s/e/<ek>/<id>     live element: uvarint priority ++ value
 //	/s/t/<ek>/<id>     tombstone of an element id (empty value)
 //	/h/<cid>           head: uvarint priority

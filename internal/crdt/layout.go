@@ -13,7 +13,7 @@ import (
 // On-disk layout inside the datastore given to New (see the package doc).
 const (
 	nsValues  = "/v"   // /v<key>            -> visible value
-	nsWinner  = "/s/w" // /s/w/<ek>          -> uvarint priority ++ winning element id (cid bytes)
+	nsWinner  = "/s/w" // /s/w/<ek>          -> key record (see keyRecord.encode)
 	nsElems   = "/s/e" // /s/e/<ek>/<id>     -> uvarint priority ++ value (live elements)
 	nsTombs   = "/s/t" // /s/t/<ek>/<id>     -> empty (tombstoned element ids)
 	nsHeads   = "/h"   // /h/<cid>           -> uvarint priority
@@ -73,14 +73,59 @@ func (a winner) beats(b winner) bool {
 	return compareBytes(a.id.Bytes(), b.id.Bytes()) > 0
 }
 
-func decodeWinner(b []byte) (uint64, cid.Cid, error) {
-	p, rest, err := readUvarint(b)
-	if err != nil {
-		return 0, cid.Undef, err
+// keyRecord is the per-key metadata (at /s/w/<ek>): the winning element,
+// if the key has live elements, and whether any tombstone exists for it.
+type keyRecord struct {
+	hasWinner bool
+	hasTombs  bool
+	prio      uint64
+	id        cid.Cid
+}
+
+const (
+	recWinner = 1
+	recTombs  = 2
+)
+
+func (r keyRecord) equal(o keyRecord) bool {
+	return r.hasWinner == o.hasWinner && r.hasTombs == o.hasTombs && r.prio == o.prio && r.id.Equals(o.id)
+}
+
+// encode: uvarint flags (1 = has winner, 2 = has tombstones), then, with a
+// winner, uvarint priority ++ winner id (CID bytes).
+func (r keyRecord) encode() []byte {
+	var flags uint64
+	if r.hasWinner {
+		flags |= recWinner
 	}
-	c, err := castCid(rest)
-	if err != nil {
-		return 0, cid.Undef, fmt.Errorf("%w: winner id: %v", errCorrupt, err)
+	if r.hasTombs {
+		flags |= recTombs
 	}
-	return p, c, nil
+	b := binary.AppendUvarint(nil, flags)
+	if r.hasWinner {
+		b = binary.AppendUvarint(b, r.prio)
+		b = append(b, r.id.Bytes()...)
+	}
+	return b
+}
+
+func decodeRecord(b []byte) (keyRecord, error) {
+	flags, rest, err := readUvarint(b)
+	if err != nil || flags > recWinner|recTombs {
+		return keyRecord{}, errCorrupt
+	}
+	r := keyRecord{hasWinner: flags&recWinner != 0, hasTombs: flags&recTombs != 0}
+	if !r.hasWinner {
+		if len(rest) != 0 {
+			return keyRecord{}, errCorrupt
+		}
+		return r, nil
+	}
+	if r.prio, rest, err = readUvarint(rest); err != nil {
+		return keyRecord{}, err
+	}
+	if r.id, err = castCid(rest); err != nil {
+		return keyRecord{}, fmt.Errorf("%w: winner id: %v", errCorrupt, err)
+	}
+	return r, nil
 }
