@@ -1,0 +1,265 @@
+// Package httpx holds the HTTP plumbing shared by api/rest and api/pinsvc:
+// a server runner with timeouts and limits, NDJSON streaming with the
+// X-Stream-Error trailer, CORS, and CID/path parameter parsing.
+package httpx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ServerConfig holds the limits of a Server. Zero fields take the
+// defaults named on each.
+type ServerConfig struct {
+	// ReadHeaderTimeout bounds reading a request's headers (slow-loris).
+	// Default: 5s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included. 0: none.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a response. 0: none.
+	WriteTimeout time.Duration
+	// IdleTimeout bounds keep-alive idleness. Default: 2m.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds request headers; larger ones get 431.
+	// Default: 16 KiB.
+	MaxHeaderBytes int
+}
+
+// Defaults fills zero fields and rejects negative ones.
+func (c *ServerConfig) Defaults() error {
+	if c.ReadHeaderTimeout < 0 || c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 || c.MaxHeaderBytes < 0 {
+		return errors.New("negative timeout or header limit")
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = 5 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 2 * time.Minute
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 16 << 10
+	}
+	return nil
+}
+
+// Server runs an http.Handler on listeners until Shutdown.
+type Server struct {
+	srv *http.Server
+
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewServer returns a Server for h with the limits of cfg (defaults
+// filled by the caller).
+func NewServer(h http.Handler, cfg ServerConfig) *Server {
+	return &Server{srv: &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+	}}
+}
+
+// Serve serves on l until Shutdown; it then returns http.ErrServerClosed.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return http.ErrServerClosed
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	return s.srv.Serve(l)
+}
+
+// Start serves on l in a goroutine that Shutdown waits for.
+func (s *Server) Start(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return http.ErrServerClosed
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		_ = s.srv.Serve(l) // ErrServerClosed after Shutdown
+	}()
+	return nil
+}
+
+// Shutdown stops the listeners, waits for active requests and for the
+// goroutines started by Start, or returns ctx.Err(). A second call
+// returns an error wrapping net.ErrClosed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("shutdown: %w", net.ErrClosed)
+	}
+	s.closed = true
+	s.mu.Unlock()
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return err
+}
+
+// WriteJSON writes v as JSON with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"code":500,"message":"encoding the answer failed"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// StreamErrorTrailer is the trailer that carries an error that happened
+// after a stream started.
+const StreamErrorTrailer = "X-Stream-Error"
+
+// StreamNDJSON writes seq as newline-delimited JSON: exactly one JSON
+// object per line. An error before the first item is handed to onErr (the
+// caller writes a normal error answer); an error after it goes into the
+// X-Stream-Error trailer. conv turns each item into its JSON form.
+func StreamNDJSON[T any](w http.ResponseWriter, seq iter.Seq2[T, error], conv func(T) any, onErr func(error)) {
+	started := false
+	start := func() {
+		w.Header().Set("Trailer", StreamErrorTrailer)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusOK)
+		started = true
+	}
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w) // Encode writes one line, no inner newlines
+	n := 0
+	for v, err := range seq {
+		if err != nil {
+			if !started {
+				onErr(err)
+				return
+			}
+			w.Header().Set(StreamErrorTrailer, oneLine(err.Error()))
+			return
+		}
+		if !started {
+			start()
+		}
+		if err := enc.Encode(conv(v)); err != nil {
+			return // client gone
+		}
+		n++
+		if n%64 == 0 {
+			_ = rc.Flush()
+		}
+	}
+	if !started {
+		start()
+	}
+	w.Header().Set(StreamErrorTrailer, "")
+}
+
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// CORSConfig configures cross-origin requests. No allowed origin: CORS
+// headers are never sent.
+type CORSConfig struct {
+	// AllowedOrigins lists origins, or "*" for any.
+	AllowedOrigins []string
+	// AllowedMethods. Default: GET, POST, DELETE, OPTIONS.
+	AllowedMethods []string
+	// AllowedHeaders. Default: Authorization, Content-Type.
+	AllowedHeaders []string
+	// ExposedHeaders. Default: X-Stream-Error.
+	ExposedHeaders []string
+	// AllowCredentials sets Access-Control-Allow-Credentials.
+	AllowCredentials bool
+	// MaxAge is how long browsers may cache a preflight answer.
+	MaxAge time.Duration
+}
+
+// CORS wraps next: preflight OPTIONS requests from an allowed origin are
+// answered (204) before authentication; other requests from an allowed
+// origin get the Allow-Origin headers.
+func CORS(cfg CORSConfig, next http.Handler) http.Handler {
+	if len(cfg.AllowedOrigins) == 0 {
+		return next
+	}
+	methods := cfg.AllowedMethods
+	if len(methods) == 0 {
+		methods = []string{"GET", "POST", "DELETE", "OPTIONS"}
+	}
+	headers := cfg.AllowedHeaders
+	if len(headers) == 0 {
+		headers = []string{"Authorization", "Content-Type"}
+	}
+	exposed := cfg.ExposedHeaders
+	if len(exposed) == 0 {
+		exposed = []string{StreamErrorTrailer}
+	}
+	any := slices.Contains(cfg.AllowedOrigins, "*")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin == "" || (!any && !slices.Contains(cfg.AllowedOrigins, origin)) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Add("Vary", "Origin")
+		if any && !cfg.AllowCredentials {
+			h.Set("Access-Control-Allow-Origin", "*")
+		} else {
+			h.Set("Access-Control-Allow-Origin", origin)
+		}
+		if cfg.AllowCredentials {
+			h.Set("Access-Control-Allow-Credentials", "true")
+		}
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", strings.Join(methods, ", "))
+			h.Set("Access-Control-Allow-Headers", strings.Join(headers, ", "))
+			if cfg.MaxAge > 0 {
+				h.Set("Access-Control-Max-Age", strconv.Itoa(int(cfg.MaxAge/time.Second)))
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.Set("Access-Control-Expose-Headers", strings.Join(exposed, ", "))
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,108 @@
+package pinsvc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/pincluster/pincluster"
+	"github.com/pincluster/pincluster/api/internal/auth"
+	"github.com/pincluster/pincluster/api/internal/httpx"
+)
+
+// ErrConfig is wrapped by the errors New returns for an impossible Config.
+var ErrConfig = errors.New("pinsvc: invalid config")
+
+// API is the IPFS Pinning Service API v1.0.0 over a Backend: an
+// http.Handler, and a server that runs it (Serve or Start) until
+// Shutdown. It satisfies pincluster.API.
+type API struct {
+	backend Backend
+	cfg     Config
+	auth    *auth.Authenticator
+	log     *slog.Logger
+	store   *store
+	handler http.Handler
+	server  *httpx.Server
+	addr    net.Addr
+
+	// writeMu serialises changes to requests and the cluster pins they
+	// hold (reference counting per CID).
+	writeMu sync.Mutex
+}
+
+var _ pincluster.API = (*API)(nil)
+
+// New returns the Pinning Service API of backend. It loads the pin
+// requests kept in cfg.Datastore. It does not listen: use Handler, Serve
+// or Start.
+func New(ctx context.Context, backend Backend, cfg Config) (*API, error) {
+	if backend == nil {
+		return nil, fmt.Errorf("%w: nil backend", ErrConfig)
+	}
+	cfg, sc, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	a, err := auth.New(auth.Config{Tokens: cfg.Tokens, JWTKey: cfg.JWTKey})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	st, err := openStore(ctx, cfg.Datastore)
+	if err != nil {
+		return nil, err
+	}
+	api := &API{backend: backend, cfg: cfg, auth: a, log: cfg.Logger, store: st}
+	api.handler = api.routes()
+	api.server = httpx.NewServer(api.handler, sc)
+	return api, nil
+}
+
+// NewAPI returns a constructor for pincluster.WithAPI: the Pinning Service
+// API of the Cluster, listening on cfg.ListenAddr.
+func NewAPI(cfg Config) func(*pincluster.Cluster) (pincluster.API, error) {
+	return func(c *pincluster.Cluster) (pincluster.API, error) {
+		a, err := New(context.Background(), c, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := a.Start(); err != nil {
+			return nil, err
+		}
+		return a, nil
+	}
+}
+
+// Handler returns the API's http.Handler, for a server of the caller's.
+func (a *API) Handler() http.Handler { return a.handler }
+
+// Serve serves on l until Shutdown, then returns http.ErrServerClosed.
+func (a *API) Serve(l net.Listener) error { return a.server.Serve(l) }
+
+// Start listens on Config.ListenAddr and serves in the background until
+// Shutdown.
+func (a *API) Start() error {
+	l, err := net.Listen("tcp", a.cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("pinsvc: listen: %w", err)
+	}
+	a.addr = l.Addr()
+	return a.server.Start(l)
+}
+
+// Addr returns the address Start listens on (nil before Start).
+func (a *API) Addr() net.Addr { return a.addr }
+
+// Shutdown stops listening and waits for requests in progress; ctx.Err()
+// if ctx ends first. A second call returns an error wrapping
+// net.ErrClosed. The datastore is the caller's and stays open.
+func (a *API) Shutdown(ctx context.Context) error {
+	if err := a.server.Shutdown(ctx); err != nil {
+		return fmt.Errorf("pinsvc: %w", err)
+	}
+	return nil
+}

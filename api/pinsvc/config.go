@@ -1,0 +1,109 @@
+package pinsvc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+
+	"github.com/pincluster/pincluster/api/internal/auth"
+	"github.com/pincluster/pincluster/api/internal/httpx"
+)
+
+// Defaults of the Pinning Service API.
+const (
+	// DefaultListenAddr is where Start and NewAPI listen by default.
+	DefaultListenAddr = "127.0.0.1:9097"
+	// DefaultMaxBodyBytes bounds request bodies (1 MiB).
+	DefaultMaxBodyBytes = 1 << 20
+	// MaxDelegates is the most delegates answered (the spec's limit).
+	MaxDelegates = 20
+)
+
+// Config configures the Pinning Service API.
+type Config struct {
+	// ListenAddr is the TCP address Start and NewAPI listen on. Default:
+	// DefaultListenAddr (127.0.0.1:9097).
+	ListenAddr string
+
+	// Tokens maps the accepted bearer access tokens to their user. Pin
+	// requests belong to the user of the token that made them. With no
+	// Tokens and no JWTKey, every request is accepted as user "".
+	Tokens map[string]string
+	// JWTKey, when set, also accepts JWTs signed with it (HS256, as the
+	// REST API's POST /token issues with the same key); the user is the
+	// token's subject.
+	JWTKey []byte
+
+	// Datastore keeps the pin requests. They live on the peer that serves
+	// this API, not in the cluster's shared state. Default: in memory.
+	Datastore ds.Batching
+
+	// LocalStatus computes statuses from this peer's view only instead of
+	// asking every peer. Default: false (ask every peer).
+	LocalStatus bool
+
+	// MaxBodyBytes bounds request bodies. Larger ones are answered 400.
+	// Default: DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int64
+
+	// ReadHeaderTimeout bounds reading request headers. Default: 5s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request. Default: 30s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing an answer. Default: 60s.
+	WriteTimeout time.Duration
+	// IdleTimeout bounds idle keep-alive connections. Default: 2m.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds request headers (431 beyond). Default: 16 KiB.
+	MaxHeaderBytes int
+
+	// Now is the clock giving creation times. Default: time.Now.
+	Now func() time.Time
+	// Logger receives errors. Default: discard.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, httpx.ServerConfig, error) {
+	if c.ListenAddr == "" {
+		c.ListenAddr = DefaultListenAddr
+	}
+	if c.MaxBodyBytes < 0 {
+		return c, httpx.ServerConfig{}, errors.New("negative MaxBodyBytes")
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Datastore == nil {
+		c.Datastore = dssync.MutexWrap(ds.NewMapDatastore())
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.JWTKey != nil && len(c.JWTKey) < auth.MinJWTKeyLen {
+		return c, httpx.ServerConfig{}, fmt.Errorf("JWTKey of %d bytes, need at least %d", len(c.JWTKey), auth.MinJWTKeyLen)
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 30 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 60 * time.Second
+	}
+	sc := httpx.ServerConfig{
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+	}
+	if err := sc.Defaults(); err != nil {
+		return c, sc, err
+	}
+	return c, sc, nil
+}

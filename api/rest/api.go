@@ -1,0 +1,132 @@
+package rest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"github.com/pincluster/pincluster"
+	"github.com/pincluster/pincluster/api/internal/auth"
+	"github.com/pincluster/pincluster/api/internal/httpx"
+)
+
+// ErrConfig is wrapped by the errors New returns for an impossible Config.
+var ErrConfig = errors.New("rest: invalid config")
+
+// API is IPFS Cluster's REST API over a Backend: an http.Handler, and a
+// server that runs it (Serve or Start) until Shutdown. It satisfies
+// pincluster.API.
+type API struct {
+	backend Backend
+	cfg     Config
+	auth    *auth.Authenticator
+	log     *slog.Logger
+	handler http.Handler
+	server  *httpx.Server
+	addr    net.Addr
+}
+
+var _ pincluster.API = (*API)(nil)
+
+// New returns the REST API of backend, configured by cfg. It does not
+// listen: use Handler, Serve or Start.
+func New(backend Backend, cfg Config) (*API, error) {
+	if backend == nil {
+		return nil, fmt.Errorf("%w: nil backend", ErrConfig)
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	sc, err := cfg.serverConfig()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	a, err := auth.New(auth.Config{
+		Basic:  cfg.BasicAuth,
+		Tokens: cfg.BearerTokens,
+		JWTKey: cfg.JWTKey,
+		JWTTTL: cfg.JWTTTL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	api := &API{backend: backend, cfg: cfg, auth: a, log: cfg.Logger}
+	api.handler = httpx.CORS(httpx.CORSConfig{
+		AllowedOrigins:   cfg.CORS.AllowedOrigins,
+		AllowedMethods:   cfg.CORS.AllowedMethods,
+		AllowedHeaders:   cfg.CORS.AllowedHeaders,
+		AllowCredentials: cfg.CORS.AllowCredentials,
+		MaxAge:           cfg.CORS.MaxAge,
+	}, api.routes())
+	api.server = httpx.NewServer(api.handler, sc)
+	return api, nil
+}
+
+// NewAPI returns a constructor for pincluster.WithAPI: the API of the
+// Cluster, listening on cfg.ListenAddr once the cluster is built.
+func NewAPI(cfg Config) func(*pincluster.Cluster) (pincluster.API, error) {
+	return func(c *pincluster.Cluster) (pincluster.API, error) {
+		a, err := New(c, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := a.Start(); err != nil {
+			return nil, err
+		}
+		return a, nil
+	}
+}
+
+// Handler returns the API's http.Handler (routes, authentication, CORS),
+// for use with a server of the caller's own.
+func (a *API) Handler() http.Handler { return a.handler }
+
+// Serve serves the API on l until Shutdown, then returns
+// http.ErrServerClosed.
+func (a *API) Serve(l net.Listener) error { return a.server.Serve(l) }
+
+// Start listens on Config.ListenAddr and serves in the background until
+// Shutdown.
+func (a *API) Start() error {
+	l, err := net.Listen("tcp", a.cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("rest: listen: %w", err)
+	}
+	a.addr = l.Addr()
+	return a.server.Start(l)
+}
+
+// Addr returns the address Start listens on (nil before Start).
+func (a *API) Addr() net.Addr { return a.addr }
+
+// Shutdown stops listening, waits for the requests in progress and
+// returns; ctx.Err() if ctx ends first. A second call returns an error
+// wrapping net.ErrClosed.
+func (a *API) Shutdown(ctx context.Context) error {
+	if err := a.server.Shutdown(ctx); err != nil {
+		return fmt.Errorf("rest: %w", err)
+	}
+	return nil
+}
+
+// IssueToken signs a JWT for user, as POST /token does.
+func (a *API) IssueToken(user string) (string, error) {
+	tok, _, err := a.auth.Issue(user)
+	if err != nil {
+		return "", fmt.Errorf("rest: %w", err)
+	}
+	return tok, nil
+}
+
+// RevokeToken refuses a JWT issued by this API from now on, until it
+// expires.
+func (a *API) RevokeToken(token string) error {
+	if err := a.auth.Revoke(token); err != nil {
+		return fmt.Errorf("rest: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+package rest
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/pincluster/pincluster/api/internal/auth"
+	"github.com/pincluster/pincluster/api/internal/httpx"
+)
+
+// Default limits of the REST API.
+const (
+	// DefaultListenAddr is where Start and NewAPI listen by default:
+	// loopback only, IPFS Cluster's REST port.
+	DefaultListenAddr = "127.0.0.1:9094"
+	// DefaultMaxBodyBytes bounds bodies of requests other than /add.
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultMaxAddBytes bounds a /add body (files or CAR).
+	DefaultMaxAddBytes = 1 << 30
+	// DefaultMaxCARBlocks bounds the blocks of one CAR upload.
+	DefaultMaxCARBlocks = 1_000_000
+	// MaxListCids bounds the cids= list of GET /pins.
+	MaxListCids = 1000
+)
+
+// CORS configures cross-origin requests. With no AllowedOrigins no CORS
+// header is ever sent and preflights are treated as ordinary requests.
+type CORS struct {
+	// AllowedOrigins lists the origins allowed, or "*" for any.
+	AllowedOrigins []string
+	// AllowedMethods. Default: GET, POST, DELETE, OPTIONS.
+	AllowedMethods []string
+	// AllowedHeaders. Default: Authorization, Content-Type.
+	AllowedHeaders []string
+	// AllowCredentials sets Access-Control-Allow-Credentials: true.
+	AllowCredentials bool
+	// MaxAge is how long browsers may cache a preflight. Default: not sent.
+	MaxAge time.Duration
+}
+
+// Config configures the REST API. The zero Config serves an API without
+// authentication (fine on loopback; set BasicAuth or BearerTokens for
+// anything else).
+type Config struct {
+	// ListenAddr is the TCP address Start and NewAPI listen on.
+	// Default: DefaultListenAddr (127.0.0.1:9094).
+	ListenAddr string
+
+	// BasicAuth maps user names to passwords accepted with HTTP basic
+	// auth. They may also obtain JWTs with POST /token.
+	BasicAuth map[string]string
+	// BearerTokens maps static bearer tokens to their user name.
+	BearerTokens map[string]string
+	// JWTKey signs and verifies the JWTs issued by POST /token (HS256, at
+	// least 32 bytes). Default: a random key made by New when BasicAuth is
+	// set, so tokens do not survive a restart.
+	JWTKey []byte
+	// JWTTTL is how long an issued JWT is valid. Default: 24h.
+	JWTTTL time.Duration
+
+	// CORS configures cross-origin requests. Default: none.
+	CORS CORS
+
+	// MaxBodyBytes bounds request bodies other than /add, in bytes.
+	// Default: DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int64
+	// MaxAddBytes bounds the body of /add, in bytes. Default:
+	// DefaultMaxAddBytes (1 GiB).
+	MaxAddBytes int64
+	// MaxCARBlocks bounds the number of blocks of one CAR upload.
+	// Default: DefaultMaxCARBlocks.
+	MaxCARBlocks int
+
+	// ReadHeaderTimeout bounds reading request headers (slow-loris
+	// protection). Default: 5s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included. Default:
+	// 0, none (uploads to /add may be large; MaxAddBytes bounds them).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing an answer. Default: 0, none (status
+	// streams may be long).
+	WriteTimeout time.Duration
+	// IdleTimeout bounds idle keep-alive connections. Default: 2m.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds request headers; larger ones are answered
+	// 431. Default: 16 KiB.
+	MaxHeaderBytes int
+
+	// Logger receives request errors. Default: discard.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.ListenAddr == "" {
+		c.ListenAddr = DefaultListenAddr
+	}
+	if c.MaxBodyBytes < 0 || c.MaxAddBytes < 0 || c.MaxCARBlocks < 0 || c.JWTTTL < 0 {
+		return c, errors.New("rest: negative limit in config")
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxAddBytes == 0 {
+		c.MaxAddBytes = DefaultMaxAddBytes
+	}
+	if c.MaxCARBlocks == 0 {
+		c.MaxCARBlocks = DefaultMaxCARBlocks
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.JWTKey == nil && len(c.BasicAuth) > 0 {
+		c.JWTKey = make([]byte, 32)
+		if _, err := rand.Read(c.JWTKey); err != nil {
+			return c, fmt.Errorf("rest: jwt key: %w", err)
+		}
+	}
+	if c.JWTKey != nil && len(c.JWTKey) < auth.MinJWTKeyLen {
+		return c, fmt.Errorf("rest: JWTKey of %d bytes, need at least %d", len(c.JWTKey), auth.MinJWTKeyLen)
+	}
+	return c, nil
+}
+
+func (c Config) serverConfig() (httpx.ServerConfig, error) {
+	sc := httpx.ServerConfig{
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+	}
+	if err := sc.Defaults(); err != nil {
+		return sc, fmt.Errorf("rest: %w", err)
+	}
+	return sc, nil
+}

@@ -1,0 +1,67 @@
+// Package rest serves IPFS Cluster's REST API for a pincluster peer, so
+// that existing IPFS Cluster clients (ipfs-cluster-ctl's requests, the JS
+// client @nftstorage/ipfs-cluster) work unchanged.
+//
+// # Quick start
+//
+//	api, err := rest.New(cluster, rest.Config{
+//		ListenAddr: "127.0.0.1:9094",
+//		BasicAuth:  map[string]string{"admin": password},
+//	})
+//	if err != nil { ... }
+//	if err := api.Start(); err != nil { ... }
+//	defer api.Shutdown(ctx)
+//
+// or let the cluster own it: pincluster.New(ctx, h, dht, ps,
+// pincluster.WithAPI(rest.NewAPI(cfg))). Handler returns the bare
+// http.Handler for a server of your own.
+//
+// # Endpoints
+//
+// The paths, verbs and JSON field names (snake_case) are IPFS Cluster's:
+//
+//	GET    /health                       204, the only route without authentication
+//	POST   /token                        basic auth -> {"token": JWT}
+//	GET    /id, /version
+//	GET    /peers                        NDJSON stream of peer IDs
+//	POST   /peers                        {"peer_id": "..."}: trust a peer
+//	DELETE /peers/{id}
+//	GET    /pins?local=&filter=a,b&cids=x,y   NDJSON stream of statuses
+//	GET    /pins/{cid}?local=            status
+//	POST   /pins/{cid}, /pins/ipfs/{path...}  pin (query options below)
+//	DELETE /pins/{cid}, /pins/ipfs/{path...}  unpin
+//	POST   /pins/{cid}/recover?local=, /pins/recover?local=
+//	GET    /allocations, /allocations/{cid}
+//	POST   /add                          multipart files, or format=car
+//	GET    /monitor/metrics, /monitor/metrics/{name}
+//	GET    /health/alerts
+//
+// Pin query options: name, mode (recursive|direct), replication,
+// replication-min, replication-max, shard-size, user-allocations (comma
+// list), expire-at (RFC 3339) or expire-in (Go duration), pin-update (a
+// CID), origins (comma list of multiaddrs) and meta-<key>=<value>. Unknown
+// or repeated options, and values beyond pincluster's limits
+// (pincluster.MaxNameLen, MaxMetadataKeys, MaxOrigins, ...), are answered
+// 400 before anything reaches the cluster.
+//
+// CIDs are written as plain strings, as IPFS Cluster 1.x and its JS client
+// do. Streams are NDJSON, exactly one JSON object per line; an error after
+// the first line is reported in the X-Stream-Error trailer. Errors are
+// {"code": N, "message": "..."}. /add answers a JSON array when
+// stream-channels=false and NDJSON otherwise.
+//
+// /add?format=car reads the first file part as a CAR v1 with exactly one
+// root: every block is checked against its CID, bounded in size (2 MiB)
+// and number (Config.MaxCARBlocks), stored with BlockPut, and the root is
+// then pinned. A broken upload pins nothing.
+//
+// # Security
+//
+// Credentials are HTTP basic auth (Config.BasicAuth), static bearer tokens
+// (Config.BearerTokens) and JWTs issued by POST /token, signed with
+// Config.JWTKey (HS256 only; never the user's password), expiring after
+// Config.JWTTTL and revocable with API.RevokeToken. Secrets are compared
+// in constant time. Request bodies, header sizes (431) and header read
+// time (slow-loris) are bounded; see Config. With no credential
+// configured the API is open: keep it on loopback.
+package rest
