@@ -1,10 +1,25 @@
 package pincluster
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
 
 // Informer produces metrics about this peer (free space, pin count, tags,
 // queue length). The monitor publishes them; the allocator orders and
 // partitions peers by them.
+//
+// An informer leaves Metric.Peer empty (the monitor fills in its own peer
+// ID) and sets ValidUntil from its own TTL; the pubsub monitor re-stamps
+// ValidUntil with its TTL when it publishes, so that failure detection
+// depends on one setting only. GetMetrics returns no metric (rather than a
+// wrong one) when its source fails, and nil after Shutdown.
 type Informer interface {
 	Component
 	// Name identifies the informer; its metrics carry this name.
@@ -13,3 +28,266 @@ type Informer interface {
 	// validity set.
 	GetMetrics(ctx context.Context) []Metric
 }
+
+// Names of the metrics produced by the informers of this file and by the
+// monitor.
+const (
+	// MetricFreeSpace is the free space of the peer's IPFS repository,
+	// in bytes, minus the bytes of pins queued or in flight on it. More
+	// is better. Numeric (Weight = Value = bytes).
+	MetricFreeSpace = "freespace"
+	// MetricNumPin is the number of pins the peer's IPFS node holds.
+	// Fewer is better. Numeric.
+	MetricNumPin = "numpin"
+	// MetricPinQueue is the number of pin operations queued on the peer.
+	// Fewer is better. Numeric.
+	MetricPinQueue = "pinqueue"
+	// MetricPing is the liveness metric published by the monitor on every
+	// interval; its expiry raises the alert that makes the cluster re-place
+	// the peer's pins. It carries no value.
+	MetricPing = "ping"
+	// MetricTagPrefix starts the name of every tag metric: the tag
+	// "region" is published as the partitionable metric "tag:region"
+	// whose Value is the tag's value.
+	MetricTagPrefix = "tag:"
+)
+
+// defaultInformerTTL is the validity an informer gives its metrics when
+// InformerConfig.TTL is zero: twice the default monitor interval (15 s).
+const defaultInformerTTL = 30 * time.Second
+
+// InformerConfig holds the settings shared by the informers of this
+// package. The zero value is usable.
+type InformerConfig struct {
+	// TTL is how long the metrics are valid after GetMetrics returns them.
+	// The pubsub monitor replaces it with its own TTL when publishing.
+	// Default: 30 s (0 means the default; negative is an error).
+	TTL time.Duration
+	// Logger receives a warning when the metric's source fails. Default:
+	// nil, which discards.
+	Logger *slog.Logger
+}
+
+func (c InformerConfig) withDefaults(op string) (InformerConfig, error) {
+	if c.TTL < 0 {
+		return c, fmt.Errorf("pincluster: %s: negative TTL %s", op, c.TTL)
+	}
+	if c.TTL == 0 {
+		c.TTL = defaultInformerTTL
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+// informerBase holds what every informer of this file shares: its name,
+// its configuration and its closed flag.
+type informerBase struct {
+	name string
+	cfg  InformerConfig
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// Name implements Informer.
+func (b *informerBase) Name() string { return b.name }
+
+// Shutdown implements Component. The informers start no goroutine; after
+// Shutdown GetMetrics returns nil, and a second Shutdown returns an error
+// wrapping ErrClosed.
+func (b *informerBase) Shutdown(context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return fmt.Errorf("pincluster: %s informer: shutdown: %w", b.name, ErrClosed)
+	}
+	b.closed = true
+	return nil
+}
+
+func (b *informerBase) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+func (b *informerBase) numeric(v int64) Metric {
+	m := Metric{Name: b.name, Value: strconv.FormatInt(v, 10), Weight: v}
+	m.SetTTL(b.cfg.TTL)
+	return m
+}
+
+// FreeSpaceInformer publishes MetricFreeSpace: StorageMax − RepoSize of
+// the IPFS repository, minus the bytes reserved for pins that are queued
+// or being fetched on this peer (they will soon occupy the repository but
+// do not yet show in RepoSize). Never negative: 0 when full.
+type FreeSpaceInformer struct {
+	informerBase
+	repoStat func(context.Context) (RepoStat, error)
+	reserved func(context.Context) uint64
+}
+
+// FreeSpaceConfig configures a FreeSpaceInformer. The zero value is
+// usable.
+type FreeSpaceConfig struct {
+	InformerConfig
+	// Reserved returns the bytes expected but not yet fetched for the pins
+	// queued or in flight on this peer (typically the sum of the DAG sizes
+	// of the tracker's pin queue). Default: nil, which reserves nothing.
+	Reserved func(ctx context.Context) uint64
+}
+
+var _ Informer = (*FreeSpaceInformer)(nil)
+
+// NewFreeSpaceInformer returns a free space informer reading the
+// repository's usage from repoStat (typically IPFSConnector.RepoStat).
+// It returns an error when repoStat is nil or cfg is invalid.
+func NewFreeSpaceInformer(repoStat func(ctx context.Context) (RepoStat, error), cfg FreeSpaceConfig) (*FreeSpaceInformer, error) {
+	if repoStat == nil {
+		return nil, fmt.Errorf("pincluster: new freespace informer: nil repo stat source")
+	}
+	ic, err := cfg.InformerConfig.withDefaults("new freespace informer")
+	if err != nil {
+		return nil, err
+	}
+	return &FreeSpaceInformer{
+		informerBase: informerBase{name: MetricFreeSpace, cfg: ic},
+		repoStat:     repoStat,
+		reserved:     cfg.Reserved,
+	}, nil
+}
+
+// GetMetrics implements Informer: one MetricFreeSpace metric, or none when
+// the repository cannot be read (the metric then expires at the monitor,
+// which raises an alert, and the allocator stops choosing this peer).
+func (f *FreeSpaceInformer) GetMetrics(ctx context.Context) []Metric {
+	if f.isClosed() {
+		return nil
+	}
+	st, err := f.repoStat(ctx)
+	if err != nil {
+		f.cfg.Logger.Warn("freespace informer: repo stat failed", "err", err)
+		return nil
+	}
+	free := st.FreeSpace()
+	if f.reserved != nil {
+		if r := f.reserved(ctx); r >= free {
+			free = 0
+		} else {
+			free -= r
+		}
+	}
+	return []Metric{f.numeric(clampInt64(free))}
+}
+
+func clampInt64(v uint64) int64 {
+	if v > 1<<63-1 {
+		return 1<<63 - 1
+	}
+	return int64(v)
+}
+
+// CountInformer publishes one numeric metric read from a counting function:
+// MetricNumPin (NewNumPinInformer) or MetricPinQueue
+// (NewPinQueueInformer). Negative counts are published as 0.
+type CountInformer struct {
+	informerBase
+	count func(context.Context) (int64, error)
+}
+
+var _ Informer = (*CountInformer)(nil)
+
+// NewNumPinInformer returns an informer publishing MetricNumPin, the
+// number of pins of the IPFS node as returned by count. It returns an
+// error when count is nil or cfg is invalid.
+func NewNumPinInformer(count func(ctx context.Context) (int64, error), cfg InformerConfig) (*CountInformer, error) {
+	return newCountInformer(MetricNumPin, count, cfg)
+}
+
+// NewPinQueueInformer returns an informer publishing MetricPinQueue, the
+// length of the pin queue as returned by size (typically
+// PinTracker.PinQueueSize). It returns an error when size is nil or cfg is
+// invalid.
+func NewPinQueueInformer(size func(ctx context.Context) (int64, error), cfg InformerConfig) (*CountInformer, error) {
+	return newCountInformer(MetricPinQueue, size, cfg)
+}
+
+func newCountInformer(name string, count func(context.Context) (int64, error), cfg InformerConfig) (*CountInformer, error) {
+	op := "new " + name + " informer"
+	if count == nil {
+		return nil, fmt.Errorf("pincluster: %s: nil source", op)
+	}
+	ic, err := cfg.withDefaults(op)
+	if err != nil {
+		return nil, err
+	}
+	return &CountInformer{informerBase: informerBase{name: name, cfg: ic}, count: count}, nil
+}
+
+// GetMetrics implements Informer: one metric, or none when the source
+// fails.
+func (c *CountInformer) GetMetrics(ctx context.Context) []Metric {
+	if c.isClosed() {
+		return nil
+	}
+	n, err := c.count(ctx)
+	if err != nil {
+		c.cfg.Logger.Warn(c.name+" informer: source failed", "err", err)
+		return nil
+	}
+	return []Metric{c.numeric(max(n, 0))}
+}
+
+// TagsInformer publishes user-set tags (region, group, ...) as
+// partitionable metrics, one per tag, named MetricTagPrefix + key, whose
+// Value is the tag's value. The balanced allocator splits peers by them.
+type TagsInformer struct {
+	informerBase
+	keys []string // sorted
+	tags map[string]string
+}
+
+var _ Informer = (*TagsInformer)(nil)
+
+// NewTagsInformer returns an informer publishing tags. The map is copied.
+// A key must be non-empty and the metric name (MetricTagPrefix + key) at
+// most MaxMetricNameLen bytes; a value at most MaxMetricValueLen bytes.
+func NewTagsInformer(tags map[string]string, cfg InformerConfig) (*TagsInformer, error) {
+	ic, err := cfg.withDefaults("new tags informer")
+	if err != nil {
+		return nil, err
+	}
+	t := &TagsInformer{informerBase: informerBase{name: "tags", cfg: ic}, tags: make(map[string]string, len(tags))}
+	for k, v := range tags {
+		switch {
+		case k == "" || len(MetricTagPrefix+k) > MaxMetricNameLen:
+			return nil, fmt.Errorf("pincluster: new tags informer: key of %d bytes (1..%d)", len(k), MaxMetricNameLen-len(MetricTagPrefix))
+		case len(v) > MaxMetricValueLen:
+			return nil, fmt.Errorf("pincluster: new tags informer: value of tag %q has %d bytes, limit %d", k, len(v), MaxMetricValueLen)
+		}
+		t.tags[k] = v
+		t.keys = append(t.keys, k)
+	}
+	slices.Sort(t.keys)
+	return t, nil
+}
+
+// GetMetrics implements Informer: one partitionable metric per tag, in key
+// order.
+func (t *TagsInformer) GetMetrics(context.Context) []Metric {
+	if t.isClosed() {
+		return nil
+	}
+	out := make([]Metric, 0, len(t.keys))
+	for _, k := range t.keys {
+		m := Metric{Name: MetricTagPrefix + k, Value: t.tags[k], Partitionable: true}
+		m.SetTTL(t.cfg.TTL)
+		out = append(out, m)
+	}
+	return out
+}
+
+// IsTagMetric reports whether name is the name of a tag metric.
+func IsTagMetric(name string) bool { return strings.HasPrefix(name, MetricTagPrefix) }
