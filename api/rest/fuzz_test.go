@@ -1,8 +1,12 @@
 package rest
 
 import (
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
+
+	"github.com/pincluster/pincluster/api/internal/fake"
 
 	"github.com/pincluster/pincluster/api/internal/alloccheck"
 )
@@ -56,5 +60,47 @@ func FuzzPinTarget(f *testing.F) {
 				t.Fatalf("accepted %q without a cid or a path", s)
 			}
 		})
+	})
+}
+
+// FuzzAddMultipart sends arbitrary bodies to /add with a fixed multipart
+// boundary: part headers, names, nested directories, CARs. Every answer
+// is 200, 400 or 413, and a refused import pins nothing.
+func FuzzAddMultipart(f *testing.F) {
+	const boundary = "XyZ"
+	part := func(name, ctype, body string) string {
+		return "--" + boundary + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + name +
+			"\"\r\nContent-Type: " + ctype + "\r\n\r\n" + body + "\r\n"
+	}
+	f.Add("", part("a.txt", "application/octet-stream", "hello")+"--"+boundary+"--\r\n")
+	f.Add("wrap=true", part("d", "application/x-directory", "")+part("d%2Fb.txt", "text/plain", "b")+"--"+boundary+"--\r\n")
+	f.Add("format=car", part("x.car", "application/car", "\x0a\xa2eroots\x80gversion\x01")+"--"+boundary+"--\r\n")
+	f.Add("", part("../x", "text/plain", "x")+"--"+boundary+"--\r\n")
+	f.Add("", "--"+boundary+"\r\nContent-Disposition: form-data\r\n\r\nx")
+	f.Fuzz(func(t *testing.T, query, body string) {
+		fb := fake.New()
+		a, err := New(fb, Config{MaxAddBytes: 1 << 16, MaxCARBlocks: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return
+		}
+		req := httptest.NewRequest("POST", "/add?"+q.Encode(), strings.NewReader(body))
+		req.Header.Set("Content-Type", "multipart/form-data; boundary="+boundary)
+		rec := httptest.NewRecorder()
+		a.Handler().ServeHTTP(rec, req)
+		switch rec.Code {
+		case 200:
+		case 400, 413:
+			if fb.PinCount() != 0 {
+				t.Fatalf("refused (%d) but pinned: %s", rec.Code, rec.Body)
+			}
+		default:
+			if rec.Code != 500 || fb.PinCount() != 0 {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+		}
 	})
 }
