@@ -1,0 +1,231 @@
+package ipfsnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ipfs/boxo/blockstore"
+	"github.com/ipfs/boxo/datastore/dshelp"
+	blocks "github.com/ipfs/go-block-format"
+	cid "github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/namespace"
+	dsq "github.com/ipfs/go-datastore/query"
+	ipld "github.com/ipfs/go-ipld-format"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/pincluster/pincluster/internal/gorun"
+)
+
+// Datastore namespaces used by the node.
+var (
+	blocksPrefix = ds.NewKey("/ipfsnode/blocks")
+	pinsPrefix   = ds.NewKey("/ipfsnode/pins")
+)
+
+// store is the node's blockstore: blocks keyed by multihash (like boxo's and
+// Kubo's), every read and write checked against its CID, the bytes and
+// blocks stored counted and bounded by StorageMax.
+type store struct {
+	d   ds.Batching // namespaced to blocksPrefix
+	max uint64
+	g   *gorun.Group
+
+	used  atomic.Int64
+	count atomic.Int64
+
+	seed    maphash.Seed
+	stripes [256]sync.Mutex
+}
+
+var _ blockstore.Blockstore = (*store)(nil)
+
+func newStore(ctx context.Context, d ds.Batching, max uint64, g *gorun.Group) (*store, error) {
+	s := &store{d: namespace.Wrap(d, blocksPrefix), max: max, g: g, seed: maphash.MakeSeed()}
+	// Count what is already there (KeysOnly + sizes: no block data read).
+	res, err := s.d.Query(ctx, dsq.Query{KeysOnly: true, ReturnsSizes: true})
+	if err != nil {
+		return nil, fmt.Errorf("ipfsnode: counting blocks: %w", err)
+	}
+	defer res.Close()
+	for r := range res.Next() {
+		if r.Error != nil {
+			return nil, fmt.Errorf("ipfsnode: counting blocks: %w", r.Error)
+		}
+		size := r.Size
+		if size < 0 {
+			if size, err = s.d.GetSize(ctx, ds.RawKey(r.Key)); err != nil {
+				return nil, fmt.Errorf("ipfsnode: counting blocks: %w", err)
+			}
+		}
+		s.used.Add(int64(size))
+		s.count.Add(1)
+	}
+	return s, nil
+}
+
+func (s *store) stripe(h mh.Multihash) *sync.Mutex {
+	return &s.stripes[maphash.Bytes(s.seed, h)%uint64(len(s.stripes))]
+}
+
+// verify checks that data hashes to c.
+func verify(c cid.Cid, data []byte) error {
+	if c.Prefix().MhType == mh.IDENTITY {
+		d, err := mh.Decode(c.Hash())
+		if err != nil || string(d.Digest) != string(data) {
+			return &CorruptBlockError{Cid: c}
+		}
+		return nil
+	}
+	got, err := c.Prefix().Sum(data)
+	if err != nil {
+		return fmt.Errorf("ipfsnode: hashing block %s: %w", c, err)
+	}
+	if string(got.Hash()) != string(c.Hash()) {
+		return &CorruptBlockError{Cid: c}
+	}
+	return nil
+}
+
+func (s *store) Has(ctx context.Context, c cid.Cid) (bool, error) {
+	ok, err := s.d.Has(ctx, dshelp.MultihashToDsKey(c.Hash()))
+	if err != nil {
+		return false, fmt.Errorf("ipfsnode: blockstore has %s: %w", c, err)
+	}
+	return ok, nil
+}
+
+// Get returns the block of c, after checking its bytes against c: a
+// corrupt block is a *CorruptBlockError, never returned as data. A
+// missing block is ipld.ErrNotFound (what bitswap and merkledag expect).
+func (s *store) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	if !c.Defined() {
+		return nil, ipld.ErrNotFound{Cid: c}
+	}
+	data, err := s.d.Get(ctx, dshelp.MultihashToDsKey(c.Hash()))
+	if errors.Is(err, ds.ErrNotFound) {
+		return nil, ipld.ErrNotFound{Cid: c}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ipfsnode: blockstore get %s: %w", c, err)
+	}
+	if err := verify(c, data); err != nil {
+		return nil, err
+	}
+	return blocks.NewBlockWithCid(data, c)
+}
+
+func (s *store) GetSize(ctx context.Context, c cid.Cid) (int, error) {
+	n, err := s.d.GetSize(ctx, dshelp.MultihashToDsKey(c.Hash()))
+	if errors.Is(err, ds.ErrNotFound) {
+		return -1, ipld.ErrNotFound{Cid: c}
+	}
+	if err != nil {
+		return -1, fmt.Errorf("ipfsnode: blockstore getsize %s: %w", c, err)
+	}
+	return n, nil
+}
+
+// Put stores b after checking its bytes against its CID. It fails with
+// ErrStorageFull when the block would take the store beyond StorageMax.
+func (s *store) Put(ctx context.Context, b blocks.Block) error {
+	c, data := b.Cid(), b.RawData()
+	if err := verify(c, data); err != nil {
+		return err
+	}
+	k := dshelp.MultihashToDsKey(c.Hash())
+	mu := s.stripe(c.Hash())
+	mu.Lock()
+	defer mu.Unlock()
+	has, err := s.d.Has(ctx, k)
+	if err != nil {
+		return fmt.Errorf("ipfsnode: blockstore put %s: %w", c, err)
+	}
+	if has {
+		return nil
+	}
+	size := int64(len(data))
+	if uint64(s.used.Load()+size) > s.max {
+		return fmt.Errorf("ipfsnode: blockstore put %s (%d bytes, %d of %d used): %w", c, size, s.used.Load(), s.max, ErrStorageFull)
+	}
+	if err := s.d.Put(ctx, k, data); err != nil {
+		return fmt.Errorf("ipfsnode: blockstore put %s: %w", c, err)
+	}
+	s.used.Add(size)
+	s.count.Add(1)
+	return nil
+}
+
+func (s *store) PutMany(ctx context.Context, bs []blocks.Block) error {
+	for _, b := range bs {
+		if err := s.Put(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *store) DeleteBlock(ctx context.Context, c cid.Cid) error {
+	_, _, err := s.deleteKey(ctx, dshelp.MultihashToDsKey(c.Hash()), c.Hash())
+	return err
+}
+
+// deleteKey removes one block by its datastore key and returns its size
+// and whether it was there.
+func (s *store) deleteKey(ctx context.Context, k ds.Key, h mh.Multihash) (int, bool, error) {
+	mu := s.stripe(h)
+	mu.Lock()
+	defer mu.Unlock()
+	size, err := s.d.GetSize(ctx, k)
+	if errors.Is(err, ds.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("ipfsnode: blockstore delete %s: %w", k, err)
+	}
+	if err := s.d.Delete(ctx, k); err != nil {
+		return 0, false, fmt.Errorf("ipfsnode: blockstore delete %s: %w", k, err)
+	}
+	s.used.Add(-int64(size))
+	s.count.Add(-1)
+	return size, true, nil
+}
+
+// AllKeysChan lists every block as a CIDv1 with the raw codec (the store
+// keeps multihashes only).
+func (s *store) AllKeysChan(ctx context.Context) (<-chan cid.Cid, error) {
+	res, err := s.d.Query(ctx, dsq.Query{KeysOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("ipfsnode: blockstore keys: %w", err)
+	}
+	out := make(chan cid.Cid)
+	err = s.g.Go(func(gctx context.Context) {
+		defer close(out)
+		defer res.Close()
+		for r := range res.Next() {
+			if r.Error != nil {
+				return
+			}
+			h, err := dshelp.DsKeyToMultihash(ds.RawKey(r.Key))
+			if err != nil {
+				continue
+			}
+			select {
+			case out <- cid.NewCidV1(cid.Raw, h):
+			case <-ctx.Done():
+				return
+			case <-gctx.Done():
+				return
+			}
+		}
+	})
+	if err != nil {
+		res.Close()
+		return nil, ErrClosed
+	}
+	return out, nil
+}

@@ -1,0 +1,126 @@
+package ipfsnode
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	cid "github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/routing"
+)
+
+// Defaults of Config.
+const (
+	// DefaultStorageMax is the default Config.StorageMax: 10 GB, like Kubo's
+	// Datastore.StorageMax.
+	DefaultStorageMax = 10_000_000_000
+	// DefaultFetchConcurrency is the default Config.FetchConcurrency.
+	DefaultFetchConcurrency = 32
+	// DefaultProvideRate is the default Config.ProvideRate (per second).
+	DefaultProvideRate = 20
+	// DefaultProvideWorkers is the default Config.ProvideWorkers.
+	DefaultProvideWorkers = 4
+	// DefaultProvideQueue is the default Config.ProvideQueue.
+	DefaultProvideQueue = 4096
+	// DefaultReprovideInterval is the default Config.ReprovideInterval.
+	DefaultReprovideInterval = 12 * time.Hour
+)
+
+// Routing is what the node needs from a content router (the DHT):
+// FindProvidersAsync lets bitswap find peers holding a block it wants, and
+// Provide announces the roots of the node's pins. *dht.IpfsDHT satisfies it.
+type Routing = routing.ContentRouting
+
+// Config configures a Node. Host and Datastore are required; every other
+// field has a default. New copies the Config; it is not used afterwards.
+type Config struct {
+	// Host is the libp2p host bitswap runs on. Required. The node does not
+	// close it.
+	Host host.Host
+	// Routing finds providers for bitswap and receives the node's provide
+	// announcements. Default: nil, meaning no routing: blocks are found
+	// only among connected peers (bitswap broadcasts its wants to them)
+	// and nothing is announced. Pass a nil interface, not a typed nil.
+	Routing Routing
+	// Datastore holds the blocks (under /ipfsnode/blocks, keyed by
+	// multihash like Kubo's blockstore) and the pins (under
+	// /ipfsnode/pins). Required. Other components may use other
+	// namespaces of the same datastore. The node does not close it.
+	Datastore ds.Batching
+	// StorageMax bounds the bytes of block data the node stores; a put
+	// beyond it fails with ErrStorageFull. Default: DefaultStorageMax
+	// (10 GB).
+	StorageMax uint64
+	// FetchConcurrency is how many blocks one Pin (or Fetch) requests at
+	// once through its bitswap session. Default: DefaultFetchConcurrency
+	// (32).
+	FetchConcurrency int
+	// ProvideRate bounds the provide announcements per second. Default:
+	// DefaultProvideRate (20). Ignored without Routing.
+	ProvideRate float64
+	// ProvideWorkers bounds the provide calls in flight. Default:
+	// DefaultProvideWorkers (4). Ignored without Routing.
+	ProvideWorkers int
+	// ProvideQueue bounds the provide queue; roots beyond it are dropped
+	// (and announced at the next reprovide). Default: DefaultProvideQueue
+	// (4096).
+	ProvideQueue int
+	// ReprovideInterval is how often the roots of every pin are announced
+	// again (first time at start). Default: DefaultReprovideInterval
+	// (12h); negative: never (only newly pinned roots are announced).
+	ReprovideInterval time.Duration
+	// ExtraRoots returns more GC roots: every block reachable from them
+	// (through dag-pb, raw and dag-cbor links) survives GC, as pins do.
+	// The CRDT consensus stores its delta blocks in the same blockstore
+	// and names its heads here. Default: nil (pins only). An error aborts
+	// the GC run before anything is deleted.
+	ExtraRoots func(ctx context.Context) ([]cid.Cid, error)
+	// Logger receives the node's logs. Default: nil, meaning discard.
+	Logger *slog.Logger
+}
+
+func (c *Config) withDefaults() error {
+	if c.Host == nil {
+		return fmt.Errorf("ipfsnode: config: Host is required")
+	}
+	if c.Datastore == nil {
+		return fmt.Errorf("ipfsnode: config: Datastore is required")
+	}
+	if c.StorageMax == 0 {
+		c.StorageMax = DefaultStorageMax
+	}
+	switch {
+	case c.FetchConcurrency == 0:
+		c.FetchConcurrency = DefaultFetchConcurrency
+	case c.FetchConcurrency < 0:
+		return fmt.Errorf("ipfsnode: config: FetchConcurrency %d is negative", c.FetchConcurrency)
+	}
+	switch {
+	case c.ProvideRate == 0:
+		c.ProvideRate = DefaultProvideRate
+	case c.ProvideRate < 0:
+		return fmt.Errorf("ipfsnode: config: ProvideRate %v is negative", c.ProvideRate)
+	}
+	switch {
+	case c.ProvideWorkers == 0:
+		c.ProvideWorkers = DefaultProvideWorkers
+	case c.ProvideWorkers < 0:
+		return fmt.Errorf("ipfsnode: config: ProvideWorkers %d is negative", c.ProvideWorkers)
+	}
+	switch {
+	case c.ProvideQueue == 0:
+		c.ProvideQueue = DefaultProvideQueue
+	case c.ProvideQueue < 0:
+		return fmt.Errorf("ipfsnode: config: ProvideQueue %d is negative", c.ProvideQueue)
+	}
+	if c.ReprovideInterval == 0 {
+		c.ReprovideInterval = DefaultReprovideInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}

@@ -1,0 +1,196 @@
+package ipfsnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ipfs/boxo/blockservice"
+	cid "github.com/ipfs/go-cid"
+)
+
+// Progress reports how much of a DAG a Pin or Fetch has gathered so far.
+type Progress struct {
+	// Blocks is the number of blocks fetched or found locally.
+	Blocks uint64
+	// Bytes is their total size.
+	Bytes uint64
+}
+
+// Fetch makes every block of the DAG under root, down to maxDepth levels
+// (-1: all, 0: root only), local, through one bitswap session with at most
+// Config.FetchConcurrency blocks requested at once. progress, when not
+// nil, is called after each block with the totals so far (serially, from
+// the fetching goroutines: keep it quick). The blocks are not pinned.
+func (n *Node) Fetch(ctx context.Context, root cid.Cid, maxDepth int, progress func(Progress)) error {
+	ctx, cancel, err := n.opCtx(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	h := n.newHold()
+	defer h.release()
+	return n.ctxErr(n.fetch(ctx, root, maxDepth, h, progress))
+}
+
+type task struct {
+	c     cid.Cid
+	depth int // levels still to follow below c; -1: unlimited
+}
+
+// walker is one concurrent DAG fetch.
+type walker struct {
+	n        *Node
+	ses      *blockservice.Session
+	h        *hold
+	progress func(Progress)
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queue   []task
+	active  int            // tasks taken but not finished
+	seen    map[string]int // key -> deepest depth queued
+	err     error
+	prog    Progress
+	stopped bool
+}
+
+// fetch walks the DAG and fetches what is missing. Every block it touches
+// is added to h before it is requested.
+func (n *Node) fetch(ctx context.Context, root cid.Cid, maxDepth int, h *hold, progress func(Progress)) error {
+	if maxDepth < -1 {
+		return fmt.Errorf("ipfsnode: fetch %s: max depth %d is invalid", root, maxDepth)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := &walker{
+		n:        n,
+		ses:      blockservice.NewSession(ctx, n.bserv),
+		h:        h,
+		progress: progress,
+		seen:     map[string]int{},
+	}
+	w.cond = sync.NewCond(&w.mu)
+	w.push(task{c: root, depth: maxDepth})
+
+	// Wake the workers when ctx ends so that they see it.
+	stop := context.AfterFunc(ctx, func() {
+		w.mu.Lock()
+		w.stopped = true
+		w.mu.Unlock()
+		w.cond.Broadcast()
+	})
+	defer stop()
+
+	var wg sync.WaitGroup
+	for range n.cfg.FetchConcurrency {
+		wg.Add(1)
+		if err := n.g.Go(func(context.Context) {
+			defer wg.Done()
+			w.work(ctx, cancel)
+		}); err != nil {
+			wg.Done()
+			w.fail(ErrClosed)
+			cancel()
+			break
+		}
+	}
+	wg.Wait()
+	if w.err != nil {
+		return fmt.Errorf("ipfsnode: fetch %s (%d blocks, %d bytes so far): %w", root, w.prog.Blocks, w.prog.Bytes, w.err)
+	}
+	return nil
+}
+
+func (w *walker) push(t task) {
+	k := t.c.KeyString()
+	if d, ok := w.seen[k]; ok && (d == -1 || (t.depth != -1 && d >= t.depth)) {
+		return
+	}
+	w.seen[k] = t.depth
+	w.queue = append(w.queue, t)
+}
+
+func (w *walker) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.stopped = true
+	w.mu.Unlock()
+	w.cond.Broadcast()
+}
+
+func (w *walker) work(ctx context.Context, cancel context.CancelFunc) {
+	for {
+		w.mu.Lock()
+		for len(w.queue) == 0 && w.active > 0 && !w.stopped {
+			w.cond.Wait()
+		}
+		if w.stopped || len(w.queue) == 0 {
+			w.mu.Unlock()
+			w.cond.Broadcast()
+			return
+		}
+		t := w.queue[len(w.queue)-1]
+		w.queue = w.queue[:len(w.queue)-1]
+		w.active++
+		w.mu.Unlock()
+
+		children, size, err := w.visit(ctx, t)
+
+		w.mu.Lock()
+		w.active--
+		if err != nil {
+			if w.err == nil {
+				if ctx.Err() != nil && !isCorrupt(err) {
+					err = fmt.Errorf("block %s: %w", t.c, errors.Join(context.Cause(ctx), err))
+				}
+				w.err = err
+			}
+			w.stopped = true
+			w.mu.Unlock()
+			cancel()
+			w.cond.Broadcast()
+			return
+		}
+		w.prog.Blocks++
+		w.prog.Bytes += uint64(size)
+		if w.progress != nil {
+			w.progress(w.prog)
+		}
+		next := t.depth - 1
+		if t.depth == -1 {
+			next = -1
+		}
+		for _, c := range children {
+			w.push(task{c: c, depth: next})
+		}
+		w.mu.Unlock()
+		w.cond.Broadcast()
+	}
+}
+
+// visit gets one block (locally or through the session) and returns the
+// links to follow.
+func (w *walker) visit(ctx context.Context, t task) ([]cid.Cid, int, error) {
+	w.h.add(t.c)
+	b, err := w.ses.GetBlock(ctx, t.c)
+	if err != nil {
+		return nil, 0, err
+	}
+	if t.depth == 0 || !hasLinks(t.c) {
+		return nil, len(b.RawData()), nil
+	}
+	ls, err := links(t.c, b.RawData())
+	if err != nil {
+		return nil, 0, err
+	}
+	return ls, len(b.RawData()), nil
+}
+
+func isCorrupt(err error) bool {
+	var c *CorruptBlockError
+	return errors.As(err, &c)
+}
