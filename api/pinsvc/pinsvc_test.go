@@ -359,6 +359,7 @@ func TestAuthAndLimits(t *testing.T) {
 	requireFailure(t, code, 503, b)
 	e.fake.Fail("Pin", nil)
 	code, b = e.do(tokenAlice, "GET", "/pins", nil)
+	require.Equal(t, 200, code)
 	require.Equal(t, 0, decodeResults(t, b).Count)
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	peer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pincluster/pincluster"
-	"github.com/pincluster/pincluster/api/internal/auth"
 	"github.com/pincluster/pincluster/api/internal/httpx"
 )
 
@@ -472,8 +470,3 @@ func (a *API) alerts(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, out)
 }
 
-// drain reads what is left of a body (bounded by MaxBytesReader) so that
-// the connection can be reused.
-func drain(r io.Reader) { _, _ = io.Copy(io.Discard, r) }
-
-var _ = auth.ErrMissing
