@@ -332,6 +332,9 @@ func (m *PubsubMonitor) receiveLoop(ctx context.Context) {
 		if err != nil {
 			return // cancelled: Shutdown
 		}
+		if msg.GetFrom() == m.self {
+			continue // stored by PublishMetric already
+		}
 		met, ok := msg.ValidatorData.(Metric)
 		if !ok {
 			continue // cannot happen: the validator sets it on accept
