@@ -566,3 +566,28 @@ func readable(counts map[peer.ID]int) map[string]int {
 	}
 	return out
 }
+
+// BenchmarkAllocatePeers measures one allocation (replication 3, regions
+// then free space) among n peers.
+func BenchmarkAllocatePeers(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			var peers []fakePeer
+			for i := range n {
+				peers = append(peers, fakePeer{id: tpid(i), free: int64(1000+i%97) * gib, numpin: -1,
+					tags: map[string]string{"region": []string{"eu", "us", "ap"}[i%3]}})
+			}
+			m := metricsAt(peers, time.Now().Add(time.Hour))
+			alloc := regionAllocator()
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := pincluster.AllocatePeers(ctx, alloc, pincluster.AllocationRequest{
+					Cid: testCid, Size: 1 << 20, Min: 3, Max: 3, Metrics: m,
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
