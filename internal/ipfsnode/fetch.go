@@ -54,6 +54,35 @@ type walker struct {
 	err     error
 	prog    Progress
 	stopped bool
+	workers int // started
+	idle    int // waiting for work
+	fresh   int // started, not yet looking for work
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// spawn starts workers (w.mu held) while there is more queued work than
+// idle workers, up to Config.FetchConcurrency.
+func (w *walker) spawn() {
+	for w.workers < w.n.cfg.FetchConcurrency && len(w.queue) > w.idle+w.fresh && !w.stopped {
+		w.workers++
+		w.wg.Add(1)
+		if err := w.n.g.Go(func(context.Context) {
+			defer w.wg.Done()
+			w.work(w.ctx, w.cancel)
+		}); err != nil {
+			w.wg.Done()
+			if w.err == nil {
+				w.err = ErrClosed
+			}
+			w.stopped = true
+			w.cancel()
+			return
+		}
+		w.fresh++
+	}
 }
 
 // fetch walks the DAG and fetches what is missing. Every block it touches
@@ -83,20 +112,18 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, maxDepth int, h *hold, p
 	})
 	defer stop()
 
-	var wg sync.WaitGroup
-	for range n.cfg.FetchConcurrency {
-		wg.Add(1)
-		if err := n.g.Go(func(context.Context) {
-			defer wg.Done()
-			w.work(ctx, cancel)
-		}); err != nil {
-			wg.Done()
-			w.fail(ErrClosed)
-			cancel()
-			break
-		}
+	// Workers start one at a time as the queue grows (see spawn): a DAG
+	// already local, or a single block, costs one goroutine, not
+	// FetchConcurrency.
+	w.ctx, w.cancel = ctx, cancel
+	w.mu.Lock()
+	w.spawn()
+	w.mu.Unlock()
+	w.wg.Wait()
+	if w.err == nil && len(w.queue) > 0 {
+		// Stopped by ctx between blocks: incomplete.
+		w.err = fmt.Errorf("interrupted: %w", context.Cause(ctx))
 	}
-	wg.Wait()
 	if w.err != nil {
 		return fmt.Errorf("ipfsnode: fetch %s (%d blocks, %d bytes so far): %w", root, w.prog.Blocks, w.prog.Bytes, w.err)
 	}
@@ -123,10 +150,15 @@ func (w *walker) fail(err error) {
 }
 
 func (w *walker) work(ctx context.Context, cancel context.CancelFunc) {
+	w.mu.Lock()
+	w.fresh--
+	w.mu.Unlock()
 	for {
 		w.mu.Lock()
 		for len(w.queue) == 0 && w.active > 0 && !w.stopped {
+			w.idle++
 			w.cond.Wait()
+			w.idle--
 		}
 		if w.stopped || len(w.queue) == 0 {
 			w.mu.Unlock()
@@ -167,6 +199,7 @@ func (w *walker) work(ctx context.Context, cancel context.CancelFunc) {
 		for _, c := range children {
 			w.push(task{c: c, depth: next})
 		}
+		w.spawn()
 		w.mu.Unlock()
 		w.cond.Broadcast()
 	}
