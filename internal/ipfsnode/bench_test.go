@@ -165,10 +165,20 @@ func BenchmarkPinLocal10k(b *testing.B) {
 // GC of 1,000,000 blocks of which 10% are pinned (1,000 files of 100
 // raw 64-byte leaves + root, pinned recursively; 899,000 loose blocks).
 func BenchmarkGC1M(b *testing.B) {
+	for _, store := range []string{"memory", "pebble"} {
+		b.Run(store, func(b *testing.B) { benchGC1M(b, store) })
+	}
+}
+
+func benchGC1M(b *testing.B, store string) {
 	const total, files, leaves, leafSize = 1_000_000, 1_000, 100, 64
 	for range b.N {
 		b.StopTimer()
-		n := newNode(b, ipfsnode.Config{})
+		cfg := ipfsnode.Config{}
+		if store == "pebble" {
+			cfg.Datastore = pebbleDS(b)
+		}
+		n := newNode(b, cfg)
 		ctx := testCtx(b, 10*time.Minute)
 		for i := range files {
 			a, err := n.Add(ctx, bytes.NewReader(randBytes(uint64(i), leaves*leafSize)), ipfsnode.AddOptions{

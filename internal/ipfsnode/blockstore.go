@@ -34,6 +34,8 @@ type store struct {
 	d   ds.Batching // namespaced to blocksPrefix
 	max uint64
 	g   *gorun.Group
+	// gcMu is the node's GC lock (see Node.gcMu).
+	gcMu *sync.RWMutex
 
 	used  atomic.Int64
 	count atomic.Int64
@@ -45,7 +47,7 @@ type store struct {
 var _ blockstore.Blockstore = (*store)(nil)
 
 func newStore(ctx context.Context, d ds.Batching, max uint64, g *gorun.Group) (*store, error) {
-	s := &store{d: namespace.Wrap(d, blocksPrefix), max: max, g: g, seed: maphash.MakeSeed()}
+	s := &store{d: namespace.Wrap(d, blocksPrefix), max: max, g: g, gcMu: new(sync.RWMutex), seed: maphash.MakeSeed()}
 	// Count what is already there (KeysOnly + sizes: no block data read).
 	res, err := s.d.Query(ctx, dsq.Query{KeysOnly: true, ReturnsSizes: true})
 	if err != nil {
@@ -66,6 +68,18 @@ func newStore(ctx context.Context, d ds.Batching, max uint64, g *gorun.Group) (*
 		s.count.Add(1)
 	}
 	return s, nil
+}
+
+// lockAll locks every stripe (in order) and returns the unlock.
+func (s *store) lockAll() func() {
+	for i := range s.stripes {
+		s.stripes[i].Lock()
+	}
+	return func() {
+		for i := range s.stripes {
+			s.stripes[i].Unlock()
+		}
+	}
 }
 
 func (s *store) stripe(h mh.Multihash) *sync.Mutex {
@@ -169,7 +183,10 @@ func (s *store) PutMany(ctx context.Context, bs []blocks.Block) error {
 	return nil
 }
 
+// DeleteBlock removes a block. It waits for a running GC to finish.
 func (s *store) DeleteBlock(ctx context.Context, c cid.Cid) error {
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
 	_, _, err := s.deleteKey(ctx, dshelp.MultihashToDsKey(c.Hash()), c.Hash())
 	return err
 }

@@ -270,3 +270,30 @@ func TestConfigValidation(t *testing.T) {
 	connect(t, other, n)
 	require.Contains(t, other.Peers(), n.ID())
 }
+
+func TestBlockstoreInterface(t *testing.T) {
+	n := newNode(t, ipfsnode.Config{})
+	ctx := testCtx(t, time.Minute)
+	var want []cid.Cid
+	for i := range 5 {
+		c, err := n.BlockPut(ctx, []byte{byte(i)}, cid.Prefix{})
+		require.NoError(t, err)
+		want = append(want, c)
+	}
+	bs := n.Blockstore()
+	ch, err := bs.AllKeysChan(ctx)
+	require.NoError(t, err)
+	var got []cid.Cid
+	for c := range ch {
+		got = append(got, c)
+	}
+	require.ElementsMatch(t, want, got)
+	require.NoError(t, bs.DeleteBlock(ctx, want[0]))
+	require.NoError(t, bs.DeleteBlock(ctx, want[0]))
+	st, err := n.RepoStat(ctx)
+	require.NoError(t, err)
+	require.Equal(t, ipfsnode.RepoStat{RepoSize: 4, NumObjects: 4, StorageMax: ipfsnode.DefaultStorageMax}, st)
+	size, err := bs.GetSize(ctx, want[1])
+	require.NoError(t, err)
+	require.Equal(t, 1, size)
+}

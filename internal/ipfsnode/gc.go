@@ -135,11 +135,12 @@ func (n *Node) walkLocal(ctx context.Context, root cid.Cid, maxDepth int, marks 
 type gcCandidate struct {
 	key  ds.Key
 	hash []byte
+	size int // from the query; -1: unknown
 }
 
 func (n *Node) gcSweep(ctx context.Context, marks map[string]int) (GCResult, error) {
 	var res GCResult
-	q, err := n.store.d.Query(ctx, dsq.Query{KeysOnly: true})
+	q, err := n.store.d.Query(ctx, dsq.Query{KeysOnly: true, ReturnsSizes: true})
 	if err != nil {
 		return res, err
 	}
@@ -158,7 +159,11 @@ func (n *Node) gcSweep(ctx context.Context, marks map[string]int) (GCResult, err
 		if _, ok := marks[string(h)]; ok {
 			continue
 		}
-		batch = append(batch, gcCandidate{key: k, hash: h})
+		size := r.Size
+		if size == 0 {
+			size = -1 // some datastores leave it unset
+		}
+		batch = append(batch, gcCandidate{key: k, hash: h, size: size})
 		if len(batch) == gcBatch {
 			if err := n.gcDelete(ctx, batch, &res); err != nil {
 				return res, err
@@ -172,30 +177,56 @@ func (n *Node) gcSweep(ctx context.Context, marks map[string]int) (GCResult, err
 	return res, nil
 }
 
-// gcDelete deletes the candidates not held, under holdMu so that no
-// operation takes a hold on one of them meanwhile.
-func (n *Node) gcDelete(ctx context.Context, batch []gcCandidate, res *GCResult) error {
+// gcDelete deletes the candidates not held, in one datastore batch, under
+// holdMu (no operation takes a hold on one of them meanwhile) and with
+// every blockstore stripe locked (no put of them meanwhile, so the
+// counters stay exact).
+func (n *Node) gcDelete(ctx context.Context, cands []gcCandidate, res *GCResult) error {
+	if len(cands) == 0 {
+		return nil
+	}
 	n.holdMu.Lock()
 	defer n.holdMu.Unlock()
-	for _, c := range batch {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	unlock := n.store.lockAll()
+	defer unlock()
+	b, err := n.store.d.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	var blocks, bytes int64
+	removed := res.Removed
+	for _, c := range cands {
 		if n.holds[string(c.hash)] > 0 {
 			continue
 		}
-		size, deleted, err := n.store.deleteKey(ctx, c.key, c.hash)
-		if err != nil {
+		// Nothing else deletes blocks while GC runs (DeleteBlock waits
+		// for gcMu), so a listed block is still there.
+		size := c.size
+		if size < 0 {
+			size, err = n.store.d.GetSize(ctx, c.key)
+			if errors.Is(err, ds.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if err := b.Delete(ctx, c.key); err != nil {
 			return err
 		}
-		if !deleted {
-			continue
-		}
-		res.Blocks++
-		res.Bytes += uint64(size)
-		if len(res.Removed) < GCMaxRemovedList {
-			res.Removed = append(res.Removed, cid.NewCidV1(cid.Raw, c.hash))
+		blocks++
+		bytes += int64(size)
+		if len(removed) < GCMaxRemovedList {
+			removed = append(removed, cid.NewCidV1(cid.Raw, c.hash))
 		}
 	}
+	if err := b.Commit(ctx); err != nil {
+		return err
+	}
+	n.store.used.Add(-bytes)
+	n.store.count.Add(-blocks)
+	res.Blocks += uint64(blocks)
+	res.Bytes += uint64(bytes)
+	res.Removed = removed
 	return nil
 }

@@ -46,7 +46,7 @@ type Node struct {
 	// gcMu: GC holds it exclusively from mark to the end of sweep; a pin
 	// records itself (and releases its holds) under the read lock, so a
 	// GC either sees the pin record or the pin's holds.
-	gcMu sync.RWMutex
+	gcMu *sync.RWMutex
 	// holds counts, per multihash, the operations (pins in progress,
 	// imports) that need a block; GC never deletes a held block. holdMu
 	// also orders a GC deletion against a new hold.
@@ -71,6 +71,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
+		gcMu:  st.gcMu,
 		cfg:   cfg,
 		log:   cfg.Logger,
 		g:     g,
