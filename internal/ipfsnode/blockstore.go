@@ -36,6 +36,10 @@ type store struct {
 	g   *gorun.Group
 	// gcMu is the node's GC lock (see Node.gcMu).
 	gcMu *sync.RWMutex
+	// onFull, when set, is told of each block refused for lack of space
+	// (bitswap only logs a failed put; the node fails the pin waiting
+	// for the block instead).
+	onFull func(c cid.Cid, err error)
 
 	used  atomic.Int64
 	count atomic.Int64
@@ -151,10 +155,20 @@ func (s *store) Put(ctx context.Context, b blocks.Block) error {
 	if err := verify(c, data); err != nil {
 		return err
 	}
-	k := dshelp.MultihashToDsKey(c.Hash())
 	mu := s.stripe(c.Hash())
 	mu.Lock()
-	defer mu.Unlock()
+	err := s.putLocked(ctx, c, data)
+	mu.Unlock()
+	// Outside the stripe lock: onFull takes the node's locks, and GC
+	// takes the stripes while holding those.
+	if errors.Is(err, ErrStorageFull) && s.onFull != nil {
+		s.onFull(c, err)
+	}
+	return err
+}
+
+func (s *store) putLocked(ctx context.Context, c cid.Cid, data []byte) error {
+	k := dshelp.MultihashToDsKey(c.Hash())
 	has, err := s.d.Has(ctx, k)
 	if err != nil {
 		return fmt.Errorf("ipfsnode: blockstore put %s: %w", c, err)

@@ -116,6 +116,14 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, maxDepth int, h *hold, p
 	// already local, or a single block, costs one goroutine, not
 	// FetchConcurrency.
 	w.ctx, w.cancel = ctx, cancel
+	n.walkMu.Lock()
+	n.walkers[w] = struct{}{}
+	n.walkMu.Unlock()
+	defer func() {
+		n.walkMu.Lock()
+		delete(n.walkers, w)
+		n.walkMu.Unlock()
+	}()
 	w.mu.Lock()
 	w.spawn()
 	w.mu.Unlock()

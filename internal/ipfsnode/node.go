@@ -56,6 +56,10 @@ type Node struct {
 	pinMu sync.Mutex
 
 	prov *provider
+
+	// walkers are the fetches in progress (told when storage is full).
+	walkMu  sync.Mutex
+	walkers map[*walker]struct{}
 }
 
 // New starts a node on cfg.Host over cfg.Datastore. ctx bounds start-up
@@ -78,8 +82,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		host:  cfg.Host,
 		ds:    cfg.Datastore,
 		store: st,
-		holds: map[string]int{},
+		holds:   map[string]int{},
+		walkers: map[*walker]struct{}{},
 	}
+	st.onFull = n.storageFull
 	// bitswap lives until Close; its context is the group's.
 	n.bswap = bitswap.New(g.Context(), bsnet.NewFromIpfsHost(cfg.Host), cfg.Routing, st)
 	n.bserv = blockservice.New(st, n.bswap)
@@ -280,6 +286,22 @@ func (n *Node) getErr(ctx context.Context, c cid.Cid, err error) error {
 		return fmt.Errorf("ipfsnode: get block %s: %w: %w", c, ErrNotFound, errors.Join(ctx.Err(), err))
 	}
 	return fmt.Errorf("ipfsnode: get block %s: %w", c, err)
+}
+
+// storageFull fails the fetches waiting for c, which the store refused.
+func (n *Node) storageFull(c cid.Cid, err error) {
+	k := string(c.Hash())
+	n.walkMu.Lock()
+	defer n.walkMu.Unlock()
+	for w := range n.walkers {
+		n.holdMu.Lock()
+		_, waiting := w.h.keys[k]
+		n.holdMu.Unlock()
+		if waiting {
+			w.fail(err)
+			w.cancel()
+		}
+	}
 }
 
 // hold is the set of blocks one operation keeps safe from GC.

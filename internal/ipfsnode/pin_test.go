@@ -322,3 +322,20 @@ loop:
 }
 
 var errInjected = errors.New("injected failure")
+
+// A pin that does not fit fails with ErrStorageFull as soon as a block is
+// refused, not at the deadline.
+func TestPinStorageFull(t *testing.T) {
+	a := newNode(t, ipfsnode.Config{})
+	b := newNode(t, ipfsnode.Config{StorageMax: 1 << 20})
+	connect(t, b, a)
+	root := add(t, a, randBytes(50, 2<<20), v1raw)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	err := b.Pin(ctx, root, ipfsnode.PinOptions{MaxDepth: -1})
+	require.ErrorIs(t, err, ipfsnode.ErrStorageFull)
+	require.Less(t, time.Since(start), 30*time.Second)
+	_, err = b.GetPin(ctx, root)
+	require.ErrorIs(t, err, ipfsnode.ErrNotPinned)
+}
