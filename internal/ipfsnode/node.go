@@ -75,13 +75,13 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		gcMu:  st.gcMu,
-		cfg:   cfg,
-		log:   cfg.Logger,
-		g:     g,
-		host:  cfg.Host,
-		ds:    cfg.Datastore,
-		store: st,
+		gcMu:    st.gcMu,
+		cfg:     cfg,
+		log:     cfg.Logger,
+		g:       g,
+		host:    cfg.Host,
+		ds:      cfg.Datastore,
+		store:   st,
 		holds:   map[string]int{},
 		walkers: map[*walker]struct{}{},
 	}
