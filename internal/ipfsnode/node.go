@@ -290,12 +290,12 @@ func (n *Node) getErr(ctx context.Context, c cid.Cid, err error) error {
 
 // storageFull fails the fetches waiting for c, which the store refused.
 func (n *Node) storageFull(c cid.Cid, err error) {
-	k := string(c.Hash())
+	h := c.Hash()
 	n.walkMu.Lock()
 	defer n.walkMu.Unlock()
 	for w := range n.walkers {
 		n.holdMu.Lock()
-		_, waiting := w.h.keys[k]
+		_, waiting := w.h.keys[string(h)]
 		n.holdMu.Unlock()
 		if waiting {
 			w.fail(err)
