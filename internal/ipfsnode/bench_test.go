@@ -6,6 +6,7 @@ package ipfsnode_test
 //	PINCLUSTER_KUBO=$PWD/.cache/bin/ipfs go test -run XXX -bench 'Kubo' -benchtime 3x ./internal/ipfsnode/
 //	go test -run XXX -bench PinLocal10k -benchtime 1x ./internal/ipfsnode/
 //	go test -run XXX -bench GC1M -benchtime 1x ./internal/ipfsnode/
+//	PINCLUSTER_PEBBLE_TUNED=1 go test -run XXX -bench Fetch100MiB/pebble -benchtime 3x ./internal/ipfsnode/
 
 import (
 	"bytes"
@@ -35,7 +36,7 @@ import (
 const fetchSize = 100 << 20
 
 func pebbleDS(b testing.TB) ds.Batching {
-	d, err := pebbleds.NewDatastore(b.TempDir(), pebbleds.WithPebbleOpts(&pebble.Options{}))
+	d, err := pebbleds.NewDatastore(b.TempDir(), pebbleds.WithPebbleOpts(pebbleOpts()))
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = d.Close() })
 	return d
@@ -246,4 +247,14 @@ func benchGC1M(b *testing.B, store string) {
 		b.ReportMetric(float64(peak.Load()-min(peak.Load(), base.HeapAlloc))/(1<<20), "peak-heap-over-base-MiB")
 		b.ReportMetric(float64(base.HeapAlloc)/(1<<20), "base-heap-MiB")
 	}
+}
+
+// pebbleOpts: pebble's defaults, or with PINCLUSTER_PEBBLE_TUNED=1 a
+// 64 MiB memtable and a 64 MiB block cache (blocks of 256 KiB fill the
+// default 4 MiB memtable every 16 blocks).
+func pebbleOpts() *pebble.Options {
+	if os.Getenv("PINCLUSTER_PEBBLE_TUNED") == "" {
+		return &pebble.Options{}
+	}
+	return &pebble.Options{MemTableSize: 64 << 20, Cache: pebble.NewCache(64 << 20)}
 }
