@@ -29,7 +29,8 @@ import (
 // Node is an in-process IPFS block node: a verified, size-bounded
 // blockstore in the caller's datastore, bitswap on the caller's host, a
 // persisted pinset, garbage collection and UnixFS import and reading. It
-// is safe for concurrent use. Every method returns ErrClosed after Close.
+// is safe for concurrent use. After Close, every method that returns an
+// error returns ErrClosed.
 type Node struct {
 	cfg    Config
 	log    *slog.Logger
