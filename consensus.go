@@ -2,8 +2,18 @@ package pincluster
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	cid "github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	peer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pincluster/pincluster/internal/crdt"
 )
 
 // Consensus keeps the shared pinset: it logs pins and unpins so that every
@@ -61,4 +71,270 @@ type StateWatcher interface {
 	// (removed == false) or removed (removed == true, pin has only Cid
 	// set). It returns a function that unregisters fn.
 	Watch(fn func(pin Pin, removed bool)) (cancel func())
+}
+
+// crdtConsensus is the default Consensus: a Merkle-CRDT datastore
+// (internal/crdt) whose deltas travel as blocks of the in-process IPFS node
+// and whose heads are announced on the pubsub topic
+// "pincluster/<cluster>/crdt". The pinset is a DatastoreState over the
+// CRDT datastore; only trusted peers' heads are accepted (the topic
+// validator checks the signer).
+type crdtConsensus struct {
+	self   peer.ID
+	store  *crdt.Datastore
+	bc     *crdt.PubSubBroadcaster
+	state  *DatastoreState
+	ps     *pubsub.PubSub
+	topic  string
+	raw    ds.Batching // the namespace under the CRDT, for Clean
+	ready  chan struct{}
+	closed atomic.Bool
+
+	trustMu  sync.RWMutex
+	trustAll bool
+	trusted  map[peer.ID]bool
+
+	// peerSource lists the live peers (the Cluster sets it to the peers
+	// with a valid ping metric); nil falls back to the topic's peers.
+	peerSource atomic.Pointer[func(context.Context) []peer.ID]
+
+	watchMu  sync.Mutex
+	watchers map[int]func(Pin, bool)
+	nextW    int
+}
+
+var (
+	_ Consensus    = (*crdtConsensus)(nil)
+	_ StateWatcher = (*crdtConsensus)(nil)
+)
+
+// crdtTopic names the CRDT's pubsub topic.
+func crdtTopic(cluster string) string { return "pincluster/" + cluster + "/crdt" }
+
+// newCRDTConsensusOn builds the CRDT consensus over d (its own namespace of
+// the cluster's datastore) and dag (the IPFS node's blocks).
+func newCRDTConsensusOn(ctx context.Context, self peer.ID, ps *pubsub.PubSub, d ds.Batching, dag crdt.DAG, cfg *config) (*crdtConsensus, error) {
+	c := &crdtConsensus{
+		self: self, ps: ps, raw: d, topic: crdtTopic(cfg.clusterName),
+		ready: make(chan struct{}), trustAll: cfg.trustAll, trusted: map[peer.ID]bool{},
+		watchers: map[int]func(Pin, bool){},
+	}
+	for _, p := range cfg.trustedPeers {
+		c.trusted[p] = true
+	}
+	log := cfg.logger.With("component", "crdt")
+	bc, err := crdt.NewPubSubBroadcaster(ps, crdt.PubSubConfig{
+		Topic: c.topic, Trusted: func(p peer.ID) bool { return c.IsTrustedPeer(context.Background(), p) },
+		Self: self, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("crdt broadcaster: %w", err)
+	}
+	c.bc = bc
+	store, err := crdt.New(ctx, d, dag, bc, crdt.Config{
+		Logger:       log,
+		MaxBatchSize: cfg.batchMaxSize,
+		MaxBatchAge:  cfg.batchMaxAge,
+		MaxValueSize: MaxEncodedPinSize,
+		PutHook:      c.onPut,
+		DeleteHook:   c.onDelete,
+	})
+	if err != nil {
+		_ = bc.Close()
+		return nil, fmt.Errorf("crdt store: %w", err)
+	}
+	c.store = store
+	c.state = NewDatastoreState(store)
+	close(c.ready)
+	return c, nil
+}
+
+func (c *crdtConsensus) onPut(key ds.Key, value []byte) {
+	p, err := decodePin(value)
+	if err != nil {
+		return // the state's readers report the corrupt record
+	}
+	c.notify(p, false)
+}
+
+func (c *crdtConsensus) onDelete(key ds.Key) {
+	b, err := keyEncoding.DecodeString(key.BaseNamespace())
+	if err != nil {
+		return
+	}
+	_, ci, err := cid.CidFromBytes(b)
+	if err != nil {
+		return
+	}
+	c.notify(Pin{Cid: ci}, true)
+}
+
+func (c *crdtConsensus) notify(p Pin, removed bool) {
+	c.watchMu.Lock()
+	fns := make([]func(Pin, bool), 0, len(c.watchers))
+	for _, fn := range c.watchers {
+		fns = append(fns, fn)
+	}
+	c.watchMu.Unlock()
+	for _, fn := range fns {
+		fn(p, removed)
+	}
+}
+
+// Watch implements StateWatcher.
+func (c *crdtConsensus) Watch(fn func(Pin, bool)) func() {
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	id := c.nextW
+	c.nextW++
+	c.watchers[id] = fn
+	return func() {
+		c.watchMu.Lock()
+		defer c.watchMu.Unlock()
+		delete(c.watchers, id)
+	}
+}
+
+func (c *crdtConsensus) check(op string) error {
+	if c.closed.Load() {
+		return fmt.Errorf("pincluster: crdt %s: %w", op, ErrClosed)
+	}
+	return nil
+}
+
+// Ready implements Consensus: the store is open and repaired once New
+// returns.
+func (c *crdtConsensus) Ready() <-chan struct{} { return c.ready }
+
+// LogPin implements Consensus: the pin is written to the CRDT and is
+// durable locally when it returns; concurrent calls share commits.
+func (c *crdtConsensus) LogPin(ctx context.Context, pin Pin) error {
+	if err := c.check("log pin"); err != nil {
+		return err
+	}
+	return c.state.Add(ctx, pin)
+}
+
+// LogUnpin implements Consensus.
+func (c *crdtConsensus) LogUnpin(ctx context.Context, pin Pin) error {
+	if err := c.check("log unpin"); err != nil {
+		return err
+	}
+	return c.state.Rm(ctx, pin.Cid)
+}
+
+// AddPeer implements Consensus: in CRDT mode it trusts the peer.
+func (c *crdtConsensus) AddPeer(ctx context.Context, p peer.ID) error { return c.Trust(ctx, p) }
+
+// RmPeer implements Consensus: in CRDT mode it distrusts the peer.
+func (c *crdtConsensus) RmPeer(ctx context.Context, p peer.ID) error { return c.Distrust(ctx, p) }
+
+// State implements Consensus.
+func (c *crdtConsensus) State(context.Context) (ReadOnly, error) {
+	if err := c.check("state"); err != nil {
+		return nil, err
+	}
+	return c.state, nil
+}
+
+// Leader implements Consensus: CRDT mode has no leader.
+func (c *crdtConsensus) Leader(context.Context) (peer.ID, error) {
+	return "", fmt.Errorf("pincluster: crdt consensus: %w", ErrNoLeader)
+}
+
+// WaitForSync implements Consensus: it waits until no received head is
+// waiting to be fetched or applied.
+func (c *crdtConsensus) WaitForSync(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if err := c.check("wait for sync"); err != nil {
+			return err
+		}
+		if st := c.store.Stats(); st.QueuedJobs == 0 && st.InFlight == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pincluster: crdt wait for sync: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Clean implements Consensus: after Shutdown it deletes the CRDT's data.
+func (c *crdtConsensus) Clean(ctx context.Context) error {
+	if !c.closed.Load() {
+		return errors.New("pincluster: crdt clean: shut down first")
+	}
+	st := &DatastoreState{store: c.raw}
+	return st.clearNamespace(ctx, ds.NewKey("/"))
+}
+
+// Peers implements Consensus: the live peers known to the monitor (peers
+// with a valid ping metric), or, before the monitor runs, this peer and
+// the trusted peers subscribed to the CRDT topic.
+func (c *crdtConsensus) Peers(ctx context.Context) ([]peer.ID, error) {
+	if err := c.check("peers"); err != nil {
+		return nil, err
+	}
+	if src := c.peerSource.Load(); src != nil {
+		return (*src)(ctx), nil
+	}
+	out := []peer.ID{c.self}
+	for _, p := range c.ps.ListPeers(c.topic) {
+		if p != c.self && c.IsTrustedPeer(ctx, p) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// IsTrustedPeer implements Consensus.
+func (c *crdtConsensus) IsTrustedPeer(_ context.Context, p peer.ID) bool {
+	if p == c.self {
+		return true
+	}
+	c.trustMu.RLock()
+	defer c.trustMu.RUnlock()
+	return c.trustAll || c.trusted[p]
+}
+
+// Trust implements Consensus.
+func (c *crdtConsensus) Trust(_ context.Context, p peer.ID) error {
+	c.trustMu.Lock()
+	defer c.trustMu.Unlock()
+	c.trusted[p] = true
+	return nil
+}
+
+// Distrust implements Consensus. With trust-all (the default) it switches
+// to an explicit list of everybody else that is trusted so far.
+func (c *crdtConsensus) Distrust(_ context.Context, p peer.ID) error {
+	c.trustMu.Lock()
+	defer c.trustMu.Unlock()
+	if c.trustAll {
+		c.trustAll = false
+		for _, q := range c.ps.ListPeers(c.topic) {
+			c.trusted[q] = true
+		}
+	}
+	delete(c.trusted, p)
+	return nil
+}
+
+// Shutdown implements Component: the store is flushed and closed, then the
+// broadcaster.
+func (c *crdtConsensus) Shutdown(context.Context) error {
+	if c.closed.Swap(true) {
+		return fmt.Errorf("pincluster: crdt shutdown: %w", ErrClosed)
+	}
+	err := c.store.Close()
+	if berr := c.bc.Close(); err == nil {
+		err = berr
+	}
+	if err != nil {
+		return fmt.Errorf("pincluster: crdt shutdown: %w", err)
+	}
+	return nil
 }

@@ -71,7 +71,7 @@ func defaultConfig() config {
 		replicationMin:    -1, // every peer, as IPFS Cluster
 		replicationMax:    -1,
 		batchMaxSize:      1000,
-		batchMaxAge:       time.Second,
+		batchMaxAge:       0, // adaptive group commit
 		monitorInterval:   15 * time.Second,
 		repinning:         true,
 		stateSyncInterval: time.Minute,
@@ -382,16 +382,19 @@ func WithReplication(min, max int) Option {
 	}
 }
 
-// WithBatching sets how the consensus groups pins into one commit: at most
-// maxSize pins, waiting at most maxAge while a commit is in flight (an idle
-// store commits at once). Default: 1000 pins, 1s.
+// WithBatching sets how the CRDT consensus groups pins into one delta: at
+// most maxSize pins. With maxAge 0 (the default) commits are adaptive: a
+// pin on an idle peer is committed at once, and pins arriving while a
+// commit is in flight are committed together by the next one. A positive
+// maxAge makes the committer wait up to that long for a batch to fill.
+// Default: 1000 pins, adaptive.
 func WithBatching(maxSize int, maxAge time.Duration) Option {
 	return func(c *config) error {
 		if maxSize < 1 {
 			return &OptionError{Options: "WithBatching", Detail: fmt.Sprintf("max size %d", maxSize)}
 		}
-		if err := positive("WithBatching", maxAge); err != nil {
-			return err
+		if maxAge < 0 {
+			return &OptionError{Options: "WithBatching", Detail: fmt.Sprintf("negative max age %v", maxAge)}
 		}
 		c.batchMaxSize, c.batchMaxAge = maxSize, maxAge
 		return nil

@@ -37,6 +37,7 @@ type NodeError struct {
 	Err error
 }
 
+// Error implements error.
 func (e *NodeError) Error() string {
 	return fmt.Sprintf("crdt: %s node %s: %v", e.Op, e.Cid, e.Err)
 }

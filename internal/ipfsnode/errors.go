@@ -41,6 +41,7 @@ type CorruptBlockError struct {
 	Cid cid.Cid
 }
 
+// Error implements error.
 func (e *CorruptBlockError) Error() string {
 	return fmt.Sprintf("ipfsnode: block %s: data does not match its cid", e.Cid)
 }

@@ -55,6 +55,7 @@ const (
 	PinnedIndirect
 )
 
+// String returns the pin type's name.
 func (t PinType) String() string {
 	switch t {
 	case PinnedDirect:

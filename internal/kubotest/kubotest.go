@@ -179,6 +179,7 @@ type RPCError struct {
 	Message string
 }
 
+// Error implements error.
 func (e *RPCError) Error() string {
 	return fmt.Sprintf("kubotest: rpc %s: %d: %s", e.Cmd, e.Status, e.Message)
 }
