@@ -91,6 +91,7 @@ func TestMockPinLsEarlyStopAndCtx(t *testing.T) {
 	require.Equal(t, 3, n)
 
 	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	var gotErr error
 	n = 0
 	for _, err := range m.PinLs(ctx) {
