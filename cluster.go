@@ -64,11 +64,13 @@ type Cluster struct {
 	monitor   PeerMonitor
 	allocator PinAllocator
 	informers []Informer
-	apis      []API
-	tracer    Tracer
-	remote    remotePeers // calls to other peers (internal/rpc)
-	rpcServer *rpc.Server
-	rpcClient *rpc.Client
+	// reservations holds the space promised to recent allocations.
+	reservations *Reservations
+	apis         []API
+	tracer       Tracer
+	remote       remotePeers // calls to other peers (internal/rpc)
+	rpcServer    *rpc.Server
+	rpcClient    *rpc.Client
 
 	// closers release what New created, in reverse order, after the
 	// components shut down (the in-process node, an opened datastore).

@@ -136,6 +136,7 @@ func newCRDTConsensusOn(ctx context.Context, self peer.ID, ps *pubsub.PubSub, d 
 		MaxBatchSize: cfg.batchMaxSize,
 		MaxBatchAge:  cfg.batchMaxAge,
 		MaxValueSize: MaxEncodedPinSize,
+		MaxKeySize:   256, // "/pins/" + base32 of a CID (at most ~140 bytes)
 		PutHook:      c.onPut,
 		DeleteHook:   c.onDelete,
 	})

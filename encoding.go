@@ -24,8 +24,11 @@ import (
 const EncodingVersion = 1
 
 // MaxEncodedPinSize bounds the size of one encoded pin; larger input is
-// refused before decoding.
-const MaxEncodedPinSize = 512 << 10
+// refused before decoding. A valid pin at every limit (MaxMetadataKeys
+// full-size entries, MaxAllocations allocations and user allocations,
+// MaxOrigins origins) encodes to under 200 KiB; the bound leaves room and
+// lets two records fit in one 1 MiB CRDT delta block.
+const MaxEncodedPinSize = 256 << 10
 
 // MaxEncodedMetricSize bounds the size of one encoded metric.
 const MaxEncodedMetricSize = 4 << 10

@@ -34,7 +34,7 @@ func (c *Cluster) alivePeers(ctx context.Context, exclude ...peer.ID) []peer.ID 
 	self := c.host.ID()
 	out := []peer.ID{self}
 	now := time.Now()
-	for _, m := range c.monitor.LatestMetrics(ctx, pingMetricName) {
+	for _, m := range c.monitor.LatestMetrics(ctx, MetricPing) {
 		if !m.Valid(now) || m.Peer == self || slices.Contains(exclude, m.Peer) || slices.Contains(out, m.Peer) {
 			continue
 		}
@@ -81,7 +81,7 @@ func (c *Cluster) runAlerts(ctx context.Context) {
 			}
 			c.recordAlert(a)
 			c.log.Info("peer alert", "peer", a.Metric.Peer, "metric", a.Metric.Name)
-			if a.Metric.Name == pingMetricName && c.cfg.repinning {
+			if a.Metric.Name == MetricPing && c.cfg.repinning {
 				c.repinFrom(ctx, a.Metric.Peer)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/ipfs/go-datastore/namespace"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	host "github.com/libp2p/go-libp2p/core/host"
+	peer "github.com/libp2p/go-libp2p/core/peer"
 	routing "github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/pincluster/pincluster/internal/gorun"
@@ -121,7 +122,9 @@ func (c *Cluster) build(ctx context.Context) error {
 
 	c.informers = cfg.informers
 	if len(c.informers) == 0 {
-		c.informers = c.defaultInformers()
+		if c.informers, err = c.defaultInformers(); err != nil {
+			return fmt.Errorf("informers: %w", err)
+		}
 	}
 	c.monitor = cfg.monitor
 	if c.monitor == nil {
@@ -133,6 +136,11 @@ func (c *Cluster) build(ctx context.Context) error {
 	c.allocator = cfg.allocator
 	if c.allocator == nil {
 		c.allocator = c.defaultAllocator()
+	}
+	c.reservations = NewReservations(ReservationsConfig{MetricTTL: 2 * cfg.monitorInterval})
+	if cc, ok := c.consensus.(*crdtConsensus); ok {
+		alive := func(ctx context.Context) []peer.ID { return c.alivePeers(ctx) }
+		cc.peerSource.Store(&alive)
 	}
 
 	if err := c.startRPC(); err != nil {

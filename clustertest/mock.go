@@ -817,3 +817,14 @@ func (m *MockConnector) Shutdown(ctx context.Context) error {
 	close(m.done)
 	return nil
 }
+
+// reopen makes a shut-down mock usable again, keeping its pins: a daemon
+// that outlives the cluster peer that was using it (clustertest's Restart).
+func (m *MockConnector) reopen() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		m.closed = false
+		m.done = make(chan struct{})
+	}
+}

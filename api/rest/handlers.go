@@ -469,4 +469,3 @@ func (a *API) alerts(w http.ResponseWriter, r *http.Request) {
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 }
-

@@ -1,0 +1,108 @@
+package pincluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	cid "github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	host "github.com/libp2p/go-libp2p/core/host"
+	peer "github.com/libp2p/go-libp2p/core/peer"
+)
+
+// newCRDTConsensus builds the default consensus: the Merkle-CRDT over d,
+// its delta blocks in the in-process node, whose GC keeps what the CRDT
+// heads reach.
+func newCRDTConsensus(ctx context.Context, h host.Host, ps *pubsub.PubSub, d ds.Batching, node *nodeConnector, cfg *config) (Consensus, error) {
+	if node == nil {
+		return nil, errors.New("crdt consensus: no in-process ipfs node")
+	}
+	cc, err := newCRDTConsensusOn(ctx, h.ID(), ps, d, nodeDAG{node.node}, cfg)
+	if err != nil {
+		return nil, err
+	}
+	heads := func() []cid.Cid { return cc.store.Heads() }
+	node.extraRoots.Store(&heads)
+	return cc, nil
+}
+
+// pinCounter is what the default num-pin informer needs of a tracker.
+type pinCounter interface{ numHeld() int64 }
+
+func (t *opTracker) numHeld() int64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return int64(len(t.held))
+}
+
+// defaultInformers returns the free space, pin count and pin queue
+// informers over the connector and the tracker.
+func (c *Cluster) defaultInformers() ([]Informer, error) {
+	icfg := InformerConfig{TTL: 2 * c.cfg.monitorInterval, Logger: c.log.With("component", "informer")}
+	free, err := NewFreeSpaceInformer(c.connector.RepoStat, FreeSpaceConfig{InformerConfig: icfg})
+	if err != nil {
+		return nil, err
+	}
+	out := []Informer{free}
+	if pc, ok := c.tracker.(pinCounter); ok {
+		n, err := NewNumPinInformer(func(context.Context) (int64, error) { return pc.numHeld(), nil }, icfg)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	q, err := NewPinQueueInformer(c.tracker.PinQueueSize, icfg)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, q), nil
+}
+
+// defaultMonitor returns the pubsub monitor of the cluster's topic, which
+// accepts metrics from trusted peers only.
+func (c *Cluster) defaultMonitor() (PeerMonitor, error) {
+	if c.pubsub == nil {
+		return nil, errors.New("monitor: nil pubsub")
+	}
+	return NewPubsubMonitor(c.host, c.pubsub, PubsubMonitorConfig{
+		ClusterName: c.cfg.clusterName,
+		Interval:    c.cfg.monitorInterval,
+		Informers:   c.informers,
+		Trusted:     func(p peer.ID) bool { return c.consensus.IsTrustedPeer(context.Background(), p) },
+		Logger:      c.log.With("component", "monitor"),
+	})
+}
+
+// defaultAllocator returns the balanced allocator with IPFS Cluster's
+// defaults (tag "group", then free space).
+func (c *Cluster) defaultAllocator() PinAllocator { return NewBalancedAllocator(BalancedConfig{}) }
+
+// allocate chooses the peers of a pin from the monitor's metrics: the
+// user's allocations first, then the current ones, then the allocator's
+// choice, never one of exclude. Space is reserved on newly chosen peers
+// when the connector knows the DAG's size.
+func (c *Cluster) allocate(ctx context.Context, ci cid.Cid, opts PinOptions, current, exclude []peer.ID) ([]peer.ID, error) {
+	var size uint64
+	if s, ok := c.connector.(DAGSizer); ok {
+		if n, err := s.DAGSize(ctx, ci); err == nil {
+			size = n
+		}
+	}
+	allocs, err := AllocatePeers(ctx, c.allocator, AllocationRequest{
+		Cid:          ci,
+		Size:         size,
+		Min:          opts.ReplicationMin,
+		Max:          opts.ReplicationMax,
+		Metrics:      CollectMetrics(ctx, c.monitor, c.allocator.Metrics()),
+		Current:      current,
+		Priority:     opts.UserAllocations,
+		Exclude:      exclude,
+		Reservations: c.reservations,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("allocate: %w", err)
+	}
+	return allocs, nil
+}

@@ -1,0 +1,424 @@
+package pincluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"sync"
+	"time"
+
+	cid "github.com/ipfs/go-cid"
+	peer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pincluster/pincluster/internal/optracker"
+)
+
+// opTracker is the default PinTracker: the operation queue of
+// internal/optracker runs pins and unpins on the connector; the status of a
+// CID is computed from the shared state, the operation in flight and the
+// set of CIDs this peer's IPFS node holds (held).
+//
+// held is loaded from the connector's pin list at start and by SyncAll,
+// and kept current by the tracker's own operations, so Track and Status
+// never call the IPFS node: Track runs inside the consensus's apply path.
+// A pin removed behind the cluster's back shows as pinned until the next
+// SyncAll (the cluster runs one on every state sync).
+type opTracker struct {
+	self     peer.ID
+	peerName string
+	conn     IPFSConnector
+	cons     Consensus
+	ops      *optracker.Tracker
+	log      *slog.Logger
+
+	mu       sync.RWMutex
+	held     map[cid.Cid]struct{}
+	loaded   bool
+	ipfsID   IPFSID
+	haveIPFS bool
+}
+
+var _ PinTracker = (*opTracker)(nil)
+
+// newOpTracker builds the default tracker for the peer self.
+func newOpTracker(self peer.ID, peerName string, conn IPFSConnector, cons Consensus, cfg *config) (PinTracker, error) {
+	t := &opTracker{
+		self: self, peerName: peerName, conn: conn, cons: cons,
+		log:  cfg.logger.With("component", "tracker"),
+		held: map[cid.Cid]struct{}{},
+	}
+	ops, err := optracker.New(optracker.Config{
+		Pin:    t.doPin,
+		Unpin:  t.doUnpin,
+		Logger: t.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tracker: %w", err)
+	}
+	t.ops = ops
+	return t, nil
+}
+
+// Shutdown implements Component: running operations are cancelled.
+func (t *opTracker) Shutdown(ctx context.Context) error {
+	if err := t.ops.Close(ctx); err != nil && !errors.Is(err, optracker.ErrClosed) {
+		return fmt.Errorf("tracker: %w", err)
+	}
+	return nil
+}
+
+func (t *opTracker) doPin(ctx context.Context, op optracker.Op, progress optracker.ProgressFunc) error {
+	pin, _ := op.Meta.(Pin)
+	if !pin.Defined() {
+		pin = NewPin(op.Cid, PinOptions{})
+	}
+	err := t.conn.Pin(ctx, pin, func(p PinProgress) {
+		progress(optracker.Progress{Blocks: p.Blocks, Bytes: p.Bytes})
+	})
+	if err != nil {
+		return err
+	}
+	t.setHeld(op.Cid, true)
+	return nil
+}
+
+func (t *opTracker) doUnpin(ctx context.Context, op optracker.Op, _ optracker.ProgressFunc) error {
+	err := t.conn.Unpin(ctx, op.Cid)
+	if err != nil && !errors.Is(err, ErrNotPinned) {
+		return err
+	}
+	t.setHeld(op.Cid, false)
+	return nil
+}
+
+func (t *opTracker) setHeld(c cid.Cid, on bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if on {
+		t.held[c] = struct{}{}
+	} else {
+		delete(t.held, c)
+	}
+}
+
+func (t *opTracker) isHeld(c cid.Cid) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	_, ok := t.held[c]
+	return ok
+}
+
+// load fills held from the connector once; later reloads come from SyncAll.
+func (t *opTracker) load(ctx context.Context) error {
+	t.mu.RLock()
+	loaded := t.loaded
+	t.mu.RUnlock()
+	if loaded {
+		return nil
+	}
+	_, err := t.reload(ctx)
+	return err
+}
+
+// reload replaces held with the connector's pins and returns the CIDs
+// whose membership changed.
+func (t *opTracker) reload(ctx context.Context) ([]cid.Cid, error) {
+	fresh := map[cid.Cid]struct{}{}
+	for p, err := range t.conn.PinLs(ctx) {
+		if err != nil {
+			return nil, fmt.Errorf("tracker: listing the ipfs pins: %w", err)
+		}
+		fresh[p.Cid] = struct{}{}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var changed []cid.Cid
+	for c := range t.held {
+		if _, ok := fresh[c]; !ok {
+			changed = append(changed, c)
+		}
+	}
+	for c := range fresh {
+		if _, ok := t.held[c]; !ok {
+			changed = append(changed, c)
+		}
+	}
+	t.held, t.loaded = fresh, true
+	return changed, nil
+}
+
+// Track implements PinTracker. It never calls the IPFS node (apart from
+// the first call, which loads its pin list).
+func (t *opTracker) Track(ctx context.Context, pin Pin) error {
+	if err := t.load(ctx); err != nil {
+		return err
+	}
+	if pin.IsAllocatedTo(t.self) {
+		op, err := t.ops.Get(pin.Cid)
+		if errors.Is(err, optracker.ErrNotFound) && t.isHeld(pin.Cid) {
+			return nil
+		}
+		if err == nil && op.Type == optracker.OpPin {
+			if old, _ := op.Meta.(Pin); old.Equal(pin) {
+				return nil
+			}
+		}
+		return t.enqueue(pin.Cid, optracker.OpPin, pin)
+	}
+	return t.Untrack(ctx, pin.Cid)
+}
+
+// Untrack implements PinTracker: a CID held here or with an operation in
+// flight is unpinned; otherwise there is nothing to do.
+func (t *opTracker) Untrack(ctx context.Context, c cid.Cid) error {
+	if err := t.load(ctx); err != nil {
+		return err
+	}
+	if _, err := t.ops.Get(c); err != nil && !t.isHeld(c) {
+		return nil
+	}
+	return t.enqueue(c, optracker.OpUnpin, nil)
+}
+
+func (t *opTracker) enqueue(c cid.Cid, typ optracker.OpType, meta any) error {
+	_, err := t.ops.Enqueue(c, typ, meta)
+	switch {
+	case errors.Is(err, optracker.ErrQueueFull):
+		return fmt.Errorf("tracker: %s %s: %w", typ, c, ErrQueueFull)
+	case errors.Is(err, optracker.ErrClosed):
+		return fmt.Errorf("tracker: %s %s: %w", typ, c, ErrClosed)
+	case err != nil:
+		return fmt.Errorf("tracker: %s %s: %w", typ, c, err)
+	}
+	return nil
+}
+
+func (t *opTracker) ipfs(ctx context.Context) IPFSID {
+	t.mu.RLock()
+	id, ok := t.ipfsID, t.haveIPFS
+	t.mu.RUnlock()
+	if ok {
+		return id
+	}
+	id, err := t.conn.ID(ctx)
+	if err != nil {
+		return IPFSID{}
+	}
+	t.mu.Lock()
+	t.ipfsID, t.haveIPFS = id, true
+	t.mu.Unlock()
+	return id
+}
+
+// info computes the status of c: pin is its state record (undefined when
+// the state has none).
+func (t *opTracker) info(ctx context.Context, c cid.Cid, pin Pin) PinInfo {
+	id := t.ipfs(ctx)
+	pi := PinInfo{
+		Cid:  c,
+		Peer: t.self,
+		PinInfoShort: PinInfoShort{
+			PeerName: t.peerName, IPFS: id.ID, IPFSAddresses: id.Addresses,
+			TS: pin.Timestamp,
+		},
+	}
+	if pin.Defined() {
+		pi.Name, pi.Allocations, pi.Origins, pi.Created, pi.Metadata =
+			pin.Name, pin.Allocations, pin.Origins, pin.Timestamp, pin.Metadata
+	}
+	if op, err := t.ops.Get(c); err == nil {
+		pi.TS, pi.AttemptCount = op.Updated, op.Attempts
+		if op.Err != nil {
+			pi.Error = op.Err.Error()
+		}
+		pin := op.Type == optracker.OpPin
+		switch {
+		case op.Phase == optracker.PhaseError && pin:
+			pi.Status = TrackerStatusPinError
+		case op.Phase == optracker.PhaseError:
+			pi.Status = TrackerStatusUnpinError
+		case op.Phase == optracker.PhaseInProgress && pin:
+			pi.Status = TrackerStatusPinning
+		case op.Phase == optracker.PhaseInProgress:
+			pi.Status = TrackerStatusUnpinning
+		case pin:
+			pi.Status = TrackerStatusPinQueued
+		default:
+			pi.Status = TrackerStatusUnpinQueued
+		}
+		return pi
+	}
+	held := t.isHeld(c)
+	switch {
+	case !pin.Defined():
+		pi.Status = TrackerStatusUnpinned
+	case !pin.IsAllocatedTo(t.self):
+		pi.Status = TrackerStatusRemote
+	case held:
+		pi.Status = TrackerStatusPinned
+	default:
+		pi.Status = TrackerStatusUnexpectedlyUnpinned
+	}
+	if pi.TS.IsZero() {
+		pi.TS = time.Now().UTC()
+	}
+	return pi
+}
+
+func (t *opTracker) statePin(ctx context.Context, c cid.Cid) (Pin, error) {
+	st, err := t.cons.State(ctx)
+	if err != nil {
+		return Pin{}, fmt.Errorf("tracker: state: %w", err)
+	}
+	pin, err := st.Get(ctx, c)
+	if errors.Is(err, ErrNotFound) {
+		return Pin{}, nil
+	}
+	if err != nil {
+		return Pin{}, fmt.Errorf("tracker: state: %w", err)
+	}
+	return pin, nil
+}
+
+// Status implements PinTracker.
+func (t *opTracker) Status(ctx context.Context, c cid.Cid) (PinInfo, error) {
+	if err := t.load(ctx); err != nil {
+		return PinInfo{}, err
+	}
+	pin, err := t.statePin(ctx, c)
+	if err != nil {
+		return PinInfo{}, err
+	}
+	return t.info(ctx, c, pin), nil
+}
+
+// StatusAll implements PinTracker: every pin of the state, then the
+// operations on CIDs the state no longer has (unpins in flight), streamed.
+func (t *opTracker) StatusAll(ctx context.Context, filter TrackerStatus) iter.Seq2[PinInfo, error] {
+	return func(yield func(PinInfo, error) bool) {
+		if err := t.load(ctx); err != nil {
+			yield(PinInfo{}, err)
+			return
+		}
+		st, err := t.cons.State(ctx)
+		if err != nil {
+			yield(PinInfo{}, fmt.Errorf("tracker: state: %w", err))
+			return
+		}
+		emit := func(pi PinInfo) bool {
+			return filter == 0 || pi.Status.Match(filter)
+		}
+		for pin, err := range st.List(ctx) {
+			if err != nil {
+				if !yield(PinInfo{}, fmt.Errorf("tracker: state: %w", err)) {
+					return
+				}
+				continue
+			}
+			if pi := t.info(ctx, pin.Cid, pin); emit(pi) && !yield(pi, nil) {
+				return
+			}
+		}
+		for op, err := range t.ops.All(ctx) {
+			if err != nil {
+				yield(PinInfo{}, fmt.Errorf("tracker: %w", err))
+				return
+			}
+			if ok, err := st.Has(ctx, op.Cid); err != nil || ok {
+				continue
+			}
+			if pi := t.info(ctx, op.Cid, Pin{}); emit(pi) && !yield(pi, nil) {
+				return
+			}
+		}
+	}
+}
+
+// SyncAll implements PinTracker: held is reloaded from the IPFS node and
+// the statuses of the CIDs that changed are streamed.
+func (t *opTracker) SyncAll(ctx context.Context) iter.Seq2[PinInfo, error] {
+	return func(yield func(PinInfo, error) bool) {
+		changed, err := t.reload(ctx)
+		if err != nil {
+			yield(PinInfo{}, err)
+			return
+		}
+		for _, c := range changed {
+			pin, err := t.statePin(ctx, c)
+			if err != nil {
+				yield(PinInfo{}, err)
+				return
+			}
+			if !yield(t.info(ctx, c, pin), nil) {
+				return
+			}
+		}
+	}
+}
+
+// Sync implements PinTracker.
+func (t *opTracker) Sync(ctx context.Context, c cid.Cid) (PinInfo, error) {
+	if err := t.load(ctx); err != nil {
+		return PinInfo{}, err
+	}
+	pin, err := t.statePin(ctx, c)
+	if err != nil {
+		return PinInfo{}, err
+	}
+	probe := pin
+	if !probe.Defined() {
+		probe = NewPin(c, PinOptions{})
+	}
+	s, err := t.conn.PinLsCid(ctx, probe)
+	if err != nil {
+		return PinInfo{}, fmt.Errorf("tracker: sync %s: %w", c, err)
+	}
+	t.setHeld(c, s == IPFSPinStatusDirect || s == IPFSPinStatusRecursive)
+	return t.info(ctx, c, pin), nil
+}
+
+// Recover implements PinTracker: an errored operation is retried at once;
+// a pin allocated here that the node lost is queued again.
+func (t *opTracker) Recover(ctx context.Context, c cid.Cid) (PinInfo, error) {
+	pin, err := t.statePin(ctx, c)
+	if err != nil {
+		return PinInfo{}, err
+	}
+	if _, err := t.ops.Recover(c); errors.Is(err, optracker.ErrNotFound) {
+		if pin.Defined() && pin.IsAllocatedTo(t.self) && !t.isHeld(c) {
+			if err := t.enqueue(c, optracker.OpPin, pin); err != nil {
+				return PinInfo{}, err
+			}
+		}
+	} else if err != nil {
+		return PinInfo{}, fmt.Errorf("tracker: recover %s: %w", c, err)
+	}
+	return t.info(ctx, c, pin), nil
+}
+
+// RecoverAll implements PinTracker.
+func (t *opTracker) RecoverAll(ctx context.Context) iter.Seq2[PinInfo, error] {
+	return func(yield func(PinInfo, error) bool) {
+		for op, err := range t.ops.RecoverAll(ctx) {
+			if err != nil {
+				yield(PinInfo{}, fmt.Errorf("tracker: recover all: %w", err))
+				return
+			}
+			pin, err := t.statePin(ctx, op.Cid)
+			if err != nil {
+				yield(PinInfo{}, err)
+				return
+			}
+			if !yield(t.info(ctx, op.Cid, pin), nil) {
+				return
+			}
+		}
+	}
+}
+
+// PinQueueSize implements PinTracker.
+func (t *opTracker) PinQueueSize(context.Context) (int64, error) {
+	return int64(t.ops.Stats().PinsQueued), nil
+}
