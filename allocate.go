@@ -1,7 +1,9 @@
 package pincluster
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -65,7 +67,10 @@ type PinAllocator interface {
 //     first; MetricNumPin and MetricPinQueue lower first, as are the names
 //     in BalancedConfig.LowerIsBetter; any other numeric metric higher
 //     first. A peer without a numeric metric comes after those with it.
-//     The last tie-break is the peer ID, so the order is total.
+//     Peers equal on every metric are ordered by a hash of the CID and
+//     the peer ID (rendezvous hashing), so that equal peers share the pins
+//     evenly yet each CID's order is fixed; the peer ID breaks the last
+//     tie, so the order is total.
 //
 // Peers are then taken one at a time, greedily: at each partition level
 // the group holding the fewest peers already chosen (counting the priority
@@ -141,7 +146,7 @@ func (a *BalancedAllocator) Shutdown(context.Context) error {
 
 // Allocate implements PinAllocator with the balanced rules. It returns an
 // error only after Shutdown (ErrClosed) or when ctx is done.
-func (a *BalancedAllocator) Allocate(ctx context.Context, _ cid.Cid, current, candidates, priority map[peer.ID]MetricsSet) ([]peer.ID, error) {
+func (a *BalancedAllocator) Allocate(ctx context.Context, c cid.Cid, current, candidates, priority map[peer.ID]MetricsSet) ([]peer.ID, error) {
 	if a.closed.Load() {
 		return nil, fmt.Errorf("pincluster: allocate: %w", ErrClosed)
 	}
@@ -156,7 +161,7 @@ func (a *BalancedAllocator) Allocate(ctx context.Context, _ cid.Cid, current, ca
 		for p, ms := range set {
 			if !seen[p] && keep(ms) {
 				seen[p] = true
-				out = append(out, a.newAllocPeer(p, ms, parts, now))
+				out = append(out, a.newAllocPeer(c, p, ms, parts, now))
 			}
 		}
 		return out
@@ -220,6 +225,7 @@ type allocPeer struct {
 	groups []string // one value per partition level
 	keys   []int64  // one per numeric metric, already oriented: lower is better
 	has    []bool   // whether the numeric metric is present
+	tie    [sha256.Size]byte
 }
 
 // partitionLevels returns which of the allocator's metrics split peers
@@ -247,8 +253,8 @@ func (a *BalancedAllocator) partitionLevels(now time.Time, sets ...map[peer.ID]M
 	return parts
 }
 
-func (a *BalancedAllocator) newAllocPeer(id peer.ID, ms MetricsSet, parts map[string]bool, now time.Time) *allocPeer {
-	p := &allocPeer{id: id}
+func (a *BalancedAllocator) newAllocPeer(c cid.Cid, id peer.ID, ms MetricsSet, parts map[string]bool, now time.Time) *allocPeer {
+	p := &allocPeer{id: id, tie: sha256.Sum256(append(c.Bytes(), id...))}
 	for _, name := range a.allocateBy {
 		m, ok := latestValid(ms, name, now)
 		if parts[name] {
@@ -269,7 +275,9 @@ func (a *BalancedAllocator) newAllocPeer(id peer.ID, ms MetricsSet, parts map[st
 }
 
 // compare orders peers: present before missing, lower key first, then
-// peer ID.
+// the per-CID tie-break (rendezvous hash of CID and peer: peers with equal
+// metrics share the pins instead of the lowest peer ID taking them all),
+// then peer ID.
 func (p *allocPeer) compare(q *allocPeer) int {
 	for i := range p.keys {
 		if i >= len(q.keys) {
@@ -287,6 +295,9 @@ func (p *allocPeer) compare(q *allocPeer) int {
 			}
 			return 1
 		}
+	}
+	if c := bytes.Compare(p.tie[:], q.tie[:]); c != 0 {
+		return c
 	}
 	return strings.Compare(string(p.id), string(q.id))
 }

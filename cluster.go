@@ -64,6 +64,8 @@ type Cluster struct {
 	monitor   PeerMonitor
 	allocator PinAllocator
 	informers []Informer
+	// changeLocks serialise the state notifications of one CID.
+	changeLocks [64]sync.Mutex
 	// reservations holds the space promised to recent allocations.
 	reservations *Reservations
 	apis         []API

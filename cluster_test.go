@@ -2,16 +2,24 @@ package pincluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	cid "github.com/ipfs/go-cid"
+	libp2p "github.com/libp2p/go-libp2p"
+	peer "github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	mh "github.com/multiformats/go-multihash"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pincluster/pincluster"
 	"github.com/pincluster/pincluster/clustertest"
+	"github.com/pincluster/pincluster/internal/rpc"
 )
 
 // testCID returns a distinct raw CIDv1 for s.
@@ -28,6 +36,24 @@ func pinnedOn(n int) func(pincluster.GlobalPinInfo) bool {
 	}
 }
 
+// holders returns the peers whose mock holds ci.
+func holders(c *clustertest.Cluster, ci cid.Cid) []peer.ID {
+	var out []peer.ID
+	for _, p := range c.Peers {
+		if p.Mock.PinStatus(ci) == pincluster.IPFSPinStatusRecursive {
+			out = append(out, p.ID())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sorted(ps []peer.ID) []peer.ID {
+	out := slices.Clone(ps)
+	slices.Sort(out)
+	return out
+}
+
 func TestClusterSmoke(t *testing.T) {
 	c := clustertest.NewCluster(t, 3)
 	ctx := t.Context()
@@ -37,19 +63,392 @@ func TestClusterSmoke(t *testing.T) {
 	require.Len(t, pin.Allocations, 2)
 	g := c.WaitStatus(1, ci, 20*time.Second, pinnedOn(2))
 	require.Equal(t, 1, clustertest.Count(g, pincluster.TrackerStatusRemote), fmt.Sprint(g.PeerMap))
-	for _, p := range c.Peers {
-		want := pincluster.IPFSPinStatusUnpinned
-		for _, a := range pin.Allocations {
-			if a == p.ID() {
-				want = pincluster.IPFSPinStatusRecursive
-			}
-		}
-		require.Equal(t, want, p.Mock.PinStatus(ci), "peer %d", p.Index)
-	}
+	require.Equal(t, sorted(pin.Allocations), holders(c, ci))
+
 	_, err = c.Peer(2).Unpin(ctx, ci)
 	require.NoError(t, err)
-	c.WaitStatus(0, ci, 20*time.Second, func(g pincluster.GlobalPinInfo) bool {
-		return clustertest.Count(g, pincluster.TrackerStatusUnpinned) == 3
+	c.WaitFor("unpinned everywhere", 20*time.Second, func() bool { return len(holders(c, ci)) == 0 })
+	_, err = c.Peer(1).PinGet(ctx, ci)
+	require.ErrorIs(t, err, pincluster.ErrNotFound)
+}
+
+// Five peers, 200 pins with replication 2..3 from every peer: each ends
+// pinned on exactly its allocations (2 or 3 peers), every peer reports the
+// same statuses; unpinning all leaves nothing pinned anywhere.
+func TestClusterFivePeers200Pins(t *testing.T) {
+	c := clustertest.NewCluster(t, 5)
+	ctx := t.Context()
+	var cids []cid.Cid
+	for i := range 200 {
+		ci := testCID(t, fmt.Sprint("five-", i))
+		cids = append(cids, ci)
+		pin, err := c.Peer(i%5).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 2, ReplicationMax: 3})
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, len(pin.Allocations), 2)
+		require.LessOrEqual(t, len(pin.Allocations), 3)
+	}
+	c.WaitFor("all 200 pinned on their allocations", time.Minute, func() bool {
+		for _, ci := range cids {
+			pin, err := c.Peer(0).PinGet(ctx, ci)
+			if err != nil || !slices.Equal(sorted(pin.Allocations), holders(c, ci)) {
+				return false
+			}
+		}
+		return true
 	})
-	_ = context.Background
+	perPeer := map[peer.ID]int{}
+	for _, p := range c.Peers {
+		n := 0
+		for g, err := range p.StatusAll(ctx, pincluster.StatusFilter{}) {
+			require.NoError(t, err)
+			pin, err := p.PinGet(ctx, g.Cid)
+			require.NoError(t, err)
+			require.Len(t, g.PeerMap, 5)
+			for id, pi := range g.PeerMap {
+				want := pincluster.TrackerStatusRemote
+				if slices.Contains(pin.Allocations, id) {
+					want = pincluster.TrackerStatusPinned
+					perPeer[id]++
+				}
+				require.Equal(t, want, pi.Status, "cid %s peer %s seen from peer %d", g.Cid, id, p.Index)
+			}
+			n++
+		}
+		require.Equal(t, 200, n)
+	}
+	// Every peer got a share (the balanced allocator spreads by free space).
+	require.Len(t, perPeer, 5)
+
+	for i, ci := range cids {
+		_, err := c.Peer((i+1)%5).Unpin(ctx, ci)
+		require.NoError(t, err)
+	}
+	c.WaitFor("nothing pinned anywhere", time.Minute, func() bool {
+		for _, p := range c.Peers {
+			if p.Mock.PinCount() != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	c.WaitFor("every peer's state empty", 30*time.Second, func() bool {
+		for _, p := range c.Peers {
+			for range p.Pins(ctx, pincluster.PinFilter{}) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func testRepin(t *testing.T, repinning bool) {
+	c := clustertest.Start(t, clustertest.Setup{N: 4, Options: []pincluster.Option{pincluster.WithRepinning(repinning)}})
+	ctx := t.Context()
+	var cids []cid.Cid
+	for i := range 20 {
+		ci := testCID(t, fmt.Sprint("repin-", i))
+		cids = append(cids, ci)
+		_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 2, ReplicationMax: 2})
+		require.NoError(t, err)
+	}
+	c.WaitFor("all pinned twice", 30*time.Second, func() bool {
+		for _, ci := range cids {
+			if len(holders(c, ci)) != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	// Stop the peer holding the most pins (never peer 0, which we ask).
+	victim, most := 1, 0
+	for _, p := range c.Peers[1:] {
+		if n := p.Mock.PinCount(); n > most {
+			victim, most = p.Index, n
+		}
+	}
+	lost := c.Peer(victim).ID()
+	c.Stop(victim)
+
+	if !repinning {
+		c.WaitFor("alert about the stopped peer", 30*time.Second, func() bool {
+			for _, a := range c.Peer(0).Alerts(ctx) {
+				if a.Metric.Peer == lost {
+					return true
+				}
+			}
+			return false
+		})
+		// Every alive peer got the alert; none re-allocated.
+		for _, p := range c.Running() {
+			c.WaitFor("alert on every peer", 30*time.Second, func() bool {
+				return slices.ContainsFunc(p.Alerts(ctx), func(a pincluster.Alert) bool { return a.Metric.Peer == lost })
+			})
+		}
+		moved := 0
+		for _, ci := range cids {
+			pin, err := c.Peer(0).PinGet(ctx, ci)
+			require.NoError(t, err)
+			if slices.Contains(pin.Allocations, lost) {
+				moved++
+			}
+		}
+		require.Equal(t, most, moved, "pins still allocated to the stopped peer")
+		return
+	}
+	// TTL is 2 intervals (1 s) plus the check interval: allow a margin.
+	c.WaitFor("pins of the stopped peer re-allocated and pinned", 30*time.Second, func() bool {
+		for _, ci := range cids {
+			pin, err := c.Peer(0).PinGet(ctx, ci)
+			if err != nil || slices.Contains(pin.Allocations, lost) || len(pin.Allocations) != 2 {
+				return false
+			}
+			var alive []peer.ID
+			for _, h := range holders(c, ci) {
+				if h != lost {
+					alive = append(alive, h)
+				}
+			}
+			if !slices.Equal(sorted(pin.Allocations), alive) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestClusterRepinOnPeerLoss(t *testing.T) { testRepin(t, true) }
+
+func TestClusterRepinningOff(t *testing.T) { testRepin(t, false) }
+
+func TestClusterPinOptions(t *testing.T) {
+	c := clustertest.NewCluster(t, 4)
+	ctx := t.Context()
+
+	t.Run("everywhere", func(t *testing.T) {
+		ci := testCID(t, "everywhere")
+		pin, err := c.Peer(1).Pin(ctx, ci, pincluster.PinOptions{})
+		require.NoError(t, err)
+		require.True(t, pin.IsPinEverywhere())
+		c.WaitFor("pinned on all 4", 20*time.Second, func() bool { return len(holders(c, ci)) == 4 })
+	})
+
+	t.Run("user allocations", func(t *testing.T) {
+		ci := testCID(t, "user-allocs")
+		want := []peer.ID{c.Peer(3).ID(), c.Peer(2).ID()}
+		pin, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 2, ReplicationMax: 2, UserAllocations: want})
+		require.NoError(t, err)
+		require.Equal(t, want, pin.Allocations)
+		c.WaitFor("pinned where asked", 20*time.Second, func() bool { return slices.Equal(holders(c, ci), sorted(want)) })
+	})
+
+	t.Run("update", func(t *testing.T) {
+		from, to := testCID(t, "update-from"), testCID(t, "update-to")
+		old, err := c.Peer(0).Pin(ctx, from, pincluster.PinOptions{ReplicationMin: 2, ReplicationMax: 2, Name: "v1",
+			Metadata: map[string]string{"k": "v"}})
+		require.NoError(t, err)
+		c.WaitFor("peer 1 sees the pin", 10*time.Second, func() bool {
+			_, err := c.Peer(1).PinGet(ctx, from)
+			return err == nil
+		})
+		pin, err := c.Peer(1).PinUpdate(ctx, from, to, pincluster.PinOptions{Name: "v2"})
+		require.NoError(t, err)
+		require.Equal(t, from, pin.PinUpdate)
+		require.Equal(t, "v2", pin.Name)
+		require.Equal(t, map[string]string{"k": "v"}, pin.Metadata)
+		require.Equal(t, sorted(old.Allocations), sorted(pin.Allocations), "the update stays where the data is")
+		c.WaitFor("new version pinned on the same peers", 20*time.Second, func() bool {
+			return slices.Equal(holders(c, to), sorted(old.Allocations)) && slices.Equal(holders(c, from), sorted(old.Allocations))
+		})
+		_, err = c.Peer(0).PinUpdate(ctx, testCID(t, "absent"), to, pincluster.PinOptions{})
+		require.ErrorIs(t, err, pincluster.ErrNotFound)
+	})
+
+	t.Run("expiry", func(t *testing.T) {
+		ci := testCID(t, "expiring")
+		_, err := c.Peer(2).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 1, ReplicationMax: 2,
+			ExpireAt: time.Now().Add(1500 * time.Millisecond)})
+		require.NoError(t, err)
+		c.WaitFor("expired pin gone from the state and the nodes", 20*time.Second, func() bool {
+			_, err := c.Peer(0).PinGet(ctx, ci)
+			return errors.Is(err, pincluster.ErrNotFound) && len(holders(c, ci)) == 0
+		})
+	})
+
+	t.Run("not enough peers", func(t *testing.T) {
+		_, err := c.Peer(0).Pin(ctx, testCID(t, "too-many"), pincluster.PinOptions{ReplicationMin: 5, ReplicationMax: 6})
+		var ae *pincluster.AllocationError
+		require.ErrorAs(t, err, &ae)
+		require.ErrorIs(t, err, pincluster.ErrNotEnoughPeers)
+		require.Equal(t, 5, ae.Needed)
+		require.Equal(t, 4, ae.Available)
+	})
+}
+
+// T17, Go API part: oversized or malformed options are refused with a
+// typed error naming the field, and nothing reaches the state.
+func TestClusterHugeMetadataRefused(t *testing.T) {
+	c := clustertest.NewCluster(t, 1)
+	ctx := t.Context()
+	many := map[string]string{}
+	for i := range pincluster.MaxMetadataKeys + 1 {
+		many[fmt.Sprint("k", i)] = "v"
+	}
+	var origins []ma.Multiaddr
+	for range pincluster.MaxOrigins + 1 {
+		origins = append(origins, ma.StringCast("/ip4/127.0.0.1/tcp/4001/p2p/"+c.Peer(0).ID().String()))
+	}
+	cases := map[string]pincluster.PinOptions{
+		"name":     {Name: strings.Repeat("n", 256)},
+		"metadata": {Metadata: many},
+		"value":    {Metadata: map[string]string{"k": strings.Repeat("v", 2048)}},
+		"origins":  {Origins: origins},
+		"minmax":   {ReplicationMin: 3, ReplicationMax: 2},
+	}
+	for name, opts := range cases {
+		ci := testCID(t, "huge-"+name)
+		_, err := c.Peer(0).Pin(ctx, ci, opts)
+		var ve *pincluster.ValidationError
+		require.ErrorAs(t, err, &ve, name)
+		require.NotEmpty(t, ve.Field, name)
+		_, err = c.Peer(0).PinGet(ctx, ci)
+		require.ErrorIs(t, err, pincluster.ErrNotFound, name)
+	}
+}
+
+// T14: a peer outside the trusted set may call the open method only;
+// trusted methods are refused before their body is read, and nothing
+// changes. A frame above the limit is refused too.
+func TestClusterUntrustedRPC(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Setup{N: 2, TrustEachOther: true})
+	ctx := t.Context()
+	ci := testCID(t, "t14")
+	_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{})
+	require.NoError(t, err)
+	c.WaitFor("pinned on both", 20*time.Second, func() bool { return len(holders(c, ci)) == 2 })
+	pinCalls := c.Peer(0).Mock.Calls(clustertest.MethodPin)
+
+	u, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	require.NoError(t, err)
+	defer u.Close()
+	target := c.Peer(0).Host
+	require.NoError(t, u.Connect(ctx, peer.AddrInfo{ID: target.ID(), Addrs: target.Addrs()}))
+	cli, err := rpc.NewClient(u, rpc.Config{Name: "default"}, nil)
+	require.NoError(t, err)
+	defer cli.Close(context.Background())
+
+	_, err = rpc.Call[struct{}, any](ctx, cli, target.ID(), "Cluster.ID", struct{}{})
+	require.NoError(t, err, "the open method answers")
+	for _, m := range []string{"Tracker.StatusMany", "Tracker.Recover", "Tracker.RecoverAll"} {
+		_, err := rpc.Call[[][]byte, any](ctx, cli, target.ID(), m, [][]byte{ci.Bytes()})
+		require.ErrorIs(t, err, rpc.ErrPermission, m)
+	}
+	_, err = rpc.Call[[]byte, any](ctx, cli, target.ID(), "Cluster.ID", make([]byte, 8<<20))
+	require.ErrorIs(t, err, rpc.ErrFrameTooLarge)
+
+	// Nothing changed: same pin, no new pin attempt, still pinned.
+	require.Equal(t, pinCalls, c.Peer(0).Mock.Calls(clustertest.MethodPin))
+	g, err := c.Peer(1).Status(ctx, ci, false)
+	require.NoError(t, err)
+	require.Equal(t, 2, clustertest.Count(g, pincluster.TrackerStatusPinned))
+	require.False(t, slices.Contains(mustPeers(t, c.Peer(0)), u.ID()), "the untrusted host is not a cluster peer")
+}
+
+func mustPeers(t *testing.T, p *clustertest.Peer) []peer.ID {
+	ids, err := p.Peers(t.Context())
+	require.NoError(t, err)
+	var out []peer.ID
+	for _, id := range ids {
+		out = append(out, id.ID)
+	}
+	return out
+}
+
+// A peer restarted on Badger keeps its state and resumes tracking: a pin
+// its IPFS node lost while it was down is pinned again.
+func TestClusterBadgerRestart(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Setup{N: 2, Badger: true})
+	ctx := t.Context()
+	var cids []cid.Cid
+	for i := range 10 {
+		ci := testCID(t, fmt.Sprint("badger-", i))
+		cids = append(cids, ci)
+		_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{})
+		require.NoError(t, err)
+	}
+	c.WaitFor("pinned on both", 20*time.Second, func() bool {
+		for _, ci := range cids {
+			if len(holders(c, ci)) != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	c.Stop(0)
+	c.Stop(1)
+	// While peer 1 is down its IPFS node loses a pin.
+	require.NoError(t, c.Peer(1).Mock.Unpin(ctx, cids[3]))
+	c.Restart(1) // alone: the state can only come from its own Badger
+	p := c.Peer(1)
+	for _, ci := range cids {
+		_, err := p.PinGet(ctx, ci)
+		require.NoError(t, err)
+	}
+	c.WaitFor("the lost pin is pinned again", 20*time.Second, func() bool {
+		return p.Mock.PinStatus(cids[3]) == pincluster.IPFSPinStatusRecursive
+	})
+	for _, ci := range cids {
+		pi, err := p.Status(ctx, ci, true)
+		require.NoError(t, err)
+		require.Equal(t, pincluster.TrackerStatusPinned, pi.PeerMap[p.ID()].Status)
+	}
+}
+
+// T21: Shutdown called three times while 1,000 pins are in flight: every
+// acknowledged pin is in the state after a restart, the other calls return
+// nil, and no goroutine is left (TestMain checks).
+func TestClusterShutdownUnderLoad(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Setup{N: 1, Badger: true})
+	p := c.Peer(0)
+	var (
+		mu    sync.Mutex
+		acked []cid.Cid
+		wg    sync.WaitGroup
+	)
+	started := make(chan struct{})
+	var once sync.Once
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 125 {
+				ci := testCID(t, fmt.Sprint("load-", w, "-", i))
+				if _, err := p.Pin(context.Background(), ci, pincluster.PinOptions{}); err == nil {
+					mu.Lock()
+					acked = append(acked, ci)
+					if len(acked) == 100 {
+						once.Do(func() { close(started) })
+					}
+					mu.Unlock()
+				} else if !errors.Is(err, pincluster.ErrClosed) {
+					t.Errorf("pin: %v", err)
+				}
+			}
+		})
+	}
+	<-started
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { errs <- p.Shutdown(context.Background()) }()
+	}
+	for range 3 {
+		require.NoError(t, <-errs)
+	}
+	wg.Wait()
+	c.Restart(0)
+	p = c.Peer(0)
+	mu.Lock()
+	defer mu.Unlock()
+	require.GreaterOrEqual(t, len(acked), 100)
+	for _, ci := range acked {
+		_, err := p.PinGet(t.Context(), ci)
+		require.NoError(t, err, "acknowledged pin %s lost", ci)
+	}
 }

@@ -213,7 +213,15 @@ func (c *crdtConsensus) LogPin(ctx context.Context, pin Pin) error {
 	if err := c.check("log pin"); err != nil {
 		return err
 	}
-	return c.state.Add(ctx, pin)
+	return closedErr(c.state.Add(ctx, pin))
+}
+
+// closedErr makes a write that raced with Shutdown report ErrClosed.
+func closedErr(err error) error {
+	if errors.Is(err, crdt.ErrClosed) && !errors.Is(err, ErrClosed) {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return err
 }
 
 // LogUnpin implements Consensus.
@@ -221,7 +229,7 @@ func (c *crdtConsensus) LogUnpin(ctx context.Context, pin Pin) error {
 	if err := c.check("log unpin"); err != nil {
 		return err
 	}
-	return c.state.Rm(ctx, pin.Cid)
+	return closedErr(c.state.Rm(ctx, pin.Cid))
 }
 
 // AddPeer implements Consensus: in CRDT mode it trusts the peer.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"hash/fnv"
 	"slices"
 	"time"
 
@@ -184,9 +185,9 @@ func (c *Cluster) stateSyncOnce(ctx context.Context) {
 			c.log.Warn("state sync: listing the state", "err", err)
 			continue
 		}
-		if err := c.tracker.Track(ctx, pin); err != nil && ctx.Err() == nil {
-			c.log.Warn("state sync: track", "cid", pin.Cid, "err", err)
-		}
+		// Through the notification path: the listing may be older than
+		// a change applied meanwhile, which must not be undone.
+		c.onStateChange(ctx, pin, false)
 	}
 	// Untrack what the tracker still handles but the state no longer has.
 	var gone []cid.Cid
@@ -202,21 +203,39 @@ func (c *Cluster) stateSyncOnce(ctx context.Context) {
 		}
 	}
 	for _, ci := range gone {
-		if err := c.tracker.Untrack(ctx, ci); err != nil && ctx.Err() == nil {
-			c.log.Warn("state sync: untrack", "cid", ci, "err", err)
-		}
+		c.onStateChange(ctx, Pin{Cid: ci}, true)
 	}
 }
 
-// onStateChange feeds one change of the shared state to the tracker.
-func (c *Cluster) onStateChange(ctx context.Context, pin Pin, removed bool) {
-	var err error
-	if removed {
+// onStateChange feeds one change of the shared state to the tracker. The
+// consensus may report the changes of one CID out of order (hooks of
+// concurrently applied deltas), so the change is only a wake-up: the pin
+// is read again from the state, under a per-CID lock, and the tracker gets
+// what the state holds now. The last notification of a CID runs after its
+// last change, so the tracker ends up with the final state.
+func (c *Cluster) onStateChange(ctx context.Context, pin Pin, _ bool) {
+	mu := &c.changeLocks[changeStripe(pin.Cid)]
+	mu.Lock()
+	defer mu.Unlock()
+	st, err := c.state(ctx)
+	if err != nil {
+		return
+	}
+	cur, err := st.Get(ctx, pin.Cid)
+	switch {
+	case errors.Is(err, ErrNotFound):
 		err = c.tracker.Untrack(ctx, pin.Cid)
-	} else {
-		err = c.tracker.Track(ctx, pin)
+	case err == nil:
+		err = c.tracker.Track(ctx, cur)
 	}
 	if err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
-		c.log.Warn("tracking a state change", "cid", pin.Cid, "removed", removed, "err", err)
+		c.log.Warn("tracking a state change", "cid", pin.Cid, "err", err)
 	}
+}
+
+// changeStripe picks the lock of a CID among Cluster.changeLocks.
+func changeStripe(ci cid.Cid) int {
+	h := fnv.New32a()
+	_, _ = h.Write(ci.Bytes())
+	return int(h.Sum32() % uint32(len(Cluster{}.changeLocks)))
 }

@@ -85,6 +85,9 @@ func (c *Cluster) build(ctx context.Context) error {
 	if closer != nil {
 		c.closers = append(c.closers, func(context.Context) error { return closer.Close() })
 	}
+	// The components get views of the store that they cannot close: it is
+	// closed once, last (or stays the caller's, with WithDatastore).
+	store = keepOpen{store}
 
 	// The in-process IPFS node carries the CRDT's blocks, and is the
 	// connector unless another one was given.
@@ -177,3 +180,10 @@ func (c *Cluster) run(ctx context.Context) {
 	c.log.Info("cluster peer ready", "id", c.host.ID(), "cluster", c.cfg.clusterName)
 	<-ctx.Done()
 }
+
+// keepOpen hides Close from the components sharing one datastore (a
+// namespace view forwards Close to the store below it).
+type keepOpen struct{ ds.Batching }
+
+// Close implements io.Closer and does nothing.
+func (keepOpen) Close() error { return nil }

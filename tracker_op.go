@@ -33,9 +33,14 @@ type opTracker struct {
 	ops      *optracker.Tracker
 	log      *slog.Logger
 
+	// reloadMu serialises reloads of held.
+	reloadMu sync.Mutex
 	mu       sync.RWMutex
 	held     map[cid.Cid]struct{}
 	loaded   bool
+	// pending records the changes made to held while a reload lists the
+	// node's pins (nil when no reload runs); they win over the listing.
+	pending map[cid.Cid]bool
 	ipfsID   IPFSID
 	haveIPFS bool
 }
@@ -96,6 +101,9 @@ func (t *opTracker) doUnpin(ctx context.Context, op optracker.Op, _ optracker.Pr
 func (t *opTracker) setHeld(c cid.Cid, on bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.pending != nil {
+		t.pending[c] = on
+	}
 	if on {
 		t.held[c] = struct{}{}
 	} else {
@@ -118,22 +126,54 @@ func (t *opTracker) load(ctx context.Context) error {
 	if loaded {
 		return nil
 	}
-	_, err := t.reload(ctx)
+	t.reloadMu.Lock()
+	defer t.reloadMu.Unlock()
+	t.mu.RLock()
+	loaded = t.loaded
+	t.mu.RUnlock()
+	if loaded {
+		return nil
+	}
+	_, err := t.reloadLocked(ctx)
 	return err
 }
 
 // reload replaces held with the connector's pins and returns the CIDs
 // whose membership changed.
 func (t *opTracker) reload(ctx context.Context) ([]cid.Cid, error) {
+	t.reloadMu.Lock()
+	defer t.reloadMu.Unlock()
+	return t.reloadLocked(ctx)
+}
+
+func (t *opTracker) reloadLocked(ctx context.Context) ([]cid.Cid, error) {
+	t.mu.Lock()
+	t.pending = map[cid.Cid]bool{}
+	t.mu.Unlock()
 	fresh := map[cid.Cid]struct{}{}
+	var listErr error
 	for p, err := range t.conn.PinLs(ctx) {
 		if err != nil {
-			return nil, fmt.Errorf("tracker: listing the ipfs pins: %w", err)
+			listErr = fmt.Errorf("tracker: listing the ipfs pins: %w", err)
+			break
 		}
 		fresh[p.Cid] = struct{}{}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	pending := t.pending
+	t.pending = nil
+	if listErr != nil {
+		return nil, listErr
+	}
+	// What the tracker's own operations did meanwhile is newer.
+	for c, on := range pending {
+		if on {
+			fresh[c] = struct{}{}
+		} else {
+			delete(fresh, c)
+		}
+	}
 	var changed []cid.Cid
 	for c := range t.held {
 		if _, ok := fresh[c]; !ok {

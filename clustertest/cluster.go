@@ -38,6 +38,9 @@ type Setup struct {
 	// Badger keeps each peer's datastore in a Badger directory under the
 	// test's temporary directory, so Restart finds its state again.
 	Badger bool
+	// TrustEachOther restricts every peer's trust to the cluster's own
+	// peers (WithTrustedPeers) instead of the default trust in everyone.
+	TrustEachOther bool
 	// MonitorInterval is the monitor's publish interval. Default: 500 ms.
 	MonitorInterval time.Duration
 	// Options are given to every peer, after the kit's own.
@@ -99,8 +102,8 @@ func Start(t testing.TB, s Setup) *Cluster {
 		c.mn = mocknet.New()
 		t.Cleanup(func() { _ = c.mn.Close() })
 	}
+	base := t.TempDir() // before stopAll: cleanups run last-in first-out
 	t.Cleanup(c.stopAll)
-	base := t.TempDir()
 	for i := range s.N {
 		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
 		if err != nil {
@@ -186,6 +189,13 @@ func (c *Cluster) start(i int) error {
 	if p.Mock != nil {
 		p.Mock.reopen()
 		opts = append(opts, pincluster.WithConnector(p.Mock))
+	}
+	if c.setup.TrustEachOther {
+		var ids []peer.ID
+		for _, o := range c.Peers {
+			ids = append(ids, o.ID())
+		}
+		opts = append(opts, pincluster.WithTrustedPeers(ids...))
 	}
 	if c.setup.Badger {
 		opts = append(opts, pincluster.WithBadger(p.dir))
@@ -293,6 +303,9 @@ func (c *Cluster) stop(p *Peer) error {
 	}
 	err = errors.Join(err, p.Host.Close())
 	p.cancel()
+	if p.Mock != nil {
+		p.Mock.reopen() // the "daemon" outlives the peer
+	}
 	p.Cluster = nil
 	return err
 }
