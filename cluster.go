@@ -494,6 +494,29 @@ func (c *Cluster) PinUpdate(ctx context.Context, from, to cid.Cid, opts PinOptio
 	return c.Pin(ctx, to, merged)
 }
 
+// Cat resolves an /ipfs/ path (or a CID) through this peer's IPFS node
+// and returns a reader of the file it names, fetched from the network as
+// it is read. ctx bounds the reads; Close the reader when done. It needs a
+// connector with the Catter ability (the in-process node has it).
+func (c *Cluster) Cat(ctx context.Context, path string) (io.ReadSeekCloser, cid.Cid, error) {
+	if err := c.live("cat"); err != nil {
+		return nil, cid.Undef, err
+	}
+	catter, ok := c.connector.(Catter)
+	if !ok {
+		return nil, cid.Undef, fmt.Errorf("pincluster: cat: the IPFS connector %T cannot read files", c.connector)
+	}
+	ci, err := c.connector.Resolve(ctx, path)
+	if err != nil {
+		return nil, cid.Undef, fmt.Errorf("pincluster: cat %s: %w", path, err)
+	}
+	r, err := catter.Cat(ctx, ci)
+	if err != nil {
+		return nil, cid.Undef, fmt.Errorf("pincluster: cat %s: %w", path, err)
+	}
+	return r, ci, nil
+}
+
 // BlockPut stores one block on this peer's IPFS node.
 func (c *Cluster) BlockPut(ctx context.Context, data []byte, prefix cid.Prefix) (cid.Cid, error) {
 	if err := c.live("block put"); err != nil {

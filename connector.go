@@ -116,3 +116,10 @@ type Adder interface {
 type DAGSizer interface {
 	DAGSize(ctx context.Context, c cid.Cid) (uint64, error)
 }
+
+// Catter is an optional ability of an IPFSConnector: read a UnixFS file
+// (or raw block) from the node, fetching it as it is read. The in-process
+// node has it; it is what Cluster.Cat uses.
+type Catter interface {
+	Cat(ctx context.Context, c cid.Cid) (io.ReadSeekCloser, error)
+}

@@ -284,3 +284,11 @@ func (d nodeDAG) Put(ctx context.Context, c cid.Cid, data []byte) error {
 	}
 	return d.n.PutBlock(ctx, b)
 }
+
+var _ Catter = (*nodeConnector)(nil)
+
+// Cat implements Catter.
+func (n *nodeConnector) Cat(ctx context.Context, c cid.Cid) (io.ReadSeekCloser, error) {
+	r, err := n.node.Cat(ctx, c)
+	return r, nodeErr("cat", err)
+}
