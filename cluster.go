@@ -64,6 +64,8 @@ type Cluster struct {
 	monitor   PeerMonitor
 	allocator PinAllocator
 	informers []Informer
+	// index maps names and metadata to CIDs for filtered listings.
+	index *pinIndex
 	// changeLocks serialise the state notifications of one CID.
 	changeLocks [64]sync.Mutex
 	// reservations holds the space promised to recent allocations.
@@ -284,7 +286,10 @@ func (c *Cluster) PinGet(ctx context.Context, ci cid.Cid) (Pin, error) {
 	return st.Get(ctx, ci)
 }
 
-// Pins streams the pins of the shared state that pass f.
+// Pins streams the pins of the shared state that pass f. A filter on CIDs
+// reads only those records; one on name or metadata reads only the records
+// the peer's in-memory index names (once the index is built, right after
+// start); other filters scan the state.
 func (c *Cluster) Pins(ctx context.Context, f PinFilter) iter.Seq2[Pin, error] {
 	return func(yield func(Pin, error) bool) {
 		if err := c.live("pins"); err != nil {
@@ -296,8 +301,12 @@ func (c *Cluster) Pins(ctx context.Context, f PinFilter) iter.Seq2[Pin, error] {
 			yield(Pin{}, err)
 			return
 		}
-		if len(f.Cids) > 0 { // point lookups, no scan
-			for _, ci := range f.Cids {
+		cids, narrowed := f.Cids, len(f.Cids) > 0
+		if !narrowed {
+			cids, narrowed = c.index.lookup(f) // name or metadata filter
+		}
+		if narrowed { // point lookups, no scan
+			for _, ci := range cids {
 				p, err := st.Get(ctx, ci)
 				if errors.Is(err, ErrNotFound) {
 					continue

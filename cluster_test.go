@@ -274,6 +274,37 @@ func TestClusterPinOptions(t *testing.T) {
 		})
 	})
 
+	t.Run("filtered listing", func(t *testing.T) {
+		var want []cid.Cid
+		for i := range 5 {
+			ci := testCID(t, fmt.Sprint("listed-", i))
+			want = append(want, ci)
+			_, err := c.Peer(i%4).Pin(ctx, ci, pincluster.PinOptions{Name: fmt.Sprint("album-", i),
+				Metadata: map[string]string{"kind": "album"}})
+			require.NoError(t, err)
+		}
+		_, err := c.Peer(0).Unpin(ctx, want[4])
+		require.NoError(t, err)
+		want = want[:4]
+		list := func(p *clustertest.Peer, f pincluster.PinFilter) []cid.Cid {
+			var got []cid.Cid
+			for pin, err := range p.Pins(ctx, f) {
+				require.NoError(t, err)
+				got = append(got, pin.Cid)
+			}
+			slices.SortFunc(got, func(a, b cid.Cid) int { return strings.Compare(a.KeyString(), b.KeyString()) })
+			return got
+		}
+		slices.SortFunc(want, func(a, b cid.Cid) int { return strings.Compare(a.KeyString(), b.KeyString()) })
+		for _, p := range c.Peers {
+			c.WaitFor("every peer lists the albums", 20*time.Second, func() bool {
+				return slices.Equal(list(p, pincluster.PinFilter{Name: "album-", Match: pincluster.MatchPrefix}), want) &&
+					slices.Equal(list(p, pincluster.PinFilter{Metadata: map[string]string{"kind": "album"}}), want)
+			})
+			require.Len(t, list(p, pincluster.PinFilter{Name: "album-2"}), 1)
+		}
+	})
+
 	t.Run("not enough peers", func(t *testing.T) {
 		_, err := c.Peer(0).Pin(ctx, testCID(t, "too-many"), pincluster.PinOptions{ReplicationMin: 5, ReplicationMax: 6})
 		var ae *pincluster.AllocationError

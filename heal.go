@@ -224,8 +224,10 @@ func (c *Cluster) onStateChange(ctx context.Context, pin Pin, _ bool) {
 	cur, err := st.Get(ctx, pin.Cid)
 	switch {
 	case errors.Is(err, ErrNotFound):
+		c.index.update(Pin{Cid: pin.Cid}, true)
 		err = c.tracker.Untrack(ctx, pin.Cid)
 	case err == nil:
+		c.index.update(cur, false)
 		err = c.tracker.Track(ctx, cur)
 	}
 	if err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {

@@ -62,6 +62,7 @@ func New(ctx context.Context, h host.Host, dht routing.Routing, ps *pubsub.PubSu
 		ready:  make(chan struct{}),
 		done:   make(chan struct{}),
 		tracer: cfg.tracer,
+		index:  newPinIndex(),
 	}
 	if err := c.build(ctx); err != nil {
 		// Stop whatever was built; the caller gets the build error.
@@ -170,6 +171,19 @@ func (c *Cluster) run(ctx context.Context) {
 	if w, ok := c.consensus.(StateWatcher); ok {
 		cancel := w.Watch(func(pin Pin, removed bool) { c.onStateChange(ctx, pin, removed) })
 		defer cancel()
+		// The index is built in the background; until it is ready,
+		// filtered listings scan.
+		if err := c.group.Go(func(ctx context.Context) {
+			st, err := c.consensus.State(ctx)
+			if err == nil {
+				err = c.index.build(ctx, st)
+			}
+			if err != nil && ctx.Err() == nil {
+				c.log.Warn("building the pin index", "err", err)
+			}
+		}); err != nil {
+			return
+		}
 	}
 	for _, loop := range []func(context.Context){c.runAlerts, c.runExpiry, c.runStateSync} {
 		if err := c.group.Go(loop); err != nil {
