@@ -1,6 +1,6 @@
 // Command daemon runs one pincluster peer as a standalone process: its own
 // libp2p host, DHT and gossipsub, the shared state in Badger, the
-// in-process IPFS node (or a Kubo daemon with -kubo), and both HTTP APIs
+// in-process IPFS node (or a Kubo daemon with -kubo-api), and both HTTP APIs
 // (IPFS Cluster's REST API and the IPFS Pinning Service API) on loopback.
 // SIGINT or SIGTERM shut it down gracefully.
 //
@@ -90,7 +90,7 @@ func defineFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.trusted, "trusted", "", "peer IDs allowed to modify the shared state, comma separated (default: every peer)")
 	fs.StringVar(&o.name, "name", "", "this peer's human name (default: short peer ID)")
 	fs.StringVar(&o.cluster, "cluster", "", "cluster name; peers of one cluster share it (default: pincluster's)")
-	fs.StringVar(&o.kubo, "kubo", "", "Kubo RPC API address (e.g. /ip4/127.0.0.1/tcp/5001); default: the in-process IPFS node")
+	fs.StringVar(&o.kubo, "kubo-api", "", "Kubo RPC API address (e.g. /ip4/127.0.0.1/tcp/5001); default: the in-process IPFS node")
 	fs.StringVar(&o.replication, "replication", "", "default replication factors min:max (e.g. 2:3; -1:-1 for every peer)")
 	fs.StringVar(&o.restListen, "rest-listen", "127.0.0.1:9094", "REST API address; empty disables it")
 	fs.StringVar(&o.restUser, "rest-user", "admin", "REST API basic auth user")
