@@ -82,18 +82,29 @@ func (s *Datastore) applyKey(ctx context.Context, b ds.Batch, id cid.Cid, prio u
 			continue // a delta cannot remove its own element
 		}
 		removed[rid] = struct{}{}
-		next.hasTombs = true
-		if err := b.Put(ctx, tombKey(ek, rid), nil); err != nil {
-			return err
-		}
 		has, err := s.store.Has(ctx, elemKey(ek, rid))
 		if err != nil {
 			return err
 		}
 		if has {
+			// The element's delta is processed (element and /b marker
+			// are written together): it will never be applied again, so
+			// no tombstone is needed (tombstone rule, see the package doc).
 			if err := b.Delete(ctx, elemKey(ek, rid)); err != nil {
 				return err
 			}
+			continue
+		}
+		processed, err := s.store.Has(ctx, cidKey(nsBlocks, rid))
+		if err != nil {
+			return err
+		}
+		if processed {
+			continue // already removed (or never live): nothing to keep
+		}
+		next.hasTombs = true
+		if err := b.Put(ctx, tombKey(ek, rid), nil); err != nil {
+			return err
 		}
 	}
 	var cand *winner
@@ -104,6 +115,13 @@ func (s *Datastore) applyKey(ctx context.Context, b ds.Batch, id cid.Cid, prio u
 		if !local && rec.hasTombs {
 			if dead, err = s.store.Has(ctx, tombKey(ek, id)); err != nil {
 				return err
+			}
+			if dead {
+				// This delta is being processed: its tombstone is no
+				// longer needed.
+				if err := b.Delete(ctx, tombKey(ek, id)); err != nil {
+					return err
+				}
 			}
 		}
 		if !dead {

@@ -137,7 +137,12 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 		for _, r := range group {
 			ops = append(ops, r.ops...)
 		}
-		err := s.commitOps(ctx, ops)
+		err := s.waitJoined(ctx)
+		if err != nil {
+			err = ErrClosed
+		} else {
+			err = s.commitOps(ctx, ops)
+		}
 		for _, r := range group {
 			r.done <- err
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
+	peer "github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Defaults of Config. A zero field means its default.
@@ -23,6 +24,10 @@ const (
 	DefaultRetryMinBackoff      = 250 * time.Millisecond
 	DefaultRetryMaxBackoff      = 8 * time.Second
 	DefaultQueueSize            = 4096
+	DefaultSnapshotChunkSize    = 256 << 10
+	DefaultSnapshotWorkers      = 8
+	DefaultSnapshotWait         = 3 * time.Second
+	DefaultCompactInterval      = 10 * time.Second
 )
 
 // Config configures a Datastore. The zero value is a working configuration
@@ -99,6 +104,68 @@ type Config struct {
 	// DeleteHook, if not nil, is called after a delta that removed key's
 	// visible value has been applied and committed. Same rules as PutHook.
 	DeleteHook func(key ds.Key)
+
+	// SnapshotEvery, when positive, makes this replica produce a snapshot
+	// once it has processed this many DAG nodes more than the newest
+	// snapshot it knows (its own or a trusted announcement) covers.
+	// Default 0: never by count. See the package doc, "Snapshots".
+	SnapshotEvery int
+
+	// SnapshotInterval, when positive, makes this replica produce a
+	// snapshot when the newest one it knows is older than this (or there
+	// is none) and it has processed nodes that snapshot does not cover.
+	// Default 0: never by time.
+	SnapshotInterval time.Duration
+
+	// SnapshotChunkSize is the target size, in bytes, of a snapshot chunk
+	// block (chunks end on content-defined boundaries between half and
+	// all of it). Default: 256 KiB; at most MaxBlockSize/2.
+	SnapshotChunkSize int
+
+	// SnapshotCatchUp makes a fresh replica (no processed DAG node) catch
+	// up from a trusted snapshot instead of replaying the history: it
+	// waits up to SnapshotWait for an announcement, loads the newest one
+	// it hears, then walks only the deltas above it. Local writes wait
+	// until then. Default false: replay the history.
+	SnapshotCatchUp bool
+
+	// SnapshotWait is how long a fresh replica with SnapshotCatchUp waits
+	// for a snapshot announcement before replaying the history instead.
+	// Default: 3 s.
+	SnapshotWait time.Duration
+
+	// SnapshotWorkers is how many snapshot chunks are fetched and loaded
+	// concurrently. Default: 8.
+	SnapshotWorkers int
+
+	// TrustSnapshot reports whether announcements of snapshots from peer
+	// are believed (loaded, acknowledged, counted as the newest). A
+	// snapshot's content cannot be checked against the history it
+	// summarises, so only peers trusted with the whole state should be
+	// trusted here. Nil trusts every announcement the Broadcaster
+	// delivers (the PubSubBroadcaster already drops messages from
+	// untrusted signers).
+	TrustSnapshot func(from peer.ID) bool
+
+	// LivePeers, when not nil and the DAG implements DAGDeleter, enables
+	// compaction: every CompactInterval, if every peer it returns (other
+	// than Self) acknowledges the newest snapshot this replica knows and
+	// has processed, the blocks of the deltas that snapshot covers (and of
+	// older snapshots) are deleted from the DAG. Default nil: no
+	// compaction.
+	LivePeers func() []peer.ID
+
+	// Self is this replica's peer ID, left out of LivePeers. Optional.
+	Self peer.ID
+
+	// CompactInterval is how often compaction is considered. Default 10 s.
+	CompactInterval time.Duration
+
+	// SnapshotHook, if not nil, is called after this replica has
+	// produced a snapshot (info.From empty) or finished loading one. When
+	// a snapshot is loaded, PutHook has already been called for every key
+	// it set. Must not write to the Datastore.
+	SnapshotHook func(info SnapshotInfo)
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -114,6 +181,8 @@ func (c Config) withDefaults() (Config, error) {
 		{&c.DAGSyncerTimeout, DefaultDAGSyncerTimeout, "DAGSyncerTimeout"},
 		{&c.RetryMinBackoff, DefaultRetryMinBackoff, "RetryMinBackoff"},
 		{&c.RetryMaxBackoff, DefaultRetryMaxBackoff, "RetryMaxBackoff"},
+		{&c.SnapshotWait, DefaultSnapshotWait, "SnapshotWait"},
+		{&c.CompactInterval, DefaultCompactInterval, "CompactInterval"},
 	}
 	for _, d := range durs {
 		if *d.p == 0 {
@@ -142,6 +211,8 @@ func (c Config) withDefaults() (Config, error) {
 		{&c.MaxValueSize, DefaultMaxValueSize, "MaxValueSize"},
 		{&c.MaxKeySize, DefaultMaxKeySize, "MaxKeySize"},
 		{&c.QueueSize, DefaultQueueSize, "QueueSize"},
+		{&c.SnapshotChunkSize, DefaultSnapshotChunkSize, "SnapshotChunkSize"},
+		{&c.SnapshotWorkers, DefaultSnapshotWorkers, "SnapshotWorkers"},
 	}
 	for _, i := range ints {
 		if *i.p == 0 {
@@ -151,6 +222,9 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("crdt: config: %s %d must be positive", i.name, *i.p)
 		}
 	}
+	if c.SnapshotEvery < 0 || c.SnapshotInterval < 0 {
+		return c, fmt.Errorf("crdt: config: SnapshotEvery %d and SnapshotInterval %v must not be negative", c.SnapshotEvery, c.SnapshotInterval)
+	}
 	if c.MaxPriorityJump == 0 {
 		c.MaxPriorityJump = DefaultMaxPriorityJump
 	}
@@ -159,6 +233,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxValueSize+c.MaxKeySize > c.MaxBlockSize/2 {
 		return c, fmt.Errorf("crdt: config: MaxValueSize %d + MaxKeySize %d must be at most MaxBlockSize/2 (%d)", c.MaxValueSize, c.MaxKeySize, c.MaxBlockSize/2)
+	}
+	if c.SnapshotChunkSize > c.MaxBlockSize/2 || c.SnapshotChunkSize < 1024 {
+		return c, fmt.Errorf("crdt: config: SnapshotChunkSize %d must be within [1024, MaxBlockSize/2 = %d]", c.SnapshotChunkSize, c.MaxBlockSize/2)
 	}
 	if c.MaxLinks*64 > c.MaxBlockSize/4 {
 		return c, fmt.Errorf("crdt: config: MaxLinks %d too large for MaxBlockSize %d", c.MaxLinks, c.MaxBlockSize)

@@ -47,6 +47,7 @@ type Datastore struct {
 
 	proc processor
 	st   counters
+	snap snapState
 }
 
 type counters struct {
@@ -90,7 +91,17 @@ func New(ctx context.Context, store ds.Batching, dag DAG, bc Broadcaster, cfg Co
 	if err := s.load(ctx); err != nil {
 		return nil, fmt.Errorf("crdt: new: %w", err)
 	}
-	starts := []func(context.Context){s.commitLoop, s.receiveLoop, s.broadcastLoop, s.scheduleLoop}
+	resume, join, err := s.initSnap(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("crdt: new: %w", err)
+	}
+	starts := []func(context.Context){s.commitLoop, s.receiveLoop, s.broadcastLoop, s.scheduleLoop, s.snapshotLoop}
+	if join {
+		s.snap.joining.Store(true)
+		starts = append(starts, func(ctx context.Context) { s.joinLoop(ctx, resume) })
+	} else {
+		close(s.snap.joinDone)
+	}
 	for range c.NumWorkers {
 		starts = append(starts, s.workerLoop)
 	}
@@ -328,6 +339,12 @@ type Stats struct {
 	FetchErrors        uint64      // failed DAG fetch attempts
 	Dirty              bool        // true while the journal is not empty
 	Stuck              []StuckNode // nodes whose fetch failed and are retried with backoff
+	Joining            bool        // catching up from a snapshot (waiting for or loading one)
+	SnapshotsProduced  uint64      // snapshots produced since New
+	SnapshotsLoaded    uint64      // snapshots loaded since New (0 or 1)
+	SnapshotChunks     uint64      // snapshot chunks loaded since New
+	CompactedBlocks    uint64      // blocks deleted by compaction since New
+	NewestSnapshot     cid.Cid     // newest snapshot known (cid.Undef if none)
 }
 
 // Stats returns current counters.
@@ -348,6 +365,16 @@ func (s *Datastore) Stats() Stats {
 		FetchErrors:        s.st.fetchErrors.Load(),
 	}
 	st.Dirty = st.QueuedJobs > 0
+	st.Joining = s.snap.joining.Load()
+	st.SnapshotsProduced = s.snap.produced.Load()
+	st.SnapshotsLoaded = s.snap.loaded.Load()
+	st.SnapshotChunks = s.snap.chunksDone.Load()
+	st.CompactedBlocks = s.snap.compactedN.Load()
+	s.snap.mu.Lock()
+	if s.snap.newest != nil {
+		st.NewestSnapshot = s.snap.newest.root
+	}
+	s.snap.mu.Unlock()
 	st.InFlight, st.Stuck = s.proc.snapshot()
 	return st
 }

@@ -48,3 +48,8 @@ func (e *NodeError) Unwrap() error { return e.Err }
 // ErrInvalidKey is returned by Put, Delete and Batch methods for a key that
 // is not valid UTF-8 (keys travel as CBOR text strings).
 var ErrInvalidKey = errors.New("crdt: invalid key")
+
+// ErrNotSettled is returned by Datastore.Snapshot while DAG nodes are
+// pending (a walk is in progress) or the replica is still joining: the
+// state is not yet the state of a set of heads.
+var ErrNotSettled = errors.New("crdt: replica not settled")

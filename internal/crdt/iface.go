@@ -41,3 +41,12 @@ type DAG interface {
 	// It must be durable when it returns.
 	Put(ctx context.Context, c cid.Cid, data []byte) error
 }
+
+// DAGDeleter is an optional ability of a DAG, found by type assertion:
+// deleting a block from the local store. Compaction (Config.LivePeers)
+// needs it; without it the history is kept.
+type DAGDeleter interface {
+	// Delete removes the block from the local store. Deleting a block
+	// that is not there is not an error.
+	Delete(ctx context.Context, c cid.Cid) error
+}

@@ -27,6 +27,12 @@ const (
 // encKey escapes a user key into one path segment.
 func encKey(k string) string { return base64.RawURLEncoding.EncodeToString([]byte(k)) }
 
+// decodeKeySegment reverses encKey.
+func decodeKeySegment(ek string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(ek)
+	return string(b), err
+}
+
 func cleanKey(k string) string { return ds.NewKey(k).String() }
 
 func valueKey(k string) ds.Key { return ds.RawKey(nsValues + k) }

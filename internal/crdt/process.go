@@ -407,6 +407,15 @@ func (s *Datastore) receiveLoop(ctx context.Context) {
 			continue
 		}
 		s.st.receivedBroadcasts.Add(1)
+		if messageVersion(msg.Data) == announceVersion {
+			s.handleAnnouncement(ctx, msg.From, msg.Data)
+			continue
+		}
+		if s.snap.joining.Load() {
+			// Joining from a snapshot: the heads come again with the next
+			// rebroadcast, once the snapshot is loaded.
+			continue
+		}
 		heads, err := DecodeMessage(msg.Data, s.cfg.MaxHeadsPerBroadcast)
 		if err != nil {
 			s.st.ignoredBroadcasts.Add(1)
@@ -458,6 +467,11 @@ func (s *Datastore) broadcastLoop(ctx context.Context) {
 }
 
 func (s *Datastore) sendHeads(ctx context.Context) {
+	if ann := s.announcement(); ann != nil {
+		if err := s.bc.Broadcast(ctx, ann); err == nil {
+			s.st.sentBroadcasts.Add(1)
+		}
+	}
 	heads, _ := s.headsByPriority(s.cfg.MaxHeadsPerBroadcast)
 	if len(heads) == 0 {
 		return

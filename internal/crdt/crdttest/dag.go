@@ -62,7 +62,10 @@ type PeerDAG struct {
 	name string
 }
 
-var _ crdt.DAG = (*PeerDAG)(nil)
+var (
+	_ crdt.DAG        = (*PeerDAG)(nil)
+	_ crdt.DAGDeleter = (*PeerDAG)(nil)
+)
 
 // Put stores a block in this peer's store.
 func (d *PeerDAG) Put(ctx context.Context, c cid.Cid, data []byte) error {
@@ -103,6 +106,14 @@ func (d *PeerDAG) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return found, nil
 }
 
+// Delete removes c from this peer's store (crdt.DAGDeleter).
+func (d *PeerDAG) Delete(ctx context.Context, c cid.Cid) error {
+	d.n.mu.Lock()
+	delete(d.n.stores[d.name], c)
+	d.n.mu.Unlock()
+	return nil
+}
+
 // Has reports whether the peer stores c locally.
 func (d *PeerDAG) Has(c cid.Cid) bool {
 	d.n.mu.RLock()
@@ -135,6 +146,7 @@ type FaultDAG struct {
 	delay    time.Duration
 	attempts map[cid.Cid]int
 	total    int
+	bytes    int64
 }
 
 var _ crdt.DAG = (*FaultDAG)(nil)
@@ -189,6 +201,22 @@ func (f *FaultDAG) Put(ctx context.Context, c cid.Cid, data []byte) error {
 	return f.inner.Put(ctx, c, data)
 }
 
+// Delete deletes through the wrapped DAG when it is a crdt.DAGDeleter
+// (FaultDAG always offers Delete; it is a no-op otherwise).
+func (f *FaultDAG) Delete(ctx context.Context, c cid.Cid) error {
+	if d, ok := f.inner.(crdt.DAGDeleter); ok {
+		return d.Delete(ctx, c)
+	}
+	return nil
+}
+
+// Bytes returns how many bytes Get returned successfully.
+func (f *FaultDAG) Bytes() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.bytes
+}
+
 // Get fetches through the wrapped DAG, applying the configured fault.
 func (f *FaultDAG) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	f.mu.Lock()
@@ -228,5 +256,11 @@ func (f *FaultDAG) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 		}
 		return b, nil
 	}
-	return f.inner.Get(ctx, c)
+	b, err := f.inner.Get(ctx, c)
+	if err == nil {
+		f.mu.Lock()
+		f.bytes += int64(len(b))
+		f.mu.Unlock()
+	}
+	return b, err
 }

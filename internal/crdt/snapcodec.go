@@ -1,0 +1,294 @@
+package crdt
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+
+	cbor "github.com/fxamacker/cbor/v2"
+	cid "github.com/ipfs/go-cid"
+)
+
+// Wire version of snapshot announcements (broadcast messages carrying
+// "v": 2). Version-1 messages (heads) are unchanged; a version-1-only
+// receiver ignores (and counts) version-2 messages and keeps reading the
+// heads messages, which are still sent separately.
+const announceVersion = 2
+
+// snapType marks a snapshot root block, so that it can never be mistaken
+// for a delta (a delta decoder rejects the unknown field, and the other
+// way round).
+const snapType = "crdt-snapshot"
+
+// ErrInvalidSnapshot is wrapped when a snapshot block (root or chunk) is
+// malformed, over the limits, or inconsistent (unsorted or duplicate rows,
+// counts that do not match). The load is abandoned and the replica waits
+// for another announcement.
+var ErrInvalidSnapshot = errors.New("crdt: invalid snapshot")
+
+// wireSnapRoot is the root block of a snapshot.
+type wireSnapRoot struct {
+	V uint64     `cbor:"v"`
+	T string     `cbor:"t"` // snapType
+	P uint64     `cbor:"p"` // height: highest priority among H
+	N uint64     `cbor:"n"` // nodes covered
+	K uint64     `cbor:"k"` // key rows
+	H []cbor.Tag `cbor:"h"` // heads covered, sorted by bytes
+	R []cbor.Tag `cbor:"r"` // record chunks, in key order
+	C []cbor.Tag `cbor:"c"` // covered-node chunks
+}
+
+// wireSnapChunk is one chunk: either rows (R) or covered nodes (C).
+type wireSnapChunk struct {
+	V uint64     `cbor:"v"`
+	R []wireRow  `cbor:"r"`
+	C []wireNode `cbor:"c"`
+}
+
+// wireRow is the whole OR-set state of one key: its live elements and the
+// tombstones of elements whose delta is not covered.
+type wireRow struct {
+	_ struct{} `cbor:",toarray"`
+	K string
+	E []wireElem
+	T [][]byte
+}
+
+type wireElem struct {
+	_  struct{} `cbor:",toarray"`
+	ID []byte
+	P  uint64
+	V  []byte
+}
+
+type wireNode struct {
+	_  struct{} `cbor:",toarray"`
+	ID []byte
+	P  uint64
+}
+
+// wireAnnounce is a version-2 broadcast: the newest snapshot the sender
+// knows, and whether the sender has processed every head it covers (its
+// acknowledgement, used for compaction).
+type wireAnnounce struct {
+	V uint64   `cbor:"v"`
+	S cbor.Tag `cbor:"s"`
+	P uint64   `cbor:"p"`
+	N uint64   `cbor:"n"`
+	A bool     `cbor:"a"`
+}
+
+// Announcement is a decoded snapshot announcement.
+type Announcement struct {
+	Root   cid.Cid // snapshot root block
+	Height uint64  // highest priority among its heads
+	Nodes  uint64  // DAG nodes it covers
+	Acked  bool    // the sender has processed every head it covers
+}
+
+// EncodeAnnouncement returns the version-2 broadcast message of a.
+func EncodeAnnouncement(a Announcement) ([]byte, error) {
+	b, err := encMode.Marshal(wireAnnounce{V: announceVersion, S: linkTag(a.Root), P: a.Height, N: a.Nodes, A: a.Acked})
+	if err != nil {
+		return nil, fmt.Errorf("crdt: encode announcement: %w", err)
+	}
+	return b, nil
+}
+
+// DecodeAnnouncement parses a version-2 broadcast message; errors wrap
+// ErrInvalidMessage.
+func DecodeAnnouncement(data []byte) (Announcement, error) {
+	if len(data) > 256 {
+		return Announcement{}, fmt.Errorf("%w: announcement of %d bytes", ErrInvalidMessage, len(data))
+	}
+	var w wireAnnounce
+	if err := decMode.Unmarshal(data, &w); err != nil {
+		return Announcement{}, fmt.Errorf("%w: %v", ErrInvalidMessage, err)
+	}
+	if w.V != announceVersion {
+		return Announcement{}, fmt.Errorf("%w: version %d", ErrInvalidMessage, w.V)
+	}
+	c, err := tagLink(w.S)
+	if err != nil {
+		return Announcement{}, fmt.Errorf("%w: root: %v", ErrInvalidMessage, err)
+	}
+	return Announcement{Root: c, Height: w.P, Nodes: w.N, Acked: w.A}, nil
+}
+
+// messageVersion returns the "v" field of a broadcast message without
+// decoding the rest (0 if there is none).
+func messageVersion(data []byte) uint64 {
+	var w struct {
+		V uint64 `cbor:"v"`
+	}
+	if err := lenientDec.Unmarshal(data, &w); err != nil {
+		return 0
+	}
+	return w.V
+}
+
+var lenientDec = func() cbor.DecMode {
+	m, err := cbor.DecOptions{
+		IndefLength:      cbor.IndefLengthForbidden,
+		MaxNestedLevels:  8,
+		MaxArrayElements: 1 << 16,
+		MaxMapPairs:      16,
+	}.DecMode()
+	if err != nil {
+		panic(err) // static options; cannot fail
+	}
+	return m
+}()
+
+// snapRoot is a decoded root block.
+type snapRoot struct {
+	height uint64
+	nodes  uint64
+	keys   uint64
+	heads  []cid.Cid
+	rows   []cid.Cid
+	cover  []cid.Cid
+}
+
+func encodeSnapRoot(r *snapRoot) (cid.Cid, []byte, error) {
+	w := wireSnapRoot{V: wireVersion, T: snapType, P: r.height, N: r.nodes, K: r.keys}
+	heads := append([]cid.Cid(nil), r.heads...)
+	sort.Slice(heads, func(i, j int) bool { return bytes.Compare(heads[i].Bytes(), heads[j].Bytes()) < 0 })
+	for _, h := range heads {
+		w.H = append(w.H, linkTag(h))
+	}
+	for _, c := range r.rows {
+		w.R = append(w.R, linkTag(c))
+	}
+	for _, c := range r.cover {
+		w.C = append(w.C, linkTag(c))
+	}
+	raw, err := encMode.Marshal(w)
+	if err != nil {
+		return cid.Undef, nil, fmt.Errorf("crdt: encode snapshot root: %w", err)
+	}
+	c, err := blockCid(raw)
+	return c, raw, err
+}
+
+func decodeSnapRoot(raw []byte, lim Limits) (*snapRoot, error) {
+	if lim.MaxBlockSize > 0 && len(raw) > lim.MaxBlockSize {
+		return nil, fmt.Errorf("%w: root of %d bytes", ErrInvalidSnapshot, len(raw))
+	}
+	var w wireSnapRoot
+	if err := decMode.Unmarshal(raw, &w); err != nil {
+		return nil, fmt.Errorf("%w: root: %v", ErrInvalidSnapshot, err)
+	}
+	if w.V != wireVersion || w.T != snapType {
+		return nil, fmt.Errorf("%w: root version %d type %q", ErrInvalidSnapshot, w.V, w.T)
+	}
+	if len(w.H) == 0 || (lim.MaxLinks > 0 && len(w.H) > lim.MaxLinks) {
+		return nil, fmt.Errorf("%w: %d heads", ErrInvalidSnapshot, len(w.H))
+	}
+	r := &snapRoot{height: w.P, nodes: w.N, keys: w.K}
+	links := func(ts []cbor.Tag) ([]cid.Cid, error) {
+		out := make([]cid.Cid, 0, len(ts))
+		for _, t := range ts {
+			c, err := tagLink(t)
+			if err != nil {
+				return nil, fmt.Errorf("%w: link: %v", ErrInvalidSnapshot, err)
+			}
+			out = append(out, c)
+		}
+		return out, nil
+	}
+	var err error
+	if r.heads, err = links(w.H); err != nil {
+		return nil, err
+	}
+	if r.rows, err = links(w.R); err != nil {
+		return nil, err
+	}
+	if r.cover, err = links(w.C); err != nil {
+		return nil, err
+	}
+	if uint64(len(r.cover)) > r.nodes || (r.nodes > 0 && len(r.cover) == 0) {
+		return nil, fmt.Errorf("%w: %d covered-node chunks for %d nodes", ErrInvalidSnapshot, len(r.cover), r.nodes)
+	}
+	return r, nil
+}
+
+func encodeSnapChunk(w *wireSnapChunk) (cid.Cid, []byte, error) {
+	w.V = wireVersion
+	raw, err := encMode.Marshal(w)
+	if err != nil {
+		return cid.Undef, nil, fmt.Errorf("crdt: encode snapshot chunk: %w", err)
+	}
+	c, err := blockCid(raw)
+	return c, raw, err
+}
+
+// snapRowOut is a decoded, checked row.
+type snapRowOut struct {
+	key   string
+	elems []winner // value set
+	tombs []cid.Cid
+}
+
+// decodeSnapChunk parses a chunk and checks it: rows sorted by encoded
+// key without duplicates, keys and values within lim, ids that are CIDs.
+func decodeSnapChunk(raw []byte, lim Limits) ([]snapRowOut, []wireNode, error) {
+	if lim.MaxBlockSize > 0 && len(raw) > lim.MaxBlockSize {
+		return nil, nil, fmt.Errorf("%w: chunk of %d bytes", ErrInvalidSnapshot, len(raw))
+	}
+	var w wireSnapChunk
+	if err := decMode.Unmarshal(raw, &w); err != nil {
+		return nil, nil, fmt.Errorf("%w: chunk: %v", ErrInvalidSnapshot, err)
+	}
+	if w.V != wireVersion || (len(w.R) > 0 && len(w.C) > 0) {
+		return nil, nil, fmt.Errorf("%w: chunk version %d or mixed content", ErrInvalidSnapshot, w.V)
+	}
+	rows := make([]snapRowOut, 0, len(w.R))
+	prev := ""
+	for i, r := range w.R {
+		if err := checkKey(r.K, lim); err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrInvalidSnapshot, err)
+		}
+		ek := encKey(r.K) + "/"
+		if i > 0 && ek <= prev {
+			return nil, nil, fmt.Errorf("%w: rows not sorted at %q", ErrInvalidSnapshot, truncate(r.K))
+		}
+		prev = ek
+		if len(r.E) == 0 && len(r.T) == 0 {
+			return nil, nil, fmt.Errorf("%w: empty row %q", ErrInvalidSnapshot, truncate(r.K))
+		}
+		out := snapRowOut{key: r.K}
+		for _, e := range r.E {
+			id, err := castCid(e.ID)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%w: element id: %v", ErrInvalidSnapshot, err)
+			}
+			if lim.MaxValueSize > 0 && len(e.V) > lim.MaxValueSize {
+				return nil, nil, fmt.Errorf("%w: value of %d bytes", ErrInvalidSnapshot, len(e.V))
+			}
+			if e.P == 0 {
+				return nil, nil, fmt.Errorf("%w: element priority 0", ErrInvalidSnapshot)
+			}
+			v := e.V
+			if v == nil {
+				v = []byte{}
+			}
+			out.elems = append(out.elems, winner{prio: e.P, id: id, value: v})
+		}
+		for _, t := range r.T {
+			id, err := castCid(t)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%w: tombstone id: %v", ErrInvalidSnapshot, err)
+			}
+			out.tombs = append(out.tombs, id)
+		}
+		rows = append(rows, out)
+	}
+	for _, n := range w.C {
+		if _, err := castCid(n.ID); err != nil || n.P == 0 {
+			return nil, nil, fmt.Errorf("%w: covered node: %v", ErrInvalidSnapshot, err)
+		}
+	}
+	return rows, w.C, nil
+}
