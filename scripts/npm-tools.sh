@@ -6,6 +6,8 @@
 # The compliance suite's spec location is patched to the local spec file on
 # every run (the suite would otherwise download it and silently drop checks).
 # Needs node and npm on PATH; without them it says so and exits 0 unless CI=true.
+# The API tests run it themselves (api/internal/npmtest.Ensure), so the
+# test command needs no extra step; running it by hand first is fine too.
 # Usage: ./scripts/npm-tools.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,14 @@ PSC_VERSION=1.8.1
 JSCLIENT_PKG=@nftstorage/ipfs-cluster
 JSCLIENT_VERSION=5.0.1
 SPEC=$ROOT/../shared/specs/ipfs-pinning-service-v1.0.0.yaml
+
+mkdir -p "$CACHE"
+# Several test binaries (api/rest, api/pinsvc) may run this at once under
+# `go test ./...`: one installs, the others wait for it.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$CACHE/.npm-tools.lock"
+  flock 9
+fi
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   echo "npm-tools: node and npm are needed on PATH" >&2

@@ -61,6 +61,9 @@
 //
 // # Errors and limits
 //
+// GET /health answers 204 without authentication (liveness only; it is not
+// part of the spec). Every other route needs a token.
+//
 // Every error is a Failure {"error": {"reason", "details"}}: 401
 // UNAUTHORIZED for a missing or wrong token, 404 NOT_FOUND, 400
 // BAD_REQUEST for malformed input and for pincluster's limits (name over

@@ -66,6 +66,12 @@ func (a *API) routes() http.Handler {
 		writeFailure(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			// The only route without authentication: liveness for load
+			// balancers and supervisors. It says nothing about the cluster.
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		user, err := a.auth.Check(r)
 		if err != nil {
 			details := "access token is invalid"
@@ -77,7 +83,7 @@ func (a *API) routes() http.Handler {
 			return
 		}
 		if r.ContentLength > a.cfg.MaxBodyBytes {
-			writeFailure(w, http.StatusBadRequest, "BAD_REQUEST", "body exceeds the limit of 1 MiB")
+			writeFailure(w, http.StatusBadRequest, "BAD_REQUEST", fmt.Sprintf("body of %d bytes exceeds the limit of %d bytes", r.ContentLength, a.cfg.MaxBodyBytes))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes)

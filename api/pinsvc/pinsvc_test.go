@@ -35,6 +35,8 @@ type env struct {
 	fake *fake.Backend
 	api  *API
 	srv  *httptest.Server
+	// url is the API's base URL (srv.URL when srv is set).
+	url string
 }
 
 func newEnv(t *testing.T, mod func(*Config)) *env {
@@ -48,7 +50,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	return &env{t: t, fake: fb, api: a, srv: srv}
+	return &env{t: t, fake: fb, api: a, srv: srv, url: srv.URL}
 }
 
 func (e *env) do(token, method, path string, body any) (int, []byte) {
@@ -65,12 +67,16 @@ func (e *env) do(token, method, path string, body any) (int, []byte) {
 		require.NoError(e.t, err)
 		rd = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	req, err := http.NewRequest(method, e.url+path, rd)
 	require.NoError(e.t, err)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := e.srv.Client().Do(req)
+	client := http.DefaultClient
+	if e.srv != nil {
+		client = e.srv.Client()
+	}
+	resp, err := client.Do(req)
 	require.NoError(e.t, err)
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
@@ -313,6 +319,34 @@ func TestAuthAndLimits(t *testing.T) {
 	code, b = e.do(tokenAlice, "GET", "/nothing", nil)
 	requireFailure(t, code, 404, b)
 
+	cases := badPinBodies(t)
+	for name, body := range cases {
+		t.Run(name, func(t *testing.T) {
+			code, b := e.do(tokenAlice, "POST", "/pins", body)
+			requireFailure(t, code, 400, b)
+			if name == "1 MiB body" {
+				require.Contains(t, string(b), "exceeds the limit of 1048576 bytes")
+			}
+		})
+	}
+	require.Equal(t, 0, e.fake.PinCount(), "nothing pinned")
+	code, b = e.do(tokenAlice, "GET", "/pins", nil)
+	require.Equal(t, 200, code)
+	require.Equal(t, 0, decodeResults(t, b).Count, "nothing recorded")
+
+	// A cluster that refuses the pin: nothing recorded.
+	e.fake.Fail("Pin", pincluster.ErrClosed)
+	code, b = e.do(tokenAlice, "POST", "/pins", map[string]any{"cid": testCID(t, "lim").String()})
+	requireFailure(t, code, 503, b)
+	e.fake.Fail("Pin", nil)
+	code, b = e.do(tokenAlice, "GET", "/pins", nil)
+	require.Equal(t, 200, code)
+	require.Equal(t, 0, decodeResults(t, b).Count)
+}
+
+// badPinBodies are POST /pins bodies that must be refused with 400
+// (TESTPLAN T17 and malformed JSON).
+func badPinBodies(t *testing.T) map[string]any {
 	c := testCID(t, "lim").String()
 	origins := make([]string, 21)
 	for i := range origins {
@@ -322,7 +356,7 @@ func TestAuthAndLimits(t *testing.T) {
 	for i := range 65 {
 		meta65[fmt.Sprint("k", i)] = "v"
 	}
-	cases := map[string]any{
+	return map[string]any{
 		"name 256 B":   map[string]any{"cid": c, "name": strings.Repeat("n", 256)},
 		"21 origins":   map[string]any{"cid": c, "origins": origins},
 		"65 meta keys": map[string]any{"cid": c, "meta": meta65},
@@ -342,25 +376,6 @@ func TestAuthAndLimits(t *testing.T) {
 		"two values":      `{"cid":"` + c + `"}{}`,
 		"1 MiB body":      `{"cid":"` + c + `","name":"` + strings.Repeat("x", 1<<20) + `"}`,
 	}
-	for name, body := range cases {
-		t.Run(name, func(t *testing.T) {
-			code, b := e.do(tokenAlice, "POST", "/pins", body)
-			requireFailure(t, code, 400, b)
-		})
-	}
-	require.Equal(t, 0, e.fake.PinCount(), "nothing pinned")
-	code, b = e.do(tokenAlice, "GET", "/pins", nil)
-	require.Equal(t, 200, code)
-	require.Equal(t, 0, decodeResults(t, b).Count, "nothing recorded")
-
-	// A cluster that refuses the pin: nothing recorded.
-	e.fake.Fail("Pin", pincluster.ErrClosed)
-	code, b = e.do(tokenAlice, "POST", "/pins", map[string]any{"cid": c})
-	requireFailure(t, code, 503, b)
-	e.fake.Fail("Pin", nil)
-	code, b = e.do(tokenAlice, "GET", "/pins", nil)
-	require.Equal(t, 200, code)
-	require.Equal(t, 0, decodeResults(t, b).Count)
 }
 
 func TestRecordsSurviveRestart(t *testing.T) {
@@ -370,7 +385,7 @@ func TestRecordsSurviveRestart(t *testing.T) {
 	a, err := New(context.Background(), fb, cfg)
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler())
-	e := &env{t: t, fake: fb, api: a, srv: srv}
+	e := &env{t: t, fake: fb, api: a, srv: srv, url: srv.URL}
 	c := testCID(t, "persist")
 	_, b := e.do(tokenAlice, "POST", "/pins", map[string]any{"cid": c.String(), "name": "kept"})
 	first := decodeStatus(t, b)
@@ -382,7 +397,7 @@ func TestRecordsSurviveRestart(t *testing.T) {
 	require.NoError(t, err)
 	srv2 := httptest.NewServer(a2.Handler())
 	defer srv2.Close()
-	e2 := &env{t: t, fake: fb, api: a2, srv: srv2}
+	e2 := &env{t: t, fake: fb, api: a2, srv: srv2, url: srv2.URL}
 	code, b := e2.do(tokenAlice, "GET", "/pins", nil)
 	require.Equal(t, 200, code)
 	res := decodeResults(t, b)

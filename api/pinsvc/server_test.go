@@ -1,13 +1,18 @@
 package pinsvc
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	jwt "github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pincluster/pincluster/api/internal/auth"
@@ -53,4 +58,82 @@ func TestJWTUsers(t *testing.T) {
 	forged, _, _ := other.Issue("alice")
 	code, b = e.do(forged, "GET", "/pins/"+id, nil)
 	requireFailure(t, code, 401, b)
+}
+
+// TestAuthAttacks is TESTPLAN T18 for the Pinning Service API: forged,
+// expired and unsigned JWTs, tokens of another key, and /health the only
+// route open without a token.
+func TestAuthAttacks(t *testing.T) {
+	key := bytes.Repeat([]byte("j"), 32)
+	e := newEnv(t, func(c *Config) { c.JWTKey = key })
+	sign := func(method jwt.SigningMethod, k any, claims jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(method, claims).SignedString(k)
+		require.NoError(t, err)
+		return s
+	}
+	now := time.Now()
+	valid := jwt.MapClaims{"sub": "alice", "jti": "v1", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	code, b := e.do(sign(jwt.SigningMethodHS256, key, valid), "GET", "/pins", nil)
+	require.Equal(t, 200, code, string(b))
+
+	bad := map[string]string{
+		"no token":      "",
+		"wrong token":   "not-a-token",
+		"expired JWT":   sign(jwt.SigningMethodHS256, key, jwt.MapClaims{"sub": "alice", "jti": "v2", "iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()}),
+		"JWT no exp":    sign(jwt.SigningMethodHS256, key, jwt.MapClaims{"sub": "alice", "jti": "v3"}),
+		"alg none JWT":  sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, valid),
+		"other key JWT": sign(jwt.SigningMethodHS256, bytes.Repeat([]byte("o"), 32), valid),
+		"HS512 JWT":     sign(jwt.SigningMethodHS512, key, valid),
+		"token + junk":  tokenAlice + "x",
+		"token prefix":  tokenAlice[:len(tokenAlice)-1],
+	}
+	routes := [][2]string{{"GET", "/pins"}, {"POST", "/pins"}, {"GET", "/pins/x"}, {"POST", "/pins/x"}, {"DELETE", "/pins/x"}, {"GET", "/"}, {"GET", "/health/x"}}
+	for name, tok := range bad {
+		t.Run(name, func(t *testing.T) {
+			for _, r := range routes {
+				code, b := e.do(tok, r[0], r[1], `{"cid":"`+testCID(t, "a").String()+`"}`)
+				requireFailure(t, code, 401, b)
+				require.Contains(t, string(b), "UNAUTHORIZED")
+			}
+		})
+	}
+	require.Equal(t, 0, e.fake.PinCount())
+
+	// Basic auth is not a Pinning Service credential.
+	req, err := http.NewRequest("GET", e.url+"/pins", nil)
+	require.NoError(t, err)
+	req.SetBasicAuth("alice", tokenAlice)
+	resp, err := e.srv.Client().Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 401, resp.StatusCode)
+
+	code, b = e.do("", "GET", "/health", nil)
+	require.Equal(t, http.StatusNoContent, code, string(b))
+}
+
+// TestSlowLoris: a client that sends half a request and goes silent is
+// disconnected after ReadHeaderTimeout, and the server keeps serving.
+func TestSlowLoris(t *testing.T) {
+	a, err := New(context.Background(), fake.New(), Config{ListenAddr: "127.0.0.1:0", Tokens: map[string]string{"t": "u"}, ReadHeaderTimeout: 300 * time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, a.Start())
+	t.Cleanup(func() { require.NoError(t, a.Shutdown(context.Background())) })
+	conn, err := net.Dial("tcp", a.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = io.WriteString(conn, "GET /pins HTTP/1.1\r\nHost: x\r\n")
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
+	start := time.Now()
+	_, err = bufio.NewReader(conn).ReadByte()
+	require.Error(t, err)
+	var ne net.Error
+	require.False(t, errors.As(err, &ne) && ne.Timeout(), "server kept the connection open: %v", err)
+	t.Logf("slow-loris connection closed after %s", time.Since(start))
+
+	resp, err := http.Get("http://" + a.Addr().String() + "/health")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
 }

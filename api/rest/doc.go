@@ -62,6 +62,7 @@
 // Config.JWTKey (HS256 only; never the user's password), expiring after
 // Config.JWTTTL and revocable with API.RevokeToken. Secrets are compared
 // in constant time. Request bodies, header sizes (431) and header read
-// time (slow-loris) are bounded; see Config. With no credential
+// time (slow-loris) are bounded; see Config. A body over its limit is
+// answered 400 (413 for /add uploads), after authentication. With no credential
 // configured the API is open: keep it on loopback.
 package rest

@@ -54,20 +54,20 @@ func (a *API) routes() http.Handler {
 // authenticate checks credentials and bounds the request body.
 func (a *API) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		limit := a.cfg.MaxBodyBytes
-		if r.URL.Path == "/add" {
-			limit = a.cfg.MaxAddBytes
-		}
-		if r.ContentLength > limit {
-			a.writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes exceeds the limit of %d", r.ContentLength, limit))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		if _, err := a.auth.Check(r); err != nil {
 			w.Header().Set("WWW-Authenticate", `Basic realm="pincluster", charset="UTF-8"`)
 			a.writeError(w, http.StatusUnauthorized, "unauthorized: "+err.Error())
 			return
 		}
+		limit := a.cfg.MaxBodyBytes
+		if r.URL.Path == "/add" {
+			limit = a.cfg.MaxAddBytes
+		}
+		if r.ContentLength > limit {
+			a.writeError(w, tooLarge(r), fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, limit))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})
 }
@@ -76,9 +76,24 @@ func (a *API) writeError(w http.ResponseWriter, code int, msg string) {
 	httpx.WriteJSON(w, code, errorJSON{Code: code, Message: msg})
 }
 
+// tooLarge is the status of a body over its limit: 413 for an /add
+// upload, 400 (bad input, TESTPLAN T17) for the small JSON and query
+// routes.
+func tooLarge(r *http.Request) int {
+	if r.URL.Path == "/add" {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadRequest
+}
+
 // fail answers err with the status it maps to.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := statusOf(err)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		code = tooLarge(r)
+		err = fmt.Errorf("request body exceeds the limit of %d bytes: %w", mbe.Limit, err)
+	}
 	if code >= 500 {
 		a.log.Warn("rest: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
@@ -155,7 +170,11 @@ func (a *API) peerAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(&body); err != nil {
-		a.fail(w, r, badRequest("body: %v", err))
+		var mbe *http.MaxBytesError
+		if !errors.As(err, &mbe) {
+			err = badRequest("body: %v", err)
+		}
+		a.fail(w, r, err)
 		return
 	}
 	p, err := peer.Decode(body.PeerID)

@@ -24,6 +24,7 @@ const jsClientTests = 15
 // 127.0.0.1 with basic auth, and requires every test to pass.
 func runJSClient(t *testing.T, api *API, user, password string) {
 	t.Helper()
+	npmtest.Ensure(t)
 	node := npmtest.Node(t)
 	client := npmtest.File(t, "jsclient/node_modules/@nftstorage/ipfs-cluster/src/index.js")
 	script, err := filepath.Abs(filepath.Join("testdata", "jsclient.test.mjs"))

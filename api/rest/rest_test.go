@@ -298,12 +298,25 @@ func TestMetricsAndHealth(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, 204, resp.StatusCode)
-	for _, p := range []string{"/id", "/version", "/peers", "/pins", "/allocations", "/monitor/metrics", "/health/alerts", "/nope"} {
-		resp, err := http.Get(e.url + p)
+	c := testCID(t, "open").String()
+	routes := [][2]string{
+		{"POST", "/token"}, {"GET", "/id"}, {"GET", "/version"}, {"GET", "/peers"}, {"POST", "/peers"},
+		{"DELETE", "/peers/" + e.fake.Self().String()}, {"GET", "/pins"}, {"POST", "/pins/recover"},
+		{"GET", "/pins/" + c}, {"POST", "/pins/" + c}, {"DELETE", "/pins/" + c}, {"POST", "/pins/" + c + "/recover"},
+		{"POST", "/pins/ipfs/" + c}, {"DELETE", "/pins/ipfs/" + c}, {"GET", "/allocations"}, {"GET", "/allocations/" + c},
+		{"POST", "/add"}, {"GET", "/monitor/metrics"}, {"GET", "/monitor/metrics/ping"}, {"GET", "/health/alerts"},
+		{"GET", "/health/"}, {"GET", "/nope"}, {"GET", "/"},
+	}
+	for _, r := range routes {
+		// A 2 MiB body: authentication is checked first (401, not 400).
+		req, err := http.NewRequest(r[0], e.url+r[1], bytes.NewReader(make([]byte, 2<<20)))
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		resp.Body.Close()
-		require.Equal(t, 401, resp.StatusCode, p)
+		require.Equal(t, 401, resp.StatusCode, r)
 	}
+	require.Zero(t, e.fake.Calls("Pin")+e.fake.Calls("Unpin")+e.fake.Calls("AddPeer")+e.fake.Calls("RmPeer"))
 }
 
 // multipartBody builds an /add body with the given files.
@@ -473,9 +486,10 @@ func TestBadPinInput(t *testing.T) {
 	require.Equal(t, 0, e.fake.PinCount(), "nothing reached the backend's pinset")
 	require.Equal(t, 0, e.fake.Calls("Pin"))
 
-	// Oversized body on a JSON route.
-	resp, _ := e.do("POST", "/peers", bytes.NewReader(bytes.Repeat([]byte(" "), 2<<20)))
-	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	// Oversized body on a JSON route: 400 with the limit in the message.
+	resp, b := e.do("POST", "/peers", bytes.NewReader(bytes.Repeat([]byte(" "), 2<<20)))
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	require.Contains(t, string(b), "exceeds the limit of 1048576 bytes")
 }
 
 func mustSum(t *testing.T, code uint64, length int) mh.Multihash {
