@@ -9,6 +9,8 @@
 // Every flag can also be set by an environment variable: -rest-listen by
 // PINCLUSTER_REST_LISTEN, and so on (flags win). Secrets are better given
 // by environment: PINCLUSTER_REST_PASSWORD, PINCLUSTER_PINSVC_TOKEN.
+// -kubo-api (PINCLUSTER_KUBO_API) takes Kubo's RPC multiaddr; it is
+// unrelated to PINCLUSTER_KUBO, the Kubo binary the project's tests use.
 //
 // Once ready it prints one line per listener to standard output:
 //

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/pincluster/pincluster/internal/kubotest"
 )
 
 // TestMain lets the test binary run as the daemon itself (child process)
@@ -75,16 +78,16 @@ func childEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// startDaemon runs the daemon on dir with loopback listeners and waits for
-// its "ready" line.
-func startDaemon(t *testing.T, dir string) *daemon {
+// startDaemon runs the daemon on dir with loopback listeners and extra
+// flags, and waits for its "ready" line.
+func startDaemon(t *testing.T, dir string, extra ...string) *daemon {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 	cmd.Env = childEnv(
 		"PINCLUSTER_DAEMON_CHILD=1",
-		"PINCLUSTER_DAEMON_ARGS=-dir "+dir+" -listen /ip4/127.0.0.1/tcp/0 -rest-listen 127.0.0.1:0 -pinsvc-listen 127.0.0.1:0",
+		"PINCLUSTER_DAEMON_ARGS=-dir "+dir+" -listen /ip4/127.0.0.1/tcp/0 -rest-listen 127.0.0.1:0 -pinsvc-listen 127.0.0.1:0 "+strings.Join(extra, " "),
 		"PINCLUSTER_REST_PASSWORD=pw", // secrets from the environment
 		"PINCLUSTER_PINSVC_TOKEN=tok",
 	)
@@ -155,6 +158,9 @@ func (d *daemon) do(api, method, path, contentType string, body io.Reader, auth 
 	require.NoError(d.t, err)
 	if out != nil && resp.StatusCode < 300 {
 		require.NoError(d.t, json.Unmarshal(b, out), "%s", b)
+	}
+	if resp.StatusCode >= 500 {
+		d.t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
 	}
 	return resp.StatusCode
 }
@@ -247,4 +253,44 @@ func waitPinned(t *testing.T, d *daemon, c string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%s not pinned on %s within 30 s (last status %q)", c, d.peer, last)
+}
+
+// TestKubo runs the README's "pointing Kubo at the daemon" steps with a
+// real Kubo v0.42.0: Kubo pins into the daemon with `ipfs pin remote`
+// (data fetched from Kubo), and a second daemon uses Kubo as its IPFS node
+// (-kubo-api), so a pin made through the REST API is pinned in Kubo.
+func TestKubo(t *testing.T) {
+	k := kubotest.Start(t, kubotest.Options{})
+	d := startDaemon(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := k.Run(ctx, args...)
+		require.NoError(t, err, "ipfs %s: %s", strings.Join(args, " "), out)
+		return strings.TrimSpace(string(out))
+	}
+	run("pin", "remote", "service", "add", "pincluster", d.urls["pinsvc"], "tok")
+	file := filepath.Join(t.TempDir(), "hello.txt")
+	require.NoError(t, os.WriteFile(file, []byte("hello from kubo "+t.Name()), 0o644))
+	c := run("add", "-Q", "--cid-version=1", file)
+	run("pin", "remote", "add", "--service=pincluster", "--name=hello", c) // blocks until pinned
+	out := run("pin", "remote", "ls", "--service=pincluster")
+	require.Contains(t, out, c)
+	require.Contains(t, out, "hello")
+	waitPinned(t, d, c) // in the cluster, on the daemon's own node
+	run("pin", "remote", "rm", "--service=pincluster", "--name=hello")
+	require.Empty(t, run("pin", "remote", "ls", "--service=pincluster"))
+	d.stop()
+
+	// The daemon with Kubo as its IPFS node: a CID Kubo holds, pinned
+	// through the REST API, ends up pinned in Kubo. (The Kubo connector
+	// cannot import files: /add needs the in-process node.)
+	d2 := startDaemon(t, t.TempDir(), "-kubo-api", k.APIAddr.String())
+	require.NoError(t, os.WriteFile(file, []byte("pinned through the daemon into kubo "+t.Name()), 0o644))
+	c2 := run("add", "-Q", "--cid-version=1", "--pin=false", file)
+	require.Equal(t, http.StatusOK, d2.do("rest", "POST", "/pins/"+c2+"?name=via-kubo", "", nil, true, nil))
+	waitPinned(t, d2, c2)
+	require.Contains(t, run("pin", "ls", "--type=recursive", c2), c2, "pinned in Kubo")
+	d2.stop()
 }
