@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +61,11 @@ func runCompliance(t *testing.T, endpoint, token string) {
 		Passed int `json:"passed"`
 	}
 	require.NoError(t, json.Unmarshal(raw, &report))
+	for line := range strings.SplitSeq(string(out), "\n") {
+		if strings.Contains(line, "Summary") {
+			t.Logf("suite console: %s", strings.TrimSpace(line))
+		}
+	}
 	t.Logf("%d passed, %d failed", report.Passed, report.Total-report.Passed)
 	if report.Total != 9 || report.Passed != 9 {
 		md, _ := os.ReadFile(filepath.Join(docs, "127.0.0.1.md"))
