@@ -456,7 +456,7 @@ func (s *Datastore) produceLocked(ctx context.Context) (SnapshotInfo, error) {
 	// Covered nodes: every processed node (the journal is empty, so the
 	// processed set is exactly what the state holds).
 	cover := &chunker{s: s, ctx: ctx, target: s.cfg.SnapshotChunkSize, info: &info}
-	res, err := s.store.Query(ctx, dsq.Query{Prefix: nsBlocks})
+	res, err := s.store.Query(ctx, dsq.Query{Prefix: nsBlocks, Orders: []dsq.Order{dsq.OrderByKey{}}})
 	if err != nil {
 		return info, err
 	}
@@ -499,7 +499,8 @@ func (s *Datastore) produceLocked(ctx context.Context) (SnapshotInfo, error) {
 	return info, nil
 }
 
-// scan iterates "/s/e/<ek>/<id>" or "/s/t/<ek>/<id>" entries in order.
+// scan iterates "/s/e/<ek>/<id>" or "/s/t/<ek>/<id>" entries in key order
+// (OrderByKey: served natively by pebble and badgerds, without buffering).
 type scan struct {
 	res    dsq.Results
 	prefix string
@@ -511,7 +512,7 @@ type scan struct {
 }
 
 func newScan(ctx context.Context, st ds.Datastore, prefix string, values bool) (*scan, error) {
-	res, err := st.Query(ctx, dsq.Query{Prefix: prefix, KeysOnly: !values})
+	res, err := st.Query(ctx, dsq.Query{Prefix: prefix, KeysOnly: !values, Orders: []dsq.Order{dsq.OrderByKey{}}})
 	if err != nil {
 		return nil, err
 	}
