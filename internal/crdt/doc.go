@@ -74,6 +74,98 @@
 // non-empty journal means interrupted walks: they resume from it; only
 // the nodes still in the journal are fetched again.
 //
+// # Tombstones
+//
+// A tombstone (k, id) is needed only until the delta id is processed:
+// the one place it is read is when that delta's put is applied, and a
+// processed delta is never applied again (its /b marker is checked under
+// the apply lock). So a remove of an element whose delta is processed
+// deletes the element and writes no tombstone, and applying a delta whose
+// element is tombstoned deletes the tombstone. The tombstones kept are
+// those of elements whose delta this replica has not processed yet
+// (removes that arrived before their add). The key record's
+// "has tombstones" flag may stay set after its tombstones are gone (it is
+// only a hint that lets a key without it skip the tombstone lookup).
+//
+// # Snapshots
+//
+// A snapshot is the durable state of a replica whose journal is empty,
+// written as content-addressed dag-cbor blocks in the DAG: a root that
+// links to its heads (the replica's heads), to record chunks and to
+// covered-node chunks. Record chunks hold one row per key, in the order of
+// the encoded keys: every live element (id, priority, value) and the
+// tombstones kept (see above; normally none). Covered-node chunks list
+// every processed DAG node with its priority: the exact set of deltas
+// whose effect the snapshot holds (about 45 bytes per delta, against the
+// whole delta for the history). Chunks end on content-defined boundaries
+// (between SnapshotChunkSize/2 and SnapshotChunkSize), so two replicas
+// with the same processed nodes produce the same root CID and successive
+// snapshots share the chunks of unchanged key ranges.
+//
+// Invariant: a snapshot holds exactly state(C) for its covered set C
+// (C need not be down-closed). A replica that loads it marks C processed;
+// any delta outside C is then fetched and applied as usual, and the OR-set
+// of C ∪ the rest is what a replay of every delta gives
+// (TestSnapshotEquivalence checks it against a replica that replays).
+// Without the exact set, a delta linked only from below the snapshot could
+// never be told apart from one it already holds.
+//
+// Who produces: any replica with SnapshotEvery or SnapshotInterval set,
+// when it has processed that many nodes more than the newest snapshot it
+// knows (its own, or announced by a peer TrustSnapshot accepts), or that
+// snapshot is older than SnapshotInterval. The first to produce announces
+// it and the others, learning a newer snapshot, stand down; a random
+// stagger of up to two rebroadcast intervals spreads the attempts. We did
+// not elect one producer: it needs membership the store does not have,
+// and since snapshots are content-addressed, replicas that do produce at
+// the same heads produce the same blocks. Production holds the apply lock
+// while it scans the state (local writes and remote applies wait) and is
+// refused with ErrNotSettled while nodes are pending. Datastore.Snapshot
+// produces one on demand.
+//
+// Announcements: with every heads broadcast, a replica also broadcasts a
+// version-2 message naming the newest snapshot it knows (root, height,
+// covered count) and whether it has processed all its heads (its
+// acknowledgement). Version-1 heads messages are unchanged, so older
+// replicas keep working (they count the version-2 messages as ignored).
+//
+// # Catch-up
+//
+// A fresh replica (no processed node, nothing pending) with
+// SnapshotCatchUp waits up to SnapshotWait for a trusted announcement,
+// ignoring heads meanwhile, and holds local writes (they commit once the
+// join ends). It loads the newest snapshot it heard: root first, then
+// SnapshotWorkers chunks fetched in parallel, each written in one batch of
+// the datastore with a "chunk i done" marker (no per-delta work: rows go
+// straight to elements, key records and visible values; covered nodes to
+// /b). PutHook runs for every key set by a chunk. The last batch records
+// the heads and counters and clears the markers; then heads are accepted
+// again and only the deltas above the snapshot are walked. A join
+// interrupted (Close, crash) resumes on the next New from the markers:
+// only the root and the chunks not yet committed are fetched again. A
+// snapshot that turns out invalid is wiped and the replica replays the
+// history instead. Without an announcement within SnapshotWait, it
+// replays the history. A replica that already has state does not load
+// snapshots (merging a snapshot into a non-empty state is not
+// implemented): a long-offline replica replays what it missed, or, when
+// the history it needs was compacted, must be emptied and rejoin.
+//
+// # Compaction
+//
+// With Config.LivePeers set and a DAG implementing DAGDeleter, a replica
+// compacts to the newest snapshot S it knows when it has processed all of
+// S's heads and every live peer acknowledges S. It first fetches and
+// stores every block of S (so every compacted replica serves the
+// snapshot), then deletes the blocks of S's covered deltas and of the
+// older snapshots it stores. Disk use is then the state, the snapshot
+// (about the state again) and the deltas above it, plus the ~50-byte /b
+// marker of each processed delta. Rule: blocks are deleted only for
+// deltas in a snapshot every live peer holds, so no live peer can still
+// need them to walk; a peer absent from LivePeers at the time may find
+// its walk stuck on deleted blocks (Stats.Stuck) and must rejoin empty,
+// with SnapshotCatchUp. Replicas joining a compacted cluster must have
+// SnapshotCatchUp set.
+//
 // # On-disk layout
 //
 // Inside the datastore given to New (the owner picks its namespace):
@@ -90,6 +182,12 @@
 //	                   of the node that linked to it
 //	/m/dirty           present while the journal is not empty
 //	/m/nodes           uvarint count of processed nodes
+//	/m/snap/newest     newest snapshot made or loaded: uvarint height ++
+//	                   uvarint covered nodes ++ root (CID bytes)
+//	/m/snap/loading    root of a snapshot being loaded (resume marker)
+//	/m/snap/done/<i>   chunk i of that snapshot is loaded
+//	/m/snap/blocks/<cid> this replica stores the blocks of snapshot <cid>
+//	/m/snap/compacted  root of the snapshot the history was compacted to
 //
 // <ek> is the key in unpadded base64url; <cid> and <id> are CID strings.
 // The heads are the processed nodes with no processed child. Blocks are
@@ -107,12 +205,22 @@
 //	  "v": 1                                    version
 //	}
 //
-// A broadcast message is CBOR {"h": [link (tag 42), ...], "v": 1}.
+// A broadcast message is CBOR {"h": [link (tag 42), ...], "v": 1}. A
+// snapshot announcement is CBOR {"a": acknowledged bool, "n": covered
+// nodes, "p": height, "s": root link, "v": 2}.
+//
+// A snapshot root block is dag-cbor {"c": [covered-node chunk links],
+// "h": [head links, sorted], "k": rows, "n": covered nodes, "p": height,
+// "r": [record chunk links], "t": "crdt-snapshot", "v": 1}; a chunk is
+// {"c": [[cid bytes, priority], ...], "r": [], "v": 1} or {"c": [], "r":
+// [[key, [[id bytes, priority, value], ...], [tombstoned id bytes, ...]],
+// ...], "v": 1}.
 //
 // # Lifecycle
 //
 // New → use → Close. Close does not close the underlying datastore, the
 // DAG or the Broadcaster; their owner closes them after it. Hooks
 // (Config.PutHook, DeleteHook) run synchronously, in apply order, for
-// local and remote deltas.
+// local and remote deltas, and PutHook also for the keys a snapshot load
+// sets; SnapshotHook runs after a snapshot is produced or loaded.
 package crdt

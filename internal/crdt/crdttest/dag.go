@@ -56,6 +56,17 @@ func (n *Network) Blocks(name string) int {
 	return len(n.stores[name])
 }
 
+// Bytes returns the total size of the blocks peer name stores.
+func (n *Network) Bytes(name string) int64 {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	var t int64
+	for _, b := range n.stores[name] {
+		t += int64(len(b))
+	}
+	return t
+}
+
 // PeerDAG is one peer's view of a Network: a crdt.DAG.
 type PeerDAG struct {
 	n    *Network
