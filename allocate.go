@@ -85,8 +85,7 @@ type PinAllocator interface {
 // The allocator is a pure function of its input: it keeps no state between
 // calls and starts no goroutine.
 
-// Defaults of BalancedConfig. TODO(lead): move into options.go's
-// defaultConfig when wiring New.
+// Defaults of BalancedConfig.
 var defaultAllocateBy = []string{MetricTagPrefix + "group", MetricFreeSpace}
 
 // BalancedConfig configures a BalancedAllocator. The zero value is usable.
@@ -570,7 +569,7 @@ func CollectMetrics(ctx context.Context, mon PeerMonitor, names []string) map[pe
 	return out
 }
 
-// Defaults of ReservationsConfig. TODO(lead): move into options.go.
+// Defaults of ReservationsConfig.
 const (
 	// defaultReservationGrace: a freespace metric issued this long after a
 	// reservation is trusted to include it (the pin had time to reach the

@@ -513,7 +513,7 @@ func (c *Cluster) Cat(ctx context.Context, path string) (io.ReadSeekCloser, cid.
 	}
 	catter, ok := c.connector.(Catter)
 	if !ok {
-		return nil, cid.Undef, fmt.Errorf("pincluster: cat: the IPFS connector %T cannot read files", c.connector)
+		return nil, cid.Undef, fmt.Errorf("pincluster: cat: the IPFS connector %T cannot read files: %w", c.connector, ErrNotSupported)
 	}
 	ci, err := c.connector.Resolve(ctx, path)
 	if err != nil {
@@ -543,7 +543,7 @@ func (c *Cluster) Add(ctx context.Context, files iter.Seq2[string, io.Reader], p
 	}
 	adder, ok := c.connector.(Adder)
 	if !ok {
-		return nil, fmt.Errorf("pincluster: add: the IPFS connector %T cannot import files", c.connector)
+		return nil, fmt.Errorf("pincluster: add: the IPFS connector %T cannot import files: %w", c.connector, ErrNotSupported)
 	}
 	added, err := adder.Add(ctx, files, p)
 	if err != nil {

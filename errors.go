@@ -10,6 +10,14 @@ import (
 // Sentinel errors. Callers test for them with errors.Is; the functions that
 // return them wrap them with the operation's name and details.
 var (
+	// ErrNotSupported is returned (wrapped) by operations that the
+	// configured components cannot do, e.g. Cluster.Add or Cluster.Cat
+	// with a connector that has no Adder or Catter ability.
+	ErrNotSupported = errors.New("pincluster: not supported by the configured components")
+	// ErrInvalidMetric is returned by PeerMonitor.LogMetric and
+	// PublishMetric for a metric without a name or peer, or (PublishMetric)
+	// about another peer.
+	ErrInvalidMetric = errors.New("pincluster: invalid metric")
 	// ErrClosed is returned by every method of a Cluster, State or
 	// component called after its Shutdown or Close; a second Shutdown
 	// returns an error wrapping it.

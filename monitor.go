@@ -39,8 +39,8 @@ type PeerMonitor interface {
 	Alerts() <-chan Alert
 }
 
-// Defaults of PubsubMonitorConfig. TODO(lead): move into options.go's
-// defaultConfig when wiring New.
+// Defaults of PubsubMonitorConfig (New passes Interval from
+// WithMonitorInterval; the others are used as they are).
 const (
 	// defaultMonitorInterval is how often the monitor publishes.
 	defaultMonitorInterval = 15 * time.Second
@@ -634,7 +634,3 @@ func (m *PubsubMonitor) Shutdown(ctx context.Context) error {
 	return m.shutdownErr
 }
 
-// ErrInvalidMetric is returned by PeerMonitor.LogMetric and PublishMetric
-// for a metric without a name or peer, or (PublishMetric) about another
-// peer. TODO(lead): move to errors.go.
-var ErrInvalidMetric = errors.New("pincluster: invalid metric")

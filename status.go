@@ -106,10 +106,24 @@ func (c *Cluster) statusChunkAll(ctx context.Context, peers []peer.ID, cids []ci
 	return merged
 }
 
-// withPinAttrs copies the pin's attributes into the global view.
+// withPinAttrs copies the pin's attributes into the global view. A peer
+// that reports the CID unpinned has not received the pin yet (the state
+// reaches peers at different times): it shows as pin_queued when the pin
+// is allocated to it, remote otherwise.
 func withPinAttrs(g *GlobalPinInfo, p Pin) {
 	g.Cid, g.Name, g.Allocations, g.Origins, g.Created, g.Metadata =
 		p.Cid, p.Name, p.Allocations, p.Origins, p.Timestamp, p.Metadata
+	for id, pi := range g.PeerMap {
+		if pi.Status != TrackerStatusUnpinned {
+			continue
+		}
+		if p.IsAllocatedTo(id) {
+			pi.Status = TrackerStatusPinQueued
+		} else {
+			pi.Status = TrackerStatusRemote
+		}
+		g.PeerMap[id] = pi
+	}
 }
 
 // Status returns the status of ci on every peer (local: on this peer
