@@ -633,4 +633,3 @@ func (m *PubsubMonitor) Shutdown(ctx context.Context) error {
 	}
 	return m.shutdownErr
 }
-
