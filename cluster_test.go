@@ -483,3 +483,35 @@ func TestClusterShutdownUnderLoad(t *testing.T) {
 		require.NoError(t, err, "acknowledged pin %s lost", ci)
 	}
 }
+
+// A fresh peer joins a cluster whose history has snapshots (one every 50
+// deltas) and ends with the same pinset and the pins allocated to it
+// pinned.
+func TestClusterJoinWithSnapshots(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Setup{N: 3, Options: []pincluster.Option{pincluster.WithSnapshots(50, false)}})
+	ctx := t.Context()
+	c.Stop(2)
+	var cids []cid.Cid
+	for i := range 300 {
+		ci := testCID(t, fmt.Sprint("snap-", i))
+		cids = append(cids, ci)
+		_, err := c.Peer(i%2).Pin(ctx, ci, pincluster.PinOptions{})
+		require.NoError(t, err)
+	}
+	c.Restart(2) // in-memory state: a fresh replica
+	p := c.Peer(2)
+	c.WaitFor("the fresh peer has the whole pinset, pinned", 30*time.Second, func() bool {
+		for _, ci := range cids {
+			if p.Mock.PinStatus(ci) != pincluster.IPFSPinStatusRecursive {
+				return false
+			}
+		}
+		return true
+	})
+	n := 0
+	for _, err := range p.Pins(ctx, pincluster.PinFilter{}) {
+		require.NoError(t, err)
+		n++
+	}
+	require.Equal(t, 300, n)
+}

@@ -292,3 +292,8 @@ func (n *nodeConnector) Cat(ctx context.Context, c cid.Cid) (io.ReadSeekCloser, 
 	r, err := n.node.Cat(ctx, c)
 	return r, nodeErr("cat", err)
 }
+
+// Delete implements crdt.DAGDeleter: compaction removes old deltas.
+func (d nodeDAG) Delete(ctx context.Context, c cid.Cid) error {
+	return d.n.Blockstore().DeleteBlock(ctx, c)
+}

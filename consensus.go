@@ -131,7 +131,7 @@ func newCRDTConsensusOn(ctx context.Context, self peer.ID, ps *pubsub.PubSub, d 
 		return nil, fmt.Errorf("crdt broadcaster: %w", err)
 	}
 	c.bc = bc
-	store, err := crdt.New(ctx, d, dag, bc, crdt.Config{
+	ccfg := crdt.Config{
 		Logger:       log,
 		MaxBatchSize: cfg.batchMaxSize,
 		MaxBatchAge:  cfg.batchMaxAge,
@@ -139,7 +139,23 @@ func newCRDTConsensusOn(ctx context.Context, self peer.ID, ps *pubsub.PubSub, d 
 		MaxKeySize:   256, // "/pins/" + base32 of a CID (at most ~140 bytes)
 		PutHook:      c.onPut,
 		DeleteHook:   c.onDelete,
-	})
+	}
+	if cfg.snapshotEvery > 0 {
+		ccfg.SnapshotEvery = cfg.snapshotEvery
+		ccfg.SnapshotCatchUp = true
+		ccfg.SnapshotWait = time.Second
+		ccfg.TrustSnapshot = func(p peer.ID) bool { return c.IsTrustedPeer(context.Background(), p) }
+		ccfg.Self = self
+		if cfg.compaction {
+			ccfg.LivePeers = func() []peer.ID {
+				if src := c.peerSource.Load(); src != nil {
+					return (*src)(context.Background())
+				}
+				return nil // not known yet: compact nothing
+			}
+		}
+	}
+	store, err := crdt.New(ctx, d, dag, bc, ccfg)
 	if err != nil {
 		_ = bc.Close()
 		return nil, fmt.Errorf("crdt store: %w", err)
@@ -260,7 +276,7 @@ func (c *crdtConsensus) WaitForSync(ctx context.Context) error {
 		if err := c.check("wait for sync"); err != nil {
 			return err
 		}
-		if st := c.store.Stats(); st.QueuedJobs == 0 && st.InFlight == 0 {
+		if st := c.store.Stats(); st.QueuedJobs == 0 && st.InFlight == 0 && !st.Joining {
 			return nil
 		}
 		select {

@@ -57,6 +57,8 @@ type config struct {
 
 	monitorInterval   time.Duration
 	repinning         bool
+	snapshotEvery     int
+	compaction        bool
 	stateSyncInterval time.Duration
 	expiryInterval    time.Duration
 }
@@ -76,6 +78,7 @@ func defaultConfig() config {
 		repinning:         true,
 		stateSyncInterval: time.Minute,
 		expiryInterval:    time.Minute,
+		snapshotEvery:     10_000,
 	}
 }
 
@@ -444,6 +447,29 @@ func WithExpiryInterval(d time.Duration) Option {
 			return err
 		}
 		c.expiryInterval = d
+		return nil
+	}
+}
+
+// WithSnapshots sets how the default CRDT consensus snapshots its state:
+// a trusted peer writes a snapshot (a content-addressed DAG of the state)
+// once every deltas deltas were applied past the newest snapshot, and a
+// fresh peer (no history) joins by loading the newest snapshot a trusted
+// peer announced instead of replaying the whole history; it waits up to 1 s
+// for an announcement at start. deltas 0 turns snapshots and catch-up off.
+// With compact, deltas below a snapshot that every live peer acknowledged
+// are deleted from the blockstore; a peer that was offline meanwhile must
+// then be emptied to rejoin (by snapshot). Default: every 10,000 deltas,
+// no compaction. Ignored with WithConsensus.
+func WithSnapshots(deltas int, compact bool) Option {
+	return func(c *config) error {
+		if deltas < 0 {
+			return &OptionError{Options: "WithSnapshots", Detail: fmt.Sprintf("negative delta count %d", deltas)}
+		}
+		if compact && deltas == 0 {
+			return &OptionError{Options: "WithSnapshots", Detail: "compaction needs snapshots (deltas > 0)"}
+		}
+		c.snapshotEvery, c.compaction = deltas, compact
 		return nil
 	}
 }

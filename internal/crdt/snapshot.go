@@ -579,7 +579,6 @@ func (s *Datastore) joinLoop(ctx context.Context, resume cid.Cid) {
 			s.log.Info("crdt: no snapshot announced, replaying the history", "waited", s.cfg.SnapshotWait)
 			return
 		case a := <-s.snap.annCh:
-			root, from = a.a.Root, a.from
 			// Take the newest among those already received.
 			best := a
 			for more := true; more; {

@@ -82,14 +82,6 @@ func (h *opHeap) remove(o *op) {
 	}
 }
 
-// fix restores the order after o's key changed.
-func (h *opHeap) fix(o *op) {
-	i := int(*h.idx(o))
-	if !h.down(i) {
-		h.up(i)
-	}
-}
-
 func (h *opHeap) swap(i, j int) {
 	h.ops[i], h.ops[j] = h.ops[j], h.ops[i]
 	*h.idx(h.ops[i]) = int32(i)

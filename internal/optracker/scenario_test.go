@@ -459,7 +459,7 @@ func (h *harness) fmtOp(op Op) string {
 		fmt.Fprintf(&b, " progress=%dB/%dblk", op.Progress.Bytes, op.Progress.Blocks)
 	}
 	if !op.NextRetry.IsZero() {
-		fmt.Fprintf(&b, " retry-in=%s", op.NextRetry.Sub(time.Now()))
+		fmt.Fprintf(&b, " retry-in=%s", time.Until(op.NextRetry))
 	} else if op.Phase == PhaseError {
 		b.WriteString(" no-retry")
 	}
