@@ -41,6 +41,10 @@ type Setup struct {
 	// TrustEachOther restricts every peer's trust to the cluster's own
 	// peers (WithTrustedPeers) instead of the default trust in everyone.
 	TrustEachOther bool
+	// NewConsensus, when set, builds peer i's consensus on its host (e.g.
+	// a Raft consensus of package consensus/raft), given the IDs of all
+	// the peers; it is passed with WithConsensus. Default: the CRDT.
+	NewConsensus func(i int, h host.Host, peers []peer.ID) (pincluster.Consensus, error)
 	// MonitorInterval is the monitor's publish interval. Default: 500 ms.
 	MonitorInterval time.Duration
 	// Options are given to every peer, after the kit's own.
@@ -199,6 +203,19 @@ func (c *Cluster) start(i int) error {
 	}
 	if c.setup.Badger {
 		opts = append(opts, pincluster.WithBadger(p.dir))
+	}
+	if c.setup.NewConsensus != nil {
+		var ids []peer.ID
+		for _, o := range c.Peers {
+			ids = append(ids, o.ID())
+		}
+		cons, err := c.setup.NewConsensus(i, h, ids)
+		if err != nil {
+			cancel()
+			_ = h.Close()
+			return fmt.Errorf("consensus: %w", err)
+		}
+		opts = append(opts, pincluster.WithConsensus(cons))
 	}
 	opts = append(opts, c.setup.Options...)
 	if c.setup.PeerOptions != nil {
