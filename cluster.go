@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cid "github.com/ipfs/go-cid"
@@ -66,8 +67,12 @@ type Cluster struct {
 	informers []Informer
 	// index maps names and metadata to CIDs for filtered listings.
 	index *pinIndex
-	// changeLocks serialise the state notifications of one CID.
+	// changeLocks serialise the state notifications of one CID (by
+	// stripe); changeAt[i] is the changeSeq of stripe i's last
+	// notification (under changeLocks[i]).
 	changeLocks [64]sync.Mutex
+	changeAt    [64]uint64
+	changeSeq   atomic.Uint64
 	// reservations holds the space promised to recent allocations.
 	reservations *Reservations
 	apis         []API
@@ -384,6 +389,13 @@ func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude 
 		pin.Timestamp = existing.Timestamp
 	case !errors.Is(err, ErrNotFound):
 		return Pin{}, fmt.Errorf("pincluster: pin %s: %w", ci, err)
+	case len(exclude) > 0:
+		// A re-placement of a pin that was unpinned meanwhile: do not
+		// bring it back.
+		return Pin{}, fmt.Errorf("pincluster: repin %s: %w", ci, err)
+	}
+	if len(exclude) > 0 && !slices.ContainsFunc(existing.Allocations, func(p peer.ID) bool { return slices.Contains(exclude, p) }) {
+		return existing, nil // already moved away from the excluded peers
 	}
 	if !pin.IsPinEverywhere() {
 		allocs, err := c.allocate(ctx, ci, opts, current, exclude)

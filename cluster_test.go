@@ -195,7 +195,7 @@ func testRepin(t *testing.T, repinning bool) {
 		require.Equal(t, most, moved, "pins still allocated to the stopped peer")
 		return
 	}
-	// TTL is 2 intervals (1 s) plus the check interval: allow a margin.
+	// TTL is 2 intervals (2 s) plus the check interval: allow a margin.
 	c.WaitFor("pins of the stopped peer re-allocated and pinned", 30*time.Second, func() bool {
 		for _, ci := range cids {
 			pin, err := c.Peer(0).PinGet(ctx, ci)

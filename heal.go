@@ -111,7 +111,9 @@ func (c *Cluster) repinFrom(ctx context.Context, lost peer.ID) {
 		if !slices.Contains(pin.Allocations, lost) || responsibleFor(pin.Cid, alive) != self {
 			continue
 		}
-		if _, err := c.pin(ctx, pin.Cid, pin.PinOptions, []peer.ID{lost}); err != nil {
+		if _, err := c.pin(ctx, pin.Cid, pin.PinOptions, []peer.ID{lost}); errors.Is(err, ErrNotFound) {
+			continue // unpinned meanwhile
+		} else if err != nil {
 			c.log.Warn("repin failed", "cid", pin.Cid, "lost", lost, "err", err)
 			continue
 		}
@@ -177,6 +179,7 @@ func (c *Cluster) stateSyncOnce(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	start := c.changeSeq.Load()
 	for pin, err := range st.List(ctx) {
 		if ctx.Err() != nil {
 			return
@@ -185,9 +188,7 @@ func (c *Cluster) stateSyncOnce(ctx context.Context) {
 			c.log.Warn("state sync: listing the state", "err", err)
 			continue
 		}
-		// Through the notification path: the listing may be older than
-		// a change applied meanwhile, which must not be undone.
-		c.onStateChange(ctx, pin, false)
+		c.syncListed(ctx, pin, start)
 	}
 	// Untrack what the tracker still handles but the state no longer has.
 	var gone []cid.Cid
@@ -214,24 +215,50 @@ func (c *Cluster) stateSyncOnce(ctx context.Context) {
 // what the state holds now. The last notification of a CID runs after its
 // last change, so the tracker ends up with the final state.
 func (c *Cluster) onStateChange(ctx context.Context, pin Pin, _ bool) {
-	mu := &c.changeLocks[changeStripe(pin.Cid)]
-	mu.Lock()
-	defer mu.Unlock()
+	i := changeStripe(pin.Cid)
+	c.changeLocks[i].Lock()
+	defer c.changeLocks[i].Unlock()
+	c.changeAt[i] = c.changeSeq.Add(1)
+	c.applyCurrent(ctx, pin.Cid)
+}
+
+// syncListed hands a pin read by the state sync's listing (which began
+// when changeSeq was start) to the tracker. The listing may be older than
+// a change applied meanwhile, which must not be undone: when a
+// notification of the pin's lock stripe came after start, the pin is
+// read again; otherwise the listed pin is current, as any later change
+// will be followed by its own notification.
+func (c *Cluster) syncListed(ctx context.Context, pin Pin, start uint64) {
+	i := changeStripe(pin.Cid)
+	c.changeLocks[i].Lock()
+	defer c.changeLocks[i].Unlock()
+	if c.changeAt[i] > start {
+		c.applyCurrent(ctx, pin.Cid)
+		return
+	}
+	if err := c.tracker.Track(ctx, pin); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+		c.log.Warn("state sync: track", "cid", pin.Cid, "err", err)
+	}
+}
+
+// applyCurrent reads ci from the state and gives the index and the
+// tracker what it holds now. The caller holds ci's stripe lock.
+func (c *Cluster) applyCurrent(ctx context.Context, ci cid.Cid) {
 	st, err := c.state(ctx)
 	if err != nil {
 		return
 	}
-	cur, err := st.Get(ctx, pin.Cid)
+	cur, err := st.Get(ctx, ci)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		c.index.update(Pin{Cid: pin.Cid}, true)
-		err = c.tracker.Untrack(ctx, pin.Cid)
+		c.index.update(Pin{Cid: ci}, true)
+		err = c.tracker.Untrack(ctx, ci)
 	case err == nil:
 		c.index.update(cur, false)
 		err = c.tracker.Track(ctx, cur)
 	}
 	if err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
-		c.log.Warn("tracking a state change", "cid", pin.Cid, "err", err)
+		c.log.Warn("tracking a state change", "cid", ci, "err", err)
 	}
 }
 

@@ -25,7 +25,7 @@ import (
 
 // Setup describes a test cluster for Start. The zero value (plus N) is N
 // peers on loopback TCP with a MockConnector each, in-memory state and a
-// 500 ms monitor interval.
+// 1 s monitor interval.
 type Setup struct {
 	// N is the number of peers.
 	N int
@@ -45,7 +45,8 @@ type Setup struct {
 	// a Raft consensus of package consensus/raft), given the IDs of all
 	// the peers; it is passed with WithConsensus. Default: the CRDT.
 	NewConsensus func(i int, h host.Host, peers []peer.ID) (pincluster.Consensus, error)
-	// MonitorInterval is the monitor's publish interval. Default: 500 ms.
+	// MonitorInterval is the monitor's publish interval. Default: 1 s
+	// (a peer is declared lost after 2 s without metrics).
 	MonitorInterval time.Duration
 	// Options are given to every peer, after the kit's own.
 	Options []pincluster.Option
@@ -99,7 +100,7 @@ func NewCluster(t testing.TB, n int, opts ...pincluster.Option) *Cluster {
 func Start(t testing.TB, s Setup) *Cluster {
 	t.Helper()
 	if s.MonitorInterval == 0 {
-		s.MonitorInterval = 500 * time.Millisecond
+		s.MonitorInterval = time.Second
 	}
 	c := &Cluster{t: t, setup: s}
 	if s.Mocknet {
