@@ -40,7 +40,7 @@ type opTracker struct {
 	loaded   bool
 	// pending records the changes made to held while a reload lists the
 	// node's pins (nil when no reload runs); they win over the listing.
-	pending map[cid.Cid]bool
+	pending  map[cid.Cid]bool
 	ipfsID   IPFSID
 	haveIPFS bool
 }
