@@ -43,6 +43,8 @@ type opTracker struct {
 	pending  map[cid.Cid]bool
 	ipfsID   IPFSID
 	haveIPFS bool
+	// ipfsFailedAt is when asking the node for its ID last failed.
+	ipfsFailedAt time.Time
 }
 
 var _ PinTracker = (*opTracker)(nil)
@@ -237,18 +239,21 @@ func (t *opTracker) enqueue(c cid.Cid, typ optracker.OpType, meta any) error {
 
 func (t *opTracker) ipfs(ctx context.Context) IPFSID {
 	t.mu.RLock()
-	id, ok := t.ipfsID, t.haveIPFS
+	id, ok, failedAt := t.ipfsID, t.haveIPFS, t.ipfsFailedAt
 	t.mu.RUnlock()
-	if ok {
+	// A node that cannot be reached is asked again after a pause, not
+	// once per status of a listing.
+	if ok || time.Since(failedAt) < 5*time.Second {
 		return id
 	}
 	id, err := t.conn.ID(ctx)
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if err != nil {
+		t.ipfsFailedAt = time.Now()
 		return IPFSID{}
 	}
-	t.mu.Lock()
 	t.ipfsID, t.haveIPFS = id, true
-	t.mu.Unlock()
 	return id
 }
 
