@@ -406,9 +406,7 @@ func TestClusterUntrustedRPC(t *testing.T) {
 
 	// Nothing changed: same pin, no new pin attempt, still pinned.
 	require.Equal(t, pinCalls, c.Peer(0).Mock.Calls(clustertest.MethodPin))
-	g, err := c.Peer(1).Status(ctx, ci, false)
-	require.NoError(t, err)
-	require.Equal(t, 2, clustertest.Count(g, pincluster.TrackerStatusPinned))
+	c.WaitStatus(1, ci, 10*time.Second, pinnedOn(2))
 	require.False(t, slices.Contains(mustPeers(t, c.Peer(0)), u.ID()), "the untrusted host is not a cluster peer")
 }
 
