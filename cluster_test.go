@@ -450,14 +450,18 @@ func TestClusterBadgerRestart(t *testing.T) {
 		_, err := p.PinGet(ctx, ci)
 		require.NoError(t, err)
 	}
-	c.WaitFor("the lost pin is pinned again", 20*time.Second, func() bool {
-		return p.Mock.PinStatus(cids[3]) == pincluster.IPFSPinStatusRecursive
+	c.WaitFor("the lost pin is pinned again, every pin reported pinned", 20*time.Second, func() bool {
+		if p.Mock.PinStatus(cids[3]) != pincluster.IPFSPinStatusRecursive {
+			return false
+		}
+		for _, ci := range cids {
+			pi, err := p.Status(ctx, ci, true)
+			if err != nil || pi.PeerMap[p.ID()].Status != pincluster.TrackerStatusPinned {
+				return false
+			}
+		}
+		return true
 	})
-	for _, ci := range cids {
-		pi, err := p.Status(ctx, ci, true)
-		require.NoError(t, err)
-		require.Equal(t, pincluster.TrackerStatusPinned, pi.PeerMap[p.ID()].Status)
-	}
 }
 
 // T21: Shutdown called three times while 1,000 pins are in flight: every
