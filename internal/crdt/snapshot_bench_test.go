@@ -79,8 +79,12 @@ func vmHWM() int64 {
 // heap growth during the join, its datastore size on disk, and the source
 // peer's blocks before and after compaction. Stores are pebble on disk;
 // blocks live in the in-memory crdttest.Network (so the process RSS,
-// also reported, includes every peer's blocks). The 1M variant builds
-// its history for about a minute:
+// also reported, includes every peer's blocks). The heap figure is the
+// growth of the whole process's HeapInuse, so it includes the garbage
+// collector's headroom over that live heap (+53 MiB at 100k with the
+// default GOGC, +17 MiB with GOGC=20): it is not the joiner's own
+// memory, which BenchmarkJoinerRSS measures in a separate process. The
+// 1M variant builds its history for about a minute:
 //
 //	go test -run '^$' -bench 'SnapshotJoin/100k' -benchtime 1x ./internal/crdt/
 //	go test -run '^$' -bench 'SnapshotJoin/1M' -benchtime 1x -timeout 30m ./internal/crdt/
