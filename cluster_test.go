@@ -65,6 +65,10 @@ func TestClusterSmoke(t *testing.T) {
 	require.Equal(t, 1, clustertest.Count(g, pincluster.TrackerStatusRemote), fmt.Sprint(g.PeerMap))
 	require.Equal(t, sorted(pin.Allocations), holders(c, ci))
 
+	c.WaitFor("peer 2 has the pin", 10*time.Second, func() bool {
+		_, err := c.Peer(2).PinGet(ctx, ci)
+		return err == nil
+	})
 	_, err = c.Peer(2).Unpin(ctx, ci)
 	require.NoError(t, err)
 	c.WaitFor("unpinned everywhere, gone from every state", 20*time.Second, func() bool {
