@@ -37,12 +37,12 @@ func clusterEnv(t *testing.T, c *pincluster.Cluster) *env {
 }
 
 // TestJSClientCluster runs the JS REST client's tests (pin, list, status,
-// unpin, add, CAR, recover, metrics, auth) against the API of a real peer.
-// One peer: the JS tests expect every peer of a fresh pin's status to be
-// queued, pinning or pinned at once, and a second peer that has not yet
-// received the pin reports unpinned for a moment.
+// unpin, add, CAR, recover, metrics, auth) against the API of one peer of
+// a two-peer cluster. (The JS tests expect every peer of a fresh pin's
+// status to be queued, pinning or pinned at once: a peer the pin has not
+// reached yet is reported pin_queued.)
 func TestJSClientCluster(t *testing.T) {
-	c := realPeers(t, 1).Peer(0).Cluster
+	c := realPeers(t, 2).Peer(0).Cluster
 	a, err := New(c, Config{BasicAuth: map[string]string{testUser: testPass}})
 	require.NoError(t, err)
 	runJSClient(t, a, testUser, testPass)
