@@ -255,36 +255,25 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, a.toJSON(rec, e, a.delegates()))
 }
 
-func (a *API) add(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	pr, err := parsePinBody(body)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	rec, err := a.create(r.Context(), userOf(r), pr, nil)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	e := a.newStatusCache(r.Context()).of(rec.cid)
-	httpx.WriteJSON(w, http.StatusAccepted, a.toJSON(rec, e, a.delegates()))
-}
+func (a *API) add(w http.ResponseWriter, r *http.Request) { a.createFrom(w, r, false) }
 
-func (a *API) replace(w http.ResponseWriter, r *http.Request) {
+func (a *API) replace(w http.ResponseWriter, r *http.Request) { a.createFrom(w, r, true) }
+
+// createFrom serves add (replacing false) and replace: it reads the pin
+// body, creates the request (replacing the one named by the path) and
+// answers 202 with it.
+func (a *API) createFrom(w http.ResponseWriter, r *http.Request, replacing bool) {
 	body, err := readBody(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	old, err := a.store.get(userOf(r), r.PathValue("requestid"))
-	if err != nil {
-		a.fail(w, r, err)
-		return
+	var old *record
+	if replacing {
+		if old, err = a.store.get(userOf(r), r.PathValue("requestid")); err != nil {
+			a.fail(w, r, err)
+			return
+		}
 	}
 	pr, err := parsePinBody(body)
 	if err != nil {

@@ -356,39 +356,11 @@ func (a *API) pins(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	switch {
 	case t.recover && r.Method == http.MethodPost:
-		if err := onlyKeys(q, "local"); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		local, err := parseBool(q, "local")
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		g, err := a.backend.Recover(ctx, t.cid, local)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		httpx.WriteJSON(w, http.StatusOK, toGlobalPinInfoJSON(g))
+		a.globalInfo(w, r, t.cid, a.backend.Recover)
 	case t.recover:
 		a.writeError(w, http.StatusMethodNotAllowed, "use POST")
 	case r.Method == http.MethodGet && t.path == "":
-		if err := onlyKeys(q, "local"); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		local, err := parseBool(q, "local")
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		g, err := a.backend.Status(ctx, t.cid, local)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		httpx.WriteJSON(w, http.StatusOK, toGlobalPinInfoJSON(g))
+		a.globalInfo(w, r, t.cid, a.backend.Status)
 	case r.Method == http.MethodPost:
 		opts, from, err := parsePinQuery(q)
 		if err != nil {
@@ -487,4 +459,26 @@ func (a *API) alerts(w http.ResponseWriter, r *http.Request) {
 		out = append(out, alertJSON{metricJSON: toMetricJSON(al.Metric, now), TriggeredAt: al.TriggeredAt})
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+// globalInfo answers a status or recover of one CID: the only query key
+// is "local".
+func (a *API) globalInfo(w http.ResponseWriter, r *http.Request, c cid.Cid,
+	get func(context.Context, cid.Cid, bool) (pincluster.GlobalPinInfo, error)) {
+	q := r.URL.Query()
+	if err := onlyKeys(q, "local"); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	local, err := parseBool(q, "local")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	g, err := get(r.Context(), c, local)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, toGlobalPinInfoJSON(g))
 }
