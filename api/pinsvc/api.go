@@ -106,3 +106,16 @@ func (a *API) Shutdown(ctx context.Context) error {
 	}
 	return nil
 }
+
+// RevokeToken refuses a JWT signed with Config.JWTKey from now on, until
+// it expires. Revocations are shared, in memory, by every API of this
+// process with the same key: a token revoked here is refused by the REST
+// API too, and one revoked with the REST API's RevokeToken is refused
+// here. They do not survive a restart and do not reach other processes.
+// It fails for a token that does not verify, or without a JWTKey.
+func (a *API) RevokeToken(token string) error {
+	if err := a.auth.Revoke(token); err != nil {
+		return fmt.Errorf("pinsvc: %w", err)
+	}
+	return nil
+}

@@ -52,9 +52,14 @@ type Config struct {
 
 	// ReadHeaderTimeout bounds reading request headers. Default: 5s.
 	ReadHeaderTimeout time.Duration
-	// ReadTimeout bounds reading a whole request. Default: 30s.
+	// ReadTimeout bounds reading a whole request, headers and body: a
+	// client trickling its body slower than that is cut off (408
+	// REQUEST_TIMEOUT when the answer can still be written). Default: 30s.
 	ReadTimeout time.Duration
-	// WriteTimeout bounds writing an answer. Default: 60s.
+	// WriteTimeout bounds each write of an answer, not the whole request:
+	// the deadline moves forward as the answer is written, so a listing
+	// whose statuses take long to compute still goes out, while a client
+	// that stops reading is cut off after about WriteTimeout. Default: 60s.
 	WriteTimeout time.Duration
 	// IdleTimeout bounds idle keep-alive connections. Default: 2m.
 	IdleTimeout time.Duration

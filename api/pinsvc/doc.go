@@ -69,6 +69,12 @@
 // BAD_REQUEST for malformed input and for pincluster's limits (name over
 // 255 bytes, more than 20 origins, metadata over pincluster.MaxMetadataKeys
 // keys or pincluster.MaxMetadataValueLen bytes, bodies over
-// Config.MaxBodyBytes). Nothing is recorded or pinned for a refused
-// request.
+// Config.MaxBodyBytes) and for an unknown GET /pins query option, 415
+// UNSUPPORTED_MEDIA_TYPE for a pin body declared as anything but
+// application/json (a body without Content-Type is read as JSON), 408
+// REQUEST_TIMEOUT for a body not received within Config.ReadTimeout.
+// Nothing is recorded or pinned for a refused request.
+//
+// JWTs (Config.JWTKey) can be revoked with API.RevokeToken; revocations
+// are shared with the REST API of the same process and key.
 package pinsvc

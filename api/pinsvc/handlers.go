@@ -86,7 +86,7 @@ func (a *API) routes() http.Handler {
 			writeFailure(w, http.StatusBadRequest, "BAD_REQUEST", fmt.Sprintf("body of %d bytes exceeds the limit of %d bytes", r.ContentLength, a.cfg.MaxBodyBytes))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes)
+		r.Body = httpx.TimeoutBody(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
 		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxUser{}, user)))
 	})
 }
@@ -100,6 +100,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, errBadRequest), errors.Is(err, pincluster.ErrInvalidPin), errors.Is(err, pincluster.ErrInvalidCID):
 		writeFailure(w, http.StatusBadRequest, "BAD_REQUEST", err.Error())
+	case errors.Is(err, httpx.ErrMediaType):
+		writeFailure(w, http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", err.Error())
+	case errors.Is(err, httpx.ErrBodyTimeout):
+		writeFailure(w, http.StatusRequestTimeout, "REQUEST_TIMEOUT", err.Error())
 	case errors.Is(err, errNoRequest):
 		writeFailure(w, http.StatusNotFound, "NOT_FOUND", "the specified resource was not found")
 	case errors.Is(err, pincluster.ErrClosed):
@@ -118,6 +122,9 @@ func readBody(r *http.Request) ([]byte, error) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, badRequest("body exceeds the limit of %d bytes", mbe.Limit)
+		}
+		if errors.Is(err, httpx.ErrBodyTimeout) {
+			return nil, fmt.Errorf("pinsvc: reading body: %w", err)
 		}
 		return nil, badRequest("reading body: %v", err)
 	}
@@ -263,6 +270,10 @@ func (a *API) replace(w http.ResponseWriter, r *http.Request) { a.createFrom(w, 
 // body, creates the request (replacing the one named by the path) and
 // answers 202 with it.
 func (a *API) createFrom(w http.ResponseWriter, r *http.Request, replacing bool) {
+	if err := httpx.CheckJSONContentType(r); err != nil {
+		a.fail(w, r, fmt.Errorf("pinsvc: pin body: %w", err))
+		return
+	}
 	body, err := readBody(r)
 	if err != nil {
 		a.fail(w, r, err)

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -102,6 +104,12 @@ func parsePinBody(data []byte) (pinRequest, error) {
 	return pr, nil
 }
 
+// listKeys are the query options of GET /pins in the spec.
+var listKeys = map[string]bool{
+	"cid": true, "name": true, "match": true, "status": true,
+	"before": true, "after": true, "limit": true, "meta": true,
+}
+
 // listQuery is a parsed GET /pins query.
 type listQuery struct {
 	cids     []cid.Cid
@@ -144,9 +152,16 @@ func truncate(s string) string {
 // parseListQuery parses the filters of GET /pins. cid and status take
 // comma lists (or repeated parameters); an absent status means every
 // status; limit is 1..1000, default 10; meta is a JSON object of strings.
-// Unknown parameters are ignored, as the spec does not forbid them.
+// An unknown parameter is refused, naming it, as the REST API does: a
+// misspelt filter would otherwise list every pin. Kubo's client (boxo),
+// the JS client and the compliance suite send only the spec's keys.
 func parseListQuery(q url.Values) (listQuery, error) {
 	lq := listQuery{limit: DefaultLimit}
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if !listKeys[k] {
+			return lq, badRequest("unknown query option %q (known: cid, name, match, status, before, after, limit, meta)", truncate(k))
+		}
+	}
 	if cs := splitList(q["cid"]); len(cs) > 0 {
 		if len(cs) > MaxCidFilter {
 			return lq, badRequest("cid: %d cids, limit %d", len(cs), MaxCidFilter)

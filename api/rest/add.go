@@ -227,11 +227,7 @@ func (a *API) addFiles(r *http.Request, mr *multipart.Reader, p pincluster.AddPa
 				return
 			}
 			if err != nil {
-				partErr = badRequest("multipart: %v", err)
-				var mbe *http.MaxBytesError
-				if errors.As(err, &mbe) {
-					partErr = err
-				}
+				partErr = bodyError("multipart", err)
 				yield("", errReader{partErr}) // fail the import: nothing is pinned
 				return
 			}
@@ -268,7 +264,7 @@ func (a *API) addFiles(r *http.Request, mr *multipart.Reader, p pincluster.AddPa
 func (a *API) addCAR(r *http.Request, mr *multipart.Reader, p pincluster.AddParams) ([]pincluster.AddedFile, error) {
 	part, err := mr.NextPart()
 	if err != nil {
-		return nil, badRequest("multipart: %v", err)
+		return nil, bodyError("multipart", err)
 	}
 	name, _ := partName(part)
 	cr, err := car.NewReader(part, car.Limits{MaxBlocks: a.cfg.MaxCARBlocks})
@@ -313,10 +309,15 @@ func (a *API) addCAR(r *http.Request, mr *multipart.Reader, p pincluster.AddPara
 	return []pincluster.AddedFile{{Name: name, Cid: root, Size: cr.Bytes(), Bytes: cr.Bytes()}}, nil
 }
 
-func carError(err error) error {
+func carError(err error) error { return bodyError("car", err) }
+
+// bodyError classifies an error reading the request body: over the limit
+// (kept, so that fail answers 413) and too slow (httpx.ErrBodyTimeout,
+// 408) keep their cause; anything else is the caller's bad input.
+func bodyError(what string, err error) error {
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return err
+	if errors.As(err, &mbe) || errors.Is(err, httpx.ErrBodyTimeout) {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	return badRequest("%v", err)
+	return badRequest("%s: %v", what, err)
 }

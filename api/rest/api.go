@@ -123,7 +123,10 @@ func (a *API) IssueToken(user string) (string, error) {
 }
 
 // RevokeToken refuses a JWT issued by this API from now on, until it
-// expires.
+// expires. Revocations are shared, in memory, by every API of this
+// process with the same JWT key (a Pinning Service API given the same
+// key refuses the token too); they do not survive a restart and do not
+// reach other processes.
 func (a *API) RevokeToken(token string) error {
 	if err := a.auth.Revoke(token); err != nil {
 		return fmt.Errorf("rest: %w", err)

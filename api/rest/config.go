@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/pincluster/pincluster/api/internal/auth"
@@ -24,6 +25,12 @@ const (
 	DefaultMaxCARBlocks = 1_000_000
 	// MaxListCids bounds the cids= list of GET /pins.
 	MaxListCids = 1000
+	// DefaultReadTimeout bounds reading a request other than /add.
+	DefaultReadTimeout = 30 * time.Second
+	// DefaultAddReadTimeout bounds reading a /add request.
+	DefaultAddReadTimeout = 30 * time.Minute
+	// DefaultWriteTimeout bounds each write of an answer.
+	DefaultWriteTimeout = 60 * time.Second
 )
 
 // CORS configures cross-origin requests. With no AllowedOrigins no CORS
@@ -77,11 +84,20 @@ type Config struct {
 	// ReadHeaderTimeout bounds reading request headers (slow-loris
 	// protection). Default: 5s.
 	ReadHeaderTimeout time.Duration
-	// ReadTimeout bounds reading a whole request, body included. Default:
-	// 0, none (uploads to /add may be large; MaxAddBytes bounds them).
+	// ReadTimeout bounds reading a whole request, headers and body, on
+	// every route but /add: a client trickling its body slower than that
+	// is cut off (408 when the answer can still be written). Default:
+	// DefaultReadTimeout (30s; bodies are at most MaxBodyBytes).
 	ReadTimeout time.Duration
-	// WriteTimeout bounds writing an answer. Default: 0, none (status
-	// streams may be long).
+	// AddReadTimeout bounds reading a /add request, from the end of its
+	// headers. Default: DefaultAddReadTimeout (30m: a MaxAddBytes upload
+	// of 1 GiB needs about 600 KB/s).
+	AddReadTimeout time.Duration
+	// WriteTimeout bounds each write of an answer, not the whole answer:
+	// the deadline moves forward as the handler writes, so long NDJSON
+	// streams and slow cluster-wide status answers still go out, while a
+	// client that stops reading is cut off after about WriteTimeout.
+	// Default: DefaultWriteTimeout (60s).
 	WriteTimeout time.Duration
 	// IdleTimeout bounds idle keep-alive connections. Default: 2m.
 	IdleTimeout time.Duration
@@ -99,6 +115,18 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxBodyBytes < 0 || c.MaxAddBytes < 0 || c.MaxCARBlocks < 0 || c.JWTTTL < 0 {
 		return c, errors.New("rest: negative limit in config")
+	}
+	if c.ReadTimeout < 0 || c.AddReadTimeout < 0 || c.WriteTimeout < 0 {
+		return c, errors.New("rest: negative timeout in config")
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.AddReadTimeout == 0 {
+		c.AddReadTimeout = DefaultAddReadTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
@@ -125,12 +153,19 @@ func (c Config) withDefaults() (Config, error) {
 }
 
 func (c Config) serverConfig() (httpx.ServerConfig, error) {
+	addTimeout := c.AddReadTimeout
 	sc := httpx.ServerConfig{
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
 		ReadTimeout:       c.ReadTimeout,
-		WriteTimeout:      c.WriteTimeout,
-		IdleTimeout:       c.IdleTimeout,
-		MaxHeaderBytes:    c.MaxHeaderBytes,
+		ReadTimeoutFor: func(r *http.Request) time.Duration {
+			if r.URL.Path == "/add" {
+				return addTimeout
+			}
+			return 0
+		},
+		WriteTimeout:   c.WriteTimeout,
+		IdleTimeout:    c.IdleTimeout,
+		MaxHeaderBytes: c.MaxHeaderBytes,
 	}
 	if err := sc.Defaults(); err != nil {
 		return sc, fmt.Errorf("rest: %w", err)

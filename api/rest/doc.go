@@ -60,9 +60,14 @@
 // Credentials are HTTP basic auth (Config.BasicAuth), static bearer tokens
 // (Config.BearerTokens) and JWTs issued by POST /token, signed with
 // Config.JWTKey (HS256 only; never the user's password), expiring after
-// Config.JWTTTL and revocable with API.RevokeToken. Secrets are compared
-// in constant time. Request bodies, header sizes (431) and header read
-// time (slow-loris) are bounded; see Config. A body over its limit is
-// answered 400 (413 for /add uploads), after authentication. With no credential
-// configured the API is open: keep it on loopback.
+// Config.JWTTTL and revocable with API.RevokeToken (a Pinning Service API
+// of the same process with the same key honours the revocation). Secrets
+// are compared in constant time. Request bodies, header sizes (431),
+// header read time (slow-loris), body read time (Config.ReadTimeout,
+// Config.AddReadTimeout; 408) and each write to a client that stops
+// reading (Config.WriteTimeout) are bounded; see Config. A body over its
+// limit is answered 400 (413 for /add uploads), after authentication. A
+// POST /peers body declared as anything but application/json is answered
+// 415. With no credential configured the API is open: keep it on
+// loopback.
 package rest

@@ -67,7 +67,7 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 			a.writeError(w, tooLarge(r), fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, limit))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		r.Body = httpx.TimeoutBody(http.MaxBytesReader(w, r.Body, limit))
 		next.ServeHTTP(w, r)
 	})
 }
@@ -115,6 +115,10 @@ func statusOf(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, pincluster.ErrClosed), errors.Is(err, pincluster.ErrIPFSUnavailable):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, httpx.ErrMediaType):
+		return http.StatusUnsupportedMediaType
+	case errors.Is(err, httpx.ErrBodyTimeout):
+		return http.StatusRequestTimeout
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
 	}
@@ -165,16 +169,20 @@ func (a *API) peers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) peerAdd(w http.ResponseWriter, r *http.Request) {
+	if err := httpx.CheckJSONContentType(r); err != nil {
+		a.fail(w, r, fmt.Errorf("POST /peers: %w", err))
+		return
+	}
 	var body struct {
 		PeerID string `json:"peer_id"`
 	}
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(&body); err != nil {
 		var mbe *http.MaxBytesError
-		if !errors.As(err, &mbe) {
+		if !errors.As(err, &mbe) && !errors.Is(err, httpx.ErrBodyTimeout) {
 			err = badRequest("body: %v", err)
 		}
-		a.fail(w, r, err)
+		a.fail(w, r, fmt.Errorf("POST /peers: body: %w", err))
 		return
 	}
 	p, err := peer.Decode(body.PeerID)

@@ -13,9 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
+	"weak"
 
 	jwt "github.com/golang-jwt/jwt/v5"
 )
@@ -62,9 +64,49 @@ type Authenticator struct {
 	ttl    time.Duration
 	now    func() time.Time
 	parser *jwt.Parser
+	// revoked is shared with every Authenticator of the process that has
+	// the same JWT key (nil without one).
+	revoked *revocations
+}
 
-	mu      sync.Mutex
-	revoked map[string]time.Time // jti -> expiry
+// constantTimeCompare compares secrets (their SHA-256 digests). A variable
+// so that a test can check that every comparison goes through it and
+// that it is crypto/subtle's.
+var constantTimeCompare = subtle.ConstantTimeCompare
+
+// revocations is a JWT revocation list: token id (jti) -> expiry.
+type revocations struct {
+	mu sync.Mutex
+	m  map[string]time.Time
+}
+
+// The revocation lists of the process, one per JWT key, by a digest of
+// the key; an entry goes away with the last Authenticator using it.
+var (
+	sharedMu      sync.Mutex
+	sharedRevoked = make(map[[sha256.Size]byte]weak.Pointer[revocations])
+)
+
+// revocationsFor returns the revocation list of key, shared by every
+// Authenticator of the process with that key: a token revoked through one
+// API (REST) is refused by the others that accept it (Pinning Service).
+func revocationsFor(key []byte) *revocations {
+	d := sha256.Sum256(append([]byte("pincluster jwt revocations\x00"), key...))
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if r := sharedRevoked[d].Value(); r != nil {
+		return r
+	}
+	r := &revocations{m: make(map[string]time.Time)}
+	sharedRevoked[d] = weak.Make(r)
+	runtime.AddCleanup(r, func(d [sha256.Size]byte) {
+		sharedMu.Lock()
+		defer sharedMu.Unlock()
+		if sharedRevoked[d].Value() == nil {
+			delete(sharedRevoked, d)
+		}
+	}, d)
+	return r
 }
 
 // New validates cfg and returns an Authenticator.
@@ -76,10 +118,9 @@ func New(cfg Config) (*Authenticator, error) {
 		return nil, fmt.Errorf("auth: negative jwt ttl %s", cfg.JWTTTL)
 	}
 	a := &Authenticator{
-		key:     append([]byte(nil), cfg.JWTKey...),
-		ttl:     cfg.JWTTTL,
-		now:     cfg.Now,
-		revoked: make(map[string]time.Time),
+		key: append([]byte(nil), cfg.JWTKey...),
+		ttl: cfg.JWTTTL,
+		now: cfg.Now,
 	}
 	if a.ttl == 0 {
 		a.ttl = DefaultJWTTTL
@@ -89,6 +130,8 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	if cfg.JWTKey == nil {
 		a.key = nil
+	} else {
+		a.revoked = revocationsFor(a.key)
 	}
 	for u, p := range cfg.Basic {
 		if u == "" || strings.Contains(u, ":") {
@@ -148,7 +191,7 @@ func (a *Authenticator) CheckBasic(user, pass string) (string, error) {
 	found := 0
 	var who string
 	for _, e := range a.basic { // no early exit
-		m := subtle.ConstantTimeCompare(ud[:], e.a[:]) & subtle.ConstantTimeCompare(pd[:], e.b[:])
+		m := constantTimeCompare(ud[:], e.a[:]) & constantTimeCompare(pd[:], e.b[:])
 		if m == 1 {
 			who = e.user
 		}
@@ -170,7 +213,7 @@ func (a *Authenticator) CheckBearer(tok string) (string, error) {
 	found := 0
 	var who string
 	for _, e := range a.tokens {
-		m := subtle.ConstantTimeCompare(td[:], e.a[:])
+		m := constantTimeCompare(td[:], e.a[:])
 		if m == 1 {
 			who = e.user
 		}
@@ -197,9 +240,9 @@ func (a *Authenticator) ParseJWT(tok string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	a.mu.Lock()
-	_, revoked := a.revoked[c.ID]
-	a.mu.Unlock()
+	a.revoked.mu.Lock()
+	_, revoked := a.revoked.m[c.ID]
+	a.revoked.mu.Unlock()
 	if revoked {
 		return "", fmt.Errorf("%w: token revoked", ErrInvalid)
 	}
@@ -248,22 +291,26 @@ func (a *Authenticator) Issue(user string) (string, time.Time, error) {
 	return s, exp, nil
 }
 
-// Revoke adds a JWT issued by this server to the revocation list until it
-// expires. It returns an error wrapping ErrInvalid for a token that does
-// not verify (already expired, foreign, malformed).
+// Revoke adds a JWT signed with this Authenticator's key to the
+// revocation list until it expires. The list is shared, in memory, by
+// every Authenticator of the process with the same key, so the token is
+// refused by all of them; it does not survive a restart and is not seen
+// by other processes. It returns an error wrapping ErrInvalid for a token
+// that does not verify (already expired, foreign, malformed).
 func (a *Authenticator) Revoke(tok string) error {
 	c, err := a.parseClaims(tok)
 	if err != nil {
 		return fmt.Errorf("auth: revoke: %w", err)
 	}
 	now := a.now()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for id, exp := range a.revoked { // forget entries that expired anyway
+	rv := a.revoked
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	for id, exp := range rv.m { // forget entries that expired anyway
 		if !now.Before(exp) {
-			delete(a.revoked, id)
+			delete(rv.m, id)
 		}
 	}
-	a.revoked[c.ID] = c.ExpiresAt.Time
+	rv.m[c.ID] = c.ExpiresAt.Time
 	return nil
 }

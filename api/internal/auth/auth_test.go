@@ -85,3 +85,38 @@ func FuzzJWT(f *testing.F) {
 		})
 	})
 }
+
+// TestRevocationShared: a revocation made through one Authenticator is
+// honoured by every other one of the process with the same key, and by
+// none with another key.
+func TestRevocationShared(t *testing.T) {
+	k := bytes.Repeat([]byte("s"), 32)
+	a, err := New(Config{JWTKey: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := New(Config{JWTKey: append([]byte(nil), k...)})
+	other, _ := New(Config{JWTKey: bytes.Repeat([]byte("z"), 32)})
+	tok, _, err := a.Issue("u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherTok, _, _ := other.Issue("u")
+	if _, err := b.CheckBearer(tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Revoke(tok); err != nil {
+		t.Fatal(err)
+	}
+	for name, x := range map[string]*Authenticator{"issuer": a, "revoker": b} {
+		if _, err := x.CheckBearer(tok); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("%s accepts a revoked token: %v", name, err)
+		}
+	}
+	if _, err := other.CheckBearer(otherTok); err != nil {
+		t.Fatalf("revocation leaked to another key: %v", err)
+	}
+	if err := other.Revoke(tok); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("revoked a token of another key: %v", err)
+	}
+}

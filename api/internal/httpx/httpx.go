@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,9 +26,19 @@ type ServerConfig struct {
 	// ReadHeaderTimeout bounds reading a request's headers (slow-loris).
 	// Default: 5s.
 	ReadHeaderTimeout time.Duration
-	// ReadTimeout bounds reading a whole request, body included. 0: none.
+	// ReadTimeout bounds reading a whole request, body included, from the
+	// start of its headers. 0: none.
 	ReadTimeout time.Duration
-	// WriteTimeout bounds writing a response. 0: none.
+	// ReadTimeoutFor, when set, gives the ReadTimeout of one request (a
+	// large upload route, say), counted from the end of its headers; 0
+	// keeps ReadTimeout.
+	ReadTimeoutFor func(*http.Request) time.Duration
+	// WriteTimeout bounds each write of a response: the connection's write
+	// deadline is pushed to now + WriteTimeout whenever the handler writes
+	// (at most every WriteTimeout/8), so a client that stops reading is
+	// cut off after about WriteTimeout, while a long NDJSON stream, or an
+	// answer that took longer than WriteTimeout to compute, still goes
+	// out. 0: none.
 	WriteTimeout time.Duration
 	// IdleTimeout bounds keep-alive idleness. Default: 2m.
 	IdleTimeout time.Duration
@@ -64,6 +76,9 @@ type Server struct {
 // NewServer returns a Server for h with the limits of cfg (defaults
 // filled by the caller).
 func NewServer(h http.Handler, cfg ServerConfig) *Server {
+	if cfg.WriteTimeout > 0 || cfg.ReadTimeoutFor != nil {
+		h = deadlines(cfg, h)
+	}
 	return &Server{srv: &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -128,6 +143,84 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return err
+}
+
+// deadlines wraps h so that each request gets its ReadTimeoutFor read
+// deadline and a write deadline refreshed at every write (see
+// ServerConfig).
+func deadlines(cfg ServerConfig, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		if cfg.ReadTimeoutFor != nil {
+			if d := cfg.ReadTimeoutFor(r); d > 0 {
+				_ = rc.SetReadDeadline(time.Now().Add(d))
+			}
+		}
+		if cfg.WriteTimeout > 0 {
+			w = &deadlineWriter{ResponseWriter: w, rc: rc, d: cfg.WriteTimeout}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// deadlineWriter pushes the connection's write deadline to now + d before
+// a write when the last push is more than d/8 old.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc   *http.ResponseController
+	d    time.Duration
+	last time.Time
+}
+
+func (w *deadlineWriter) refresh() {
+	now := time.Now()
+	if !w.last.IsZero() && now.Sub(w.last) < w.d/8 {
+		return
+	}
+	w.last = now
+	_ = w.rc.SetWriteDeadline(now.Add(w.d))
+}
+
+// WriteHeader refreshes the write deadline and writes the status line.
+func (w *deadlineWriter) WriteHeader(code int) {
+	w.refresh()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Write refreshes the write deadline and writes p.
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	w.refresh()
+	return w.ResponseWriter.Write(p)
+}
+
+// FlushError refreshes the write deadline and flushes (used by
+// http.ResponseController.Flush).
+func (w *deadlineWriter) FlushError() error {
+	w.refresh()
+	return w.rc.Flush()
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ErrBodyTimeout is wrapped by the read errors of a TimeoutBody when the
+// server's read deadline passed before the body was received (a slow or
+// stalled client); the APIs answer 408.
+var ErrBodyTimeout = errors.New("request body not received in time")
+
+// TimeoutBody wraps a request body so that a read failing on the
+// connection's read deadline returns an error wrapping both
+// ErrBodyTimeout and the original error. Other errors are unchanged.
+func TimeoutBody(b io.ReadCloser) io.ReadCloser { return timeoutBody{b} }
+
+type timeoutBody struct{ io.ReadCloser }
+
+func (b timeoutBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("%w: %w", ErrBodyTimeout, err)
+	}
+	return n, err
 }
 
 // WriteJSON writes v as JSON with the given status.

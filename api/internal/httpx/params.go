@@ -3,6 +3,8 @@ package httpx
 import (
 	"errors"
 	"fmt"
+	"mime"
+	"net/http"
 	"strings"
 
 	cid "github.com/ipfs/go-cid"
@@ -102,4 +104,33 @@ func truncate(s string) string {
 		return s[:80] + "…"
 	}
 	return s
+}
+
+// ErrMediaType is wrapped by CheckJSONContentType's errors: the request
+// body is declared as something other than JSON (answered 415).
+var ErrMediaType = errors.New("unsupported media type")
+
+// CheckJSONContentType accepts a request whose Content-Type is
+// application/json (any case), with or without parameters such as
+// charset=utf-8, or is absent: a body without a declared type is read as
+// JSON, as simple scripted clients send none. Any other type (including
+// curl -d's application/x-www-form-urlencoded), several Content-Type
+// headers, or one that does not parse give an error wrapping
+// ErrMediaType.
+func CheckJSONContentType(r *http.Request) error {
+	v := r.Header.Values("Content-Type")
+	if len(v) == 0 {
+		return nil
+	}
+	if len(v) > 1 {
+		return fmt.Errorf("%w: %d Content-Type headers", ErrMediaType, len(v))
+	}
+	mt, _, err := mime.ParseMediaType(v[0])
+	if err != nil {
+		return fmt.Errorf("%w: Content-Type %q: %v", ErrMediaType, truncate(v[0]), err)
+	}
+	if mt != "application/json" {
+		return fmt.Errorf("%w: Content-Type %q, want application/json", ErrMediaType, truncate(mt))
+	}
+	return nil
 }

@@ -1,0 +1,173 @@
+package httpx
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serve runs h on a loopback Server with cfg until the test ends.
+func serve(t *testing.T, h http.Handler, cfg ServerConfig) string {
+	t.Helper()
+	if err := cfg.Defaults(); err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(h, cfg)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(l); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return l.Addr().String()
+}
+
+// TestWriteTimeoutPerWrite: WriteTimeout bounds each write, not the
+// request: an answer computed for longer than WriteTimeout, and a stream
+// lasting several times WriteTimeout, still reach the client. (With
+// http.Server's own WriteTimeout both would be cut.)
+func TestWriteTimeoutPerWrite(t *testing.T) {
+	const wt = 200 * time.Millisecond
+	h := http.NewServeMux()
+	h.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		<-time.After(2 * wt) // computing the answer
+		WriteJSON(w, http.StatusOK, map[string]string{"ok": "yes"})
+	})
+	h.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		seq := func(yield func(int, error) bool) {
+			for i := range 8 {
+				if i > 0 {
+					<-time.After(wt / 2) // 700ms in all
+				}
+				if !yield(i, nil) {
+					return
+				}
+			}
+		}
+		StreamNDJSON(w, seq, func(i int) any { return i }, func(error) {})
+	})
+	addr := serve(t, h, ServerConfig{WriteTimeout: wt})
+
+	resp, err := http.Get("http://" + addr + "/slow")
+	if err != nil {
+		t.Fatalf("answer computed for 2×WriteTimeout lost: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "yes") {
+		t.Fatalf("slow answer: %d %q", resp.StatusCode, b)
+	}
+
+	resp, err = http.Get("http://" + addr + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || strings.Count(string(b), "\n") != 8 {
+		t.Fatalf("stream of 3.5×WriteTimeout cut: %v, %q", err, b)
+	}
+	if got := resp.Trailer.Get(StreamErrorTrailer); got != "" {
+		t.Fatalf("stream error trailer %q", got)
+	}
+}
+
+// TestWriteTimeoutStalledReader: a client that stops reading an endless
+// answer is cut off: the handler's writes fail about WriteTimeout after
+// the socket buffers fill.
+func TestWriteTimeoutStalledReader(t *testing.T) {
+	const wt = 200 * time.Millisecond
+	failed := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := []byte(strings.Repeat("x", 32<<10))
+		w.WriteHeader(http.StatusOK)
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				failed <- err
+				return
+			}
+		}
+	})
+	addr := serve(t, h, ServerConfig{WriteTimeout: wt})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprint(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufio.NewReader(conn).ReadString('\n'); err != nil { // status line, then stop reading
+		t.Fatal(err)
+	}
+	select {
+	case err := <-failed:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("write failed, but not on the write deadline: %v", err)
+		}
+		t.Logf("write to a stalled reader failed: %v", err)
+	case <-time.After(20 * wt):
+		t.Fatal("the server kept writing to a client that does not read")
+	}
+}
+
+// TestReadTimeoutFor: ReadTimeoutFor gives one route a longer body
+// deadline than ReadTimeout, and TimeoutBody marks the deadline's errors
+// with ErrBodyTimeout.
+func TestReadTimeoutFor(t *testing.T) {
+	const rt = 200 * time.Millisecond
+	got := make(chan error, 2)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(TimeoutBody(r.Body))
+		got <- err
+	})
+	addr := serve(t, h, ServerConfig{ReadTimeout: rt, ReadTimeoutFor: func(r *http.Request) time.Duration {
+		if r.URL.Path == "/long" {
+			return time.Minute
+		}
+		return 0
+	}})
+	send := func(path string) error {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n", path); err != nil {
+			t.Fatal(err)
+		}
+		tick := time.NewTicker(rt / 2)
+		defer tick.Stop()
+		for range 6 { // 6 bytes over 3×ReadTimeout
+			select {
+			case err := <-got:
+				return err
+			case <-tick.C:
+				_, _ = conn.Write([]byte{'x'})
+			}
+		}
+		return <-got
+	}
+	if err := send("/short"); !errors.Is(err, ErrBodyTimeout) {
+		t.Fatalf("slow body on /short: %v, want ErrBodyTimeout", err)
+	}
+	if err := send("/long"); err != nil {
+		t.Fatalf("slow body on /long within its own timeout: %v", err)
+	}
+}
