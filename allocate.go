@@ -35,7 +35,23 @@ type PinAllocator interface {
 	Allocate(ctx context.Context, c cid.Cid, current, candidates, priority map[peer.ID]MetricsSet) ([]peer.ID, error)
 }
 
-// The balanced allocator's rules.
+// Defaults of BalancedConfig.
+var defaultAllocateBy = []string{MetricTagPrefix + "group", MetricFreeSpace}
+
+// BalancedConfig configures a BalancedAllocator. The zero value is usable.
+type BalancedConfig struct {
+	// AllocateBy lists the metrics the allocator partitions and orders
+	// peers by, most significant first (see BalancedAllocator). Default:
+	// ["tag:group", "freespace"], as IPFS Cluster.
+	AllocateBy []string
+	// LowerIsBetter names numeric metrics for which a lower weight is
+	// better, besides MetricNumPin and MetricPinQueue which always are.
+	// Default: none.
+	LowerIsBetter []string
+}
+
+// BalancedAllocator is the default PinAllocator. It is safe for
+// concurrent use. Its rules:
 //
 // BalancedAllocator.Allocate orders peers in three blocks, and the result
 // is their concatenation:
@@ -84,24 +100,6 @@ type PinAllocator interface {
 //
 // The allocator is a pure function of its input: it keeps no state between
 // calls and starts no goroutine.
-
-// Defaults of BalancedConfig.
-var defaultAllocateBy = []string{MetricTagPrefix + "group", MetricFreeSpace}
-
-// BalancedConfig configures a BalancedAllocator. The zero value is usable.
-type BalancedConfig struct {
-	// AllocateBy lists the metrics the allocator partitions and orders
-	// peers by, most significant first (see the rules above). Default:
-	// ["tag:group", "freespace"], as IPFS Cluster.
-	AllocateBy []string
-	// LowerIsBetter names numeric metrics for which a lower weight is
-	// better, besides MetricNumPin and MetricPinQueue which always are.
-	// Default: none.
-	LowerIsBetter []string
-}
-
-// BalancedAllocator is the default PinAllocator. See the rules above.
-// It is safe for concurrent use.
 type BalancedAllocator struct {
 	allocateBy []string
 	lower      map[string]bool

@@ -291,6 +291,28 @@ func (c *Cluster) PinGet(ctx context.Context, ci cid.Cid) (Pin, error) {
 	return st.Get(ctx, ci)
 }
 
+// TrackerStats returns the metrics of the peer's tracker (queue lengths,
+// operations in flight, errors, timings); ok is false when the tracker
+// does not report them (see TrackerStatsReporter).
+func (c *Cluster) TrackerStats() (stats TrackerStats, ok bool) {
+	r, ok := c.tracker.(TrackerStatsReporter)
+	if !ok {
+		return TrackerStats{}, false
+	}
+	return r.Stats(), true
+}
+
+// Allocations returns the peers the pin of ci is allocated to, from the
+// shared state; an empty list means every peer (replication -1). The error
+// wraps ErrNotFound when ci is not pinned.
+func (c *Cluster) Allocations(ctx context.Context, ci cid.Cid) ([]peer.ID, error) {
+	p, err := c.PinGet(ctx, ci)
+	if err != nil {
+		return nil, err
+	}
+	return p.Allocations, nil
+}
+
 // Pins streams the pins of the shared state that pass f. A filter on CIDs
 // reads only those records; one on name or metadata reads only the records
 // the peer's in-memory index names (once the index is built, right after
@@ -305,6 +327,19 @@ func (c *Cluster) Pins(ctx context.Context, f PinFilter) iter.Seq2[Pin, error] {
 		if err != nil {
 			yield(Pin{}, err)
 			return
+		}
+		if f.Status != 0 { // the local tracker's view, asked per pin
+			all := yield
+			yield = func(p Pin, err error) bool {
+				if err != nil {
+					return all(p, err)
+				}
+				pi, err := c.tracker.Status(ctx, p.Cid)
+				if err != nil {
+					return all(p, fmt.Errorf("pincluster: pins: status of %s: %w", p.Cid, err))
+				}
+				return !pi.Status.Match(f.Status) || all(p, nil)
+			}
 		}
 		cids, narrowed := f.Cids, len(f.Cids) > 0
 		if !narrowed {

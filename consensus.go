@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,11 +140,19 @@ func newCRDTConsensusOn(ctx context.Context, self peer.ID, ps *pubsub.PubSub, d 
 		MaxKeySize:   256, // "/pins/" + base32 of a CID (at most ~140 bytes)
 		PutHook:      c.onPut,
 		DeleteHook:   c.onDelete,
+		// A pin record, local or in a peer's delta, must decode to a
+		// valid pin stored under its own CID: a delta holding one that
+		// does not is rejected whole (TESTPLAN T17).
+		ValidateValue: validatePinRecord,
 	}
 	if cfg.snapshotEvery > 0 {
 		ccfg.SnapshotEvery = cfg.snapshotEvery
+		ccfg.SnapshotInterval = cfg.snapshotInterval
 		ccfg.SnapshotCatchUp = true
-		ccfg.SnapshotWait = time.Second
+		// Three heads rebroadcasts (1 s each): a joining peer hears every
+		// live trusted peer at least once; it stops waiting early when a
+		// trusted peer's heads come without a snapshot announcement.
+		ccfg.SnapshotWait = 3 * time.Second
 		ccfg.TrustSnapshot = func(p peer.ID) bool { return c.IsTrustedPeer(context.Background(), p) }
 		ccfg.Self = self
 		if cfg.compaction {
@@ -164,6 +173,24 @@ func newCRDTConsensusOn(ctx context.Context, self peer.ID, ps *pubsub.PubSub, d 
 	c.state = NewDatastoreState(store)
 	close(c.ready)
 	return c, nil
+}
+
+// validatePinRecord checks a value written under the consensus's store:
+// below /pins it must be a valid pin whose key is its CID's. Other keys
+// (none are written today) are left to the CRDT's size limits.
+func validatePinRecord(key string, value []byte) error {
+	prefix := pinsNamespace.String() + "/"
+	if !strings.HasPrefix(key, prefix) {
+		return nil
+	}
+	p, err := decodePin(value)
+	if err != nil {
+		return fmt.Errorf("pin record %s: %w", key, err)
+	}
+	if want := pinKey(pinsNamespace, p.Cid).String(); want != key {
+		return fmt.Errorf("%w: pin of %s stored under %s", ErrCorrupt, p.Cid, key)
+	}
+	return nil
 }
 
 func (c *crdtConsensus) onPut(key ds.Key, value []byte) {

@@ -38,7 +38,8 @@ func (t *opTracker) numHeld() int64 {
 }
 
 // defaultInformers returns the free space, pin count and pin queue
-// informers over the connector and the tracker.
+// informers over the connector and the tracker, and the tags informer when
+// WithTags was given.
 func (c *Cluster) defaultInformers() ([]Informer, error) {
 	icfg := InformerConfig{TTL: 2 * c.cfg.monitorInterval, Logger: c.log.With("component", "informer")}
 	free, err := NewFreeSpaceInformer(c.connector.RepoStat, FreeSpaceConfig{InformerConfig: icfg})
@@ -57,7 +58,15 @@ func (c *Cluster) defaultInformers() ([]Informer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(out, q), nil
+	out = append(out, q)
+	if len(c.cfg.tags) > 0 {
+		tags, err := NewTagsInformer(c.cfg.tags, icfg)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, tags)
+	}
+	return out, nil
 }
 
 // defaultMonitor returns the pubsub monitor of the cluster's topic, which

@@ -82,7 +82,10 @@ var (
 	// replication min could be allocated.
 	ErrNotEnoughPeers = errors.New("pincluster: not enough peers to allocate")
 	// ErrNoLeader is returned by Consensus.Leader for consensus components
-	// without a leader (CRDT) and by Raft while no leader is elected.
+	// without a leader (CRDT) and by Raft while no leader is elected; Raft's
+	// LogPin, LogUnpin, AddPeer and RmPeer wrap it (with the context's
+	// error) when the change was not committed before their ctx ended, as
+	// in a minority partition.
 	ErrNoLeader = errors.New("pincluster: no leader")
 	// ErrPermission is returned when an untrusted peer calls a method that
 	// needs trust, or an API caller lacks authorisation.

@@ -129,6 +129,8 @@ func ExampleCluster_StatusAll() {
 	if _, err := c.Pin(ctx, ci, pincluster.PinOptions{Name: "hello"}); err != nil {
 		panic(err)
 	}
+	// Pinning takes a moment: ask again until it is done, within 10 s.
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		pinned := 0
 		for g, err := range c.StatusAll(ctx, pincluster.StatusFilter{Status: pincluster.TrackerStatusPinned}) {
@@ -139,6 +141,10 @@ func ExampleCluster_StatusAll() {
 			pinned++
 		}
 		if pinned > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			fmt.Println("not pinned within 10 s")
 			break
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -179,6 +179,17 @@ func (c *Cluster) stateSyncOnce(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	// First let the tracker compare what it believes with the IPFS node
+	// (pins removed behind its back become unexpectedly_unpinned); the
+	// Track calls below then queue them again.
+	for _, err := range c.tracker.SyncAll(ctx) {
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("state sync: tracker sync", "err", err)
+			}
+			break
+		}
+	}
 	start := c.changeSeq.Load()
 	for pin, err := range st.List(ctx) {
 		if ctx.Err() != nil {

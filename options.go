@@ -43,6 +43,13 @@ type config struct {
 	apis      []func(*Cluster) (API, error)
 	tracer    Tracer
 	metrics   *clusterMetrics
+	// which option set the tracer, for conflict messages.
+	tracerOption string
+	// the first option that configures the default CRDT consensus
+	// (WithBatching, WithSnapshots), for conflict messages.
+	crdtOption string
+	// tags published by the default tags informer (WithTags).
+	tags map[string]string
 
 	clusterName  string
 	peerName     string
@@ -58,6 +65,7 @@ type config struct {
 	monitorInterval   time.Duration
 	repinning         bool
 	snapshotEvery     int
+	snapshotInterval  time.Duration
 	compaction        bool
 	stateSyncInterval time.Duration
 	expiryInterval    time.Duration
@@ -103,6 +111,26 @@ func newConfig(opts ...Option) (*config, error) {
 func (c *config) validate() error {
 	if c.logger == nil {
 		return &OptionError{Options: "WithLogger", Detail: "nil logger"}
+	}
+	if c.consensus != nil && c.crdtOption != "" {
+		return &OptionError{Options: "WithConsensus and " + c.crdtOption,
+			Detail: "the option configures the default CRDT consensus, which a consensus given by the caller replaces"}
+	}
+	if c.monitor != nil && len(c.informers) > 0 {
+		return &OptionError{Options: "WithMonitor and WithInformers",
+			Detail: "informers feed the default monitor, which a monitor given by the caller replaces"}
+	}
+	if len(c.tags) > 0 && (len(c.informers) > 0 || c.monitor != nil) {
+		other := "WithInformers"
+		if c.monitor != nil {
+			other = "WithMonitor"
+		}
+		return &OptionError{Options: "WithTags and " + other,
+			Detail: "tags are published by the default informers and monitor; give a TagsInformer among your own instead"}
+	}
+	if c.snapshotInterval > 0 && c.snapshotEvery == 0 {
+		return &OptionError{Options: "WithSnapshotInterval and WithSnapshots",
+			Detail: "a snapshot interval needs snapshots on (WithSnapshots with deltas > 0)"}
 	}
 	if c.consensus != nil && c.storeOption != "" {
 		return &OptionError{Options: "WithConsensus and " + c.storeOption,
@@ -292,8 +320,10 @@ func WithAllocator(a PinAllocator) Option {
 	}
 }
 
-// WithInformers replaces the informers whose metrics this peer publishes.
-// Default: free space, pin count, pin queue length and tags (WithTags).
+// WithInformers replaces the informers whose metrics this peer publishes
+// through the default monitor (conflicts with WithMonitor and WithTags).
+// Default: free space, pin count, pin queue length, and tags when WithTags
+// is given.
 func WithInformers(infs ...Informer) Option {
 	return func(c *config) error {
 		for i, inf := range infs {
@@ -326,7 +356,36 @@ func WithTracer(t Tracer) Option {
 		if t == nil {
 			return &OptionError{Options: "WithTracer", Detail: "nil tracer"}
 		}
-		c.tracer = t
+		return c.setTracer("WithTracer", t)
+	}
+}
+
+// setTracer records the tracer and which option gave it; a second tracer
+// option is refused.
+func (c *config) setTracer(option string, t Tracer) error {
+	if c.tracerOption != "" {
+		return &OptionError{Options: c.tracerOption + " and " + option, Detail: "cannot specify more than one tracer"}
+	}
+	c.tracer, c.tracerOption = t, option
+	return nil
+}
+
+// WithTags sets this peer's tags (such as "region": "eu" or "group": "a"),
+// published by the default tags informer as metrics "tag:<key>", by which
+// the balanced allocator spreads replicas ("tag:group" by default).
+// Conflicts with WithInformers and WithMonitor, which replace the default
+// informers. Default: no tags.
+func WithTags(tags map[string]string) Option {
+	return func(c *config) error {
+		if _, err := NewTagsInformer(tags, InformerConfig{}); err != nil {
+			return &OptionError{Options: "WithTags", Detail: err.Error()}
+		}
+		if c.tags == nil {
+			c.tags = make(map[string]string, len(tags))
+		}
+		for k, v := range tags {
+			c.tags[k] = v
+		}
 		return nil
 	}
 }
@@ -390,7 +449,7 @@ func WithReplication(min, max int) Option {
 // pin on an idle peer is committed at once, and pins arriving while a
 // commit is in flight are committed together by the next one. A positive
 // maxAge makes the committer wait up to that long for a batch to fill.
-// Default: 1000 pins, adaptive.
+// Conflicts with WithConsensus. Default: 1000 pins, adaptive.
 func WithBatching(maxSize int, maxAge time.Duration) Option {
 	return func(c *config) error {
 		if maxSize < 1 {
@@ -400,6 +459,7 @@ func WithBatching(maxSize int, maxAge time.Duration) Option {
 			return &OptionError{Options: "WithBatching", Detail: fmt.Sprintf("negative max age %v", maxAge)}
 		}
 		c.batchMaxSize, c.batchMaxAge = maxSize, maxAge
+		c.setCRDTOption("WithBatching")
 		return nil
 	}
 }
@@ -455,12 +515,14 @@ func WithExpiryInterval(d time.Duration) Option {
 // a trusted peer writes a snapshot (a content-addressed DAG of the state)
 // once every deltas deltas were applied past the newest snapshot, and a
 // fresh peer (no history) joins by loading the newest snapshot a trusted
-// peer announced instead of replaying the whole history; it waits up to 1 s
-// for an announcement at start. deltas 0 turns snapshots and catch-up off.
+// peer announced instead of replaying the whole history; it waits up to 3 s
+// for an announcement at start (less when a trusted peer's heads arrive
+// without one), and local pins wait with it. deltas 0 turns snapshots and catch-up off.
 // With compact, deltas below a snapshot that every live peer acknowledged
 // are deleted from the blockstore; a peer that was offline meanwhile must
-// then be emptied to rejoin (by snapshot). Default: every 10,000 deltas,
-// no compaction. Ignored with WithConsensus.
+// then be emptied to rejoin (by snapshot). See also
+// WithSnapshotInterval. Conflicts with WithConsensus. Default: every
+// 10,000 deltas, no compaction.
 func WithSnapshots(deltas int, compact bool) Option {
 	return func(c *config) error {
 		if deltas < 0 {
@@ -470,6 +532,31 @@ func WithSnapshots(deltas int, compact bool) Option {
 			return &OptionError{Options: "WithSnapshots", Detail: "compaction needs snapshots (deltas > 0)"}
 		}
 		c.snapshotEvery, c.compaction = deltas, compact
+		c.setCRDTOption("WithSnapshots")
 		return nil
+	}
+}
+
+// WithSnapshotInterval makes the default CRDT consensus also write a
+// snapshot every d when deltas were applied since the newest one, whatever
+// their number (WithSnapshots sets the count; snapshots must be on). 0
+// turns the timer off. Conflicts with WithConsensus. Default: 0 (by count
+// only).
+func WithSnapshotInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return &OptionError{Options: "WithSnapshotInterval", Detail: fmt.Sprintf("negative interval %v", d)}
+		}
+		c.snapshotInterval = d
+		c.setCRDTOption("WithSnapshotInterval")
+		return nil
+	}
+}
+
+// setCRDTOption records the first option that configures the default
+// consensus.
+func (c *config) setCRDTOption(option string) {
+	if c.crdtOption == "" {
+		c.crdtOption = option
 	}
 }

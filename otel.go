@@ -41,8 +41,7 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 		if tp == nil {
 			return &OptionError{Options: "WithTracerProvider", Detail: "nil provider"}
 		}
-		c.tracer = otelTracer{t: tp.Tracer(instrumentationName)}
-		return nil
+		return c.setTracer("WithTracerProvider", otelTracer{t: tp.Tracer(instrumentationName)})
 	}
 }
 

@@ -21,10 +21,17 @@ import (
 // set of CIDs this peer's IPFS node holds (held).
 //
 // held is loaded from the connector's pin list at start and by SyncAll,
-// and kept current by the tracker's own operations, so Track and Status
-// never call the IPFS node: Track runs inside the consensus's apply path.
-// A pin removed behind the cluster's back shows as pinned until the next
-// SyncAll (the cluster runs one on every state sync).
+// and kept current by the tracker's own operations, so Track, Status and
+// StatusAll never call the IPFS node (apart from its ID): Track runs inside
+// the consensus's apply path and Status is asked about whole chunks of the
+// pinset. A pin removed behind the cluster's back is noticed by the next
+// Sync of its CID or SyncAll; from then on it is unexpectedly_unpinned (it
+// was held, and the tracker did not unpin it: lost records it) until a
+// Track or a Recover queues it again.
+//
+// A pin allocated here that was never held and has no operation (Track
+// not called yet, or refused with ErrQueueFull) is pin_queued: the next
+// Track queues it.
 type opTracker struct {
 	self     peer.ID
 	peerName string
@@ -38,6 +45,9 @@ type opTracker struct {
 	mu       sync.RWMutex
 	held     map[cid.Cid]struct{}
 	loaded   bool
+	// lost holds the CIDs that were held and vanished from the node
+	// without an unpin of the tracker, with when that was noticed.
+	lost map[cid.Cid]time.Time
 	// pending records the changes made to held while a reload lists the
 	// node's pins (nil when no reload runs); they win over the listing.
 	pending  map[cid.Cid]bool
@@ -47,7 +57,10 @@ type opTracker struct {
 	ipfsFailedAt time.Time
 }
 
-var _ PinTracker = (*opTracker)(nil)
+var (
+	_ PinTracker           = (*opTracker)(nil)
+	_ TrackerStatsReporter = (*opTracker)(nil)
+)
 
 // newOpTracker builds the default tracker for the peer self.
 func newOpTracker(self peer.ID, peerName string, conn IPFSConnector, cons Consensus, cfg *config) (PinTracker, error) {
@@ -55,6 +68,7 @@ func newOpTracker(self peer.ID, peerName string, conn IPFSConnector, cons Consen
 		self: self, peerName: peerName, conn: conn, cons: cons,
 		log:  cfg.logger.With("component", "tracker"),
 		held: map[cid.Cid]struct{}{},
+		lost: map[cid.Cid]time.Time{},
 	}
 	ops, err := optracker.New(optracker.Config{
 		Pin:    t.doPin,
@@ -100,6 +114,7 @@ func (t *opTracker) doUnpin(ctx context.Context, op optracker.Op, _ optracker.Pr
 	return nil
 }
 
+// setHeld records the result of the tracker's own pin (on) or unpin of c.
 func (t *opTracker) setHeld(c cid.Cid, on bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -111,6 +126,22 @@ func (t *opTracker) setHeld(c cid.Cid, on bool) {
 	} else {
 		delete(t.held, c)
 	}
+	delete(t.lost, c)
+}
+
+// isLost reports whether c was held and vanished from the node, and since
+// when.
+func (t *opTracker) isLost(c cid.Cid) (time.Time, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	at, ok := t.lost[c]
+	return at, ok
+}
+
+func (t *opTracker) forget(c cid.Cid) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.lost, c)
 }
 
 func (t *opTracker) isHeld(c cid.Cid) bool {
@@ -141,7 +172,7 @@ func (t *opTracker) load(ctx context.Context) error {
 }
 
 // reload replaces held with the connector's pins and returns the CIDs
-// whose membership changed.
+// whose membership changed. CIDs that left held are recorded in lost.
 func (t *opTracker) reload(ctx context.Context) ([]cid.Cid, error) {
 	t.reloadMu.Lock()
 	defer t.reloadMu.Unlock()
@@ -177,14 +208,21 @@ func (t *opTracker) reloadLocked(ctx context.Context) ([]cid.Cid, error) {
 		}
 	}
 	var changed []cid.Cid
+	now := time.Now().UTC()
 	for c := range t.held {
 		if _, ok := fresh[c]; !ok {
 			changed = append(changed, c)
+			t.lost[c] = now
 		}
 	}
 	for c := range fresh {
 		if _, ok := t.held[c]; !ok {
 			changed = append(changed, c)
+		}
+	}
+	for c := range t.lost {
+		if _, ok := fresh[c]; ok {
+			delete(t.lost, c)
 		}
 	}
 	t.held, t.loaded = fresh, true
@@ -219,6 +257,7 @@ func (t *opTracker) Untrack(ctx context.Context, c cid.Cid) error {
 		return err
 	}
 	if _, err := t.ops.Get(c); err != nil && !t.isHeld(c) {
+		t.forget(c)
 		return nil
 	}
 	return t.enqueue(c, optracker.OpUnpin, nil)
@@ -295,16 +334,21 @@ func (t *opTracker) info(ctx context.Context, c cid.Cid, pin Pin) PinInfo {
 		}
 		return pi
 	}
-	held := t.isHeld(c)
 	switch {
 	case !pin.Defined():
 		pi.Status = TrackerStatusUnpinned
 	case !pin.IsAllocatedTo(t.self):
 		pi.Status = TrackerStatusRemote
-	case held:
+	case t.isHeld(c):
 		pi.Status = TrackerStatusPinned
 	default:
-		pi.Status = TrackerStatusUnexpectedlyUnpinned
+		if at, lost := t.isLost(c); lost {
+			// Held before, gone from the node, not unpinned by the tracker.
+			pi.Status, pi.TS = TrackerStatusUnexpectedlyUnpinned, at
+		} else {
+			// Never held and no operation: the next Track queues it.
+			pi.Status = TrackerStatusPinQueued
+		}
 	}
 	if pi.TS.IsZero() {
 		pi.TS = time.Now().UTC()
@@ -403,7 +447,9 @@ func (t *opTracker) SyncAll(ctx context.Context) iter.Seq2[PinInfo, error] {
 	}
 }
 
-// Sync implements PinTracker.
+// Sync implements PinTracker: the node is asked about c (the only status
+// call that does). A CID that was held and is no longer becomes
+// unexpectedly_unpinned.
 func (t *opTracker) Sync(ctx context.Context, c cid.Cid) (PinInfo, error) {
 	if err := t.load(ctx); err != nil {
 		return PinInfo{}, err
@@ -416,16 +462,48 @@ func (t *opTracker) Sync(ctx context.Context, c cid.Cid) (PinInfo, error) {
 	if !probe.Defined() {
 		probe = NewPin(c, PinOptions{})
 	}
-	s, err := t.conn.PinLsCid(ctx, probe)
-	if err != nil {
-		return PinInfo{}, fmt.Errorf("tracker: sync %s: %w", c, err)
+	if err := t.probe(ctx, probe); err != nil {
+		return PinInfo{}, err
 	}
-	t.setHeld(c, s == IPFSPinStatusDirect || s == IPFSPinStatusRecursive)
 	return t.info(ctx, c, pin), nil
 }
 
+// probe asks the node whether it holds pin.Cid and updates held and lost.
+// An operation of the tracker that ends on the CID while the node is asked
+// is newer than the answer, which is then dropped (as in reload).
+func (t *opTracker) probe(ctx context.Context, pin Pin) error {
+	t.reloadMu.Lock()
+	defer t.reloadMu.Unlock()
+	c := pin.Cid
+	t.mu.Lock()
+	t.pending = map[cid.Cid]bool{}
+	t.mu.Unlock()
+	s, err := t.conn.PinLsCid(ctx, pin)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, raced := t.pending[c]
+	t.pending = nil
+	if err != nil {
+		return fmt.Errorf("tracker: sync %s: %w", c, err)
+	}
+	if raced {
+		return nil
+	}
+	_, was := t.held[c]
+	switch on := s == IPFSPinStatusDirect || s == IPFSPinStatusRecursive; {
+	case on:
+		t.held[c] = struct{}{}
+		delete(t.lost, c)
+	case was:
+		delete(t.held, c)
+		t.lost[c] = time.Now().UTC()
+	}
+	return nil
+}
+
 // Recover implements PinTracker: an errored operation is retried at once;
-// a pin allocated here that the node lost is queued again.
+// a pin allocated here that the node does not hold (unexpectedly_unpinned,
+// or pin_queued without an operation) is queued again.
 func (t *opTracker) Recover(ctx context.Context, c cid.Cid) (PinInfo, error) {
 	pin, err := t.statePin(ctx, c)
 	if err != nil {
@@ -443,7 +521,9 @@ func (t *opTracker) Recover(ctx context.Context, c cid.Cid) (PinInfo, error) {
 	return t.info(ctx, c, pin), nil
 }
 
-// RecoverAll implements PinTracker.
+// RecoverAll implements PinTracker: errored operations are retried at
+// once, then the unexpectedly unpinned pins still allocated here are
+// queued again (lost CIDs the state no longer wants are forgotten).
 func (t *opTracker) RecoverAll(ctx context.Context) iter.Seq2[PinInfo, error] {
 	return func(yield func(PinInfo, error) bool) {
 		for op, err := range t.ops.RecoverAll(ctx) {
@@ -460,10 +540,60 @@ func (t *opTracker) RecoverAll(ctx context.Context) iter.Seq2[PinInfo, error] {
 				return
 			}
 		}
+		t.mu.RLock()
+		lost := make([]cid.Cid, 0, len(t.lost))
+		for c := range t.lost {
+			lost = append(lost, c)
+		}
+		t.mu.RUnlock()
+		for _, c := range lost {
+			if err := ctx.Err(); err != nil {
+				yield(PinInfo{}, fmt.Errorf("tracker: recover all: %w", err))
+				return
+			}
+			pin, err := t.statePin(ctx, c)
+			if err != nil {
+				yield(PinInfo{}, err)
+				return
+			}
+			if !pin.Defined() || !pin.IsAllocatedTo(t.self) {
+				t.forget(c)
+				continue
+			}
+			if _, err := t.ops.Get(c); err == nil || t.isHeld(c) {
+				continue
+			}
+			if err := t.enqueue(c, optracker.OpPin, pin); err != nil {
+				yield(PinInfo{}, err)
+				return
+			}
+			if !yield(t.info(ctx, c, pin), nil) {
+				return
+			}
+		}
 	}
 }
 
 // PinQueueSize implements PinTracker.
 func (t *opTracker) PinQueueSize(context.Context) (int64, error) {
 	return int64(t.ops.Stats().PinsQueued), nil
+}
+
+// Stats implements TrackerStatsReporter.
+func (t *opTracker) Stats() TrackerStats {
+	s := t.ops.Stats()
+	t.mu.RLock()
+	held, lost := len(t.held), len(t.lost)
+	t.mu.RUnlock()
+	timing := func(x optracker.Timing) OpTiming {
+		return OpTiming{Count: x.Count, Failed: x.Failed, Total: x.Total, Max: x.Max}
+	}
+	return TrackerStats{
+		Ops: s.Ops, PinsQueued: s.PinsQueued, UnpinsQueued: s.UnpinsQueued,
+		PinsInFlight: s.PinsInFlight, UnpinsInFlight: s.UnpinsInFlight,
+		Errors: s.Errors, Retrying: s.Retrying,
+		Done: s.Done, TimedOut: s.TimedOut, Superseded: s.Superseded, Recovered: s.Recovered,
+		Held: held, Lost: lost,
+		Pin: timing(s.Pin), Unpin: timing(s.Unpin),
+	}
 }

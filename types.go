@@ -767,9 +767,14 @@ type PinFilter struct {
 	Before time.Time
 	// After keeps pins made after this time (zero: no bound).
 	After time.Time
+	// Status keeps pins whose status on this peer (its tracker: pinned,
+	// remote, pin_error, ...) is in this filter (0: all statuses).
+	// Cluster.Pins applies it; MatchPin, which sees only the pin, does not.
+	Status TrackerStatus
 }
 
-// MatchPin reports whether p passes the filter.
+// MatchPin reports whether p passes the filter's CID, name, metadata and
+// time conditions.
 func (f PinFilter) MatchPin(p Pin) bool {
 	if len(f.Cids) > 0 && !slices.ContainsFunc(f.Cids, p.Cid.Equals) {
 		return false

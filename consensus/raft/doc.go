@@ -13,13 +13,16 @@
 // Transport: raft's connections are libp2p streams of the protocol
 // "/pincluster/raft/<cluster>/1.0.0" on the cluster's host; server IDs and
 // addresses are peer IDs. Followers forward LogPin, LogUnpin, AddPeer and
-// RmPeer to the leader over "/pincluster/raft/<cluster>/forward/1.0.0",
-// served only to trusted peers (the voters).
+// RmPeer to the leader through internal/rpc (protocol
+// "/pincluster/rpc/raft.<cluster>/1.0.0", method "Raft.Apply"), a Trusted
+// method that the leader serves only to the current voters.
 //
-// Storage: the raft log and stable store live in Config.Datastore under
-// /raft (log entries keyed by index, CBOR), the state under /state (the
-// same layout as pincluster.DatastoreState), snapshots (a state export) in
-// Config.SnapshotDir or in memory.
+// Storage: the raft log and stable store live in Config.Datastore (or in
+// a Badger datastore the consensus opens at Config.BadgerPath) under /raft
+// (log entries keyed by index, CBOR), the state under /state (the same
+// layout as pincluster.DatastoreState), snapshots (a state export) in
+// Config.SnapshotDir or in memory. A persistent log needs a SnapshotDir:
+// after a compaction the log alone cannot rebuild the state.
 //
 // Usage:
 //

@@ -1,135 +1,140 @@
 package raft
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"time"
 
-	"github.com/fxamacker/cbor/v2"
-	"github.com/libp2p/go-libp2p/core/network"
+	hraft "github.com/hashicorp/raft"
 	peer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pincluster/pincluster"
+	"github.com/pincluster/pincluster/internal/rpc"
 )
 
-// The forward protocol carries a follower's operation to the leader: one
-// stream per operation, a uvarint-length-prefixed CBOR opWire, answered by
-// a uvarint-length-prefixed CBOR replyWire. Only trusted peers (voters,
-// peers given to Trust) are served; the request is not read otherwise.
+// Forwarding carries a follower's operation (an opWire) to the leader as
+// one internal/rpc call of methodApply, a Trusted method that the leader
+// serves only to the current voters. The rpc service has its own name,
+// forwardName(ClusterName), so that it does not replace the Cluster's own
+// RPC service on the same host.
 
-// maxForwardFrame bounds a forwarded request or reply.
-const maxForwardFrame = pincluster.MaxEncodedPinSize + 4096
+// methodApply is the forwarded operation: request opWire, empty response.
+const methodApply = "Raft.Apply"
 
-type replyWire struct {
-	Err  string `cbor:"1,keyasint,omitempty"`
-	Code uint8  `cbor:"2,keyasint,omitempty"`
+// forwardErrors keeps the identity of the leader's errors across the wire
+// (internal/rpc Config.Errors); both sides register the same codes.
+var forwardErrors = map[string]error{
+	"raft/retry":       errRetry,
+	"raft/no-leader":   pincluster.ErrNoLeader,
+	"raft/invalid-pin": pincluster.ErrInvalidPin,
 }
 
-// Reply codes that keep the error's identity across the wire.
-const (
-	codeOther uint8 = iota + 1
-	codeRetry
-	codeNoLeader
-	codePermission
-	codeInvalid
-)
+// forwardName returns the internal/rpc name of the forwarding service of a
+// cluster: "raft.<cluster>", or "raft." and a hash of the cluster name when
+// that would exceed internal/rpc's 64 bytes.
+func forwardName(cluster string) string {
+	n := "raft." + cluster
+	if len(n) > 64 {
+		sum := sha256.Sum256([]byte(cluster))
+		n = "raft." + hex.EncodeToString(sum[:16])
+	}
+	return n
+}
 
-func writeFrame(w io.Writer, v any) error {
-	b, err := cborEnc.Marshal(v)
+// startForward serves methodApply and prepares the client that forwards to
+// the leader.
+func (c *Consensus) startForward() error {
+	cfg := rpc.Config{
+		Name:           forwardName(c.cfg.ClusterName),
+		Authorize:      c.isVoter,
+		MaxHandlerTime: maxWait,
+		Errors:         forwardErrors,
+		Logger:         c.log,
+	}
+	srv, err := rpc.NewServer(c.h, cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("raft: forward server: %w", err)
 	}
-	if _, err := w.Write(binary.AppendUvarint(nil, uint64(len(b)))); err != nil {
-		return err
+	if err := srv.Register(methodApply, rpc.Trusted, rpc.Handle(c.serveApply)); err != nil {
+		_ = srv.Close(context.Background())
+		return fmt.Errorf("raft: forward server: %w", err)
 	}
-	_, err = w.Write(b)
-	return err
-}
-
-func readFrame(r *bufio.Reader, v any) error {
-	n, err := binary.ReadUvarint(r)
+	cli, err := rpc.NewClient(c.h, cfg, srv)
 	if err != nil {
-		return err
+		_ = srv.Close(context.Background())
+		return fmt.Errorf("raft: forward client: %w", err)
 	}
-	if n > maxForwardFrame {
-		return fmt.Errorf("raft: frame of %d bytes exceeds %d", n, maxForwardFrame)
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return err
-	}
-	return cbor.Unmarshal(b, v)
+	c.rpcSrv, c.rpcCli = srv, cli
+	return nil
 }
 
-func (c *Consensus) serveForward(s network.Stream) {
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(maxWait))
-	from := s.Conn().RemotePeer()
-	if !c.IsTrustedPeer(context.Background(), from) {
-		_ = writeFrame(s, replyWire{Err: "raft: forward from untrusted peer " + from.String(), Code: codePermission})
-		return
+// stopForward ends running forwards and stops serving them.
+func (c *Consensus) stopForward(ctx context.Context) error {
+	cerr := c.rpcCli.Close(ctx)
+	if err := c.rpcSrv.Close(ctx); err != nil {
+		return fmt.Errorf("raft: forward server: %w", err)
 	}
-	var op opWire
-	if err := readFrame(bufio.NewReader(s), &op); err != nil {
-		_ = writeFrame(s, replyWire{Err: "raft: malformed forward: " + err.Error(), Code: codeInvalid})
-		return
+	if cerr != nil {
+		return fmt.Errorf("raft: forward client: %w", cerr)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), maxWait)
-	defer cancel()
+	return nil
+}
+
+// isVoter reports whether p is a voter of the current configuration: the
+// peers allowed to forward operations to this one.
+func (c *Consensus) isVoter(p peer.ID) bool {
+	if c.isClosed() {
+		return false
+	}
+	f := c.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == hraft.Voter && string(s.ID) == p.String() {
+			return true
+		}
+	}
+	return false
+}
+
+// serveApply runs a forwarded operation if this peer is the leader.
+// Failures another attempt may overcome (not the leader, leadership lost,
+// shutting down) wrap errRetry, so that the caller tries again.
+func (c *Consensus) serveApply(ctx context.Context, _ peer.ID, op opWire) (struct{}, error) {
 	if addr, id := c.raft.LeaderWithID(); addr == "" || string(id) != c.h.ID().String() {
-		_ = writeFrame(s, replyWire{Err: "raft: not the leader", Code: codeRetry})
-		return
+		return struct{}{}, fmt.Errorf("%w: %s is not the leader", errRetry, c.h.ID())
 	}
 	err := c.applyLocal(ctx, op)
-	var r replyWire
-	switch {
-	case err == nil:
-	case errors.Is(err, errRetry):
-		r = replyWire{Err: err.Error(), Code: codeRetry}
-	case errors.Is(err, pincluster.ErrInvalidPin):
-		r = replyWire{Err: err.Error(), Code: codeInvalid}
-	default:
-		r = replyWire{Err: err.Error(), Code: codeOther}
+	if errors.Is(err, pincluster.ErrClosed) {
+		return struct{}{}, fmt.Errorf("%w: leader %s is shutting down", errRetry, c.h.ID())
 	}
-	_ = writeFrame(s, r)
+	return struct{}{}, err
 }
 
-// forward sends op to the leader and waits for its answer.
+// forward sends op to the leader and waits for its answer. Failures of the
+// connection, a busy or closing leader and the leader's retryable errors
+// wrap errRetry; a refusal wraps pincluster.ErrPermission.
 func (c *Consensus) forward(ctx context.Context, leader peer.ID, op opWire) error {
-	s, err := c.h.NewStream(ctx, leader, forwardProtocol(c.cfg.ClusterName))
-	if err != nil {
-		return fmt.Errorf("%w: dial leader %s: %v", errRetry, leader, err)
-	}
-	defer s.Close()
-	if d, ok := ctx.Deadline(); ok {
-		_ = s.SetDeadline(d)
-	}
-	if err := writeFrame(s, op); err != nil {
-		return fmt.Errorf("%w: send to leader %s: %v", errRetry, leader, err)
-	}
-	var r replyWire
-	if err := readFrame(bufio.NewReader(s), &r); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("raft: forward to %s: %w", leader, ctx.Err())
-		}
-		return fmt.Errorf("%w: reply from leader %s: %v", errRetry, leader, err)
-	}
-	switch r.Code {
-	case 0:
+	_, err := rpc.Call[opWire, struct{}](ctx, c.rpcCli, leader, methodApply, op)
+	var remote *rpc.RemoteError
+	switch {
+	case err == nil:
 		return nil
-	case codeRetry:
-		return fmt.Errorf("%w: %s", errRetry, r.Err)
-	case codeNoLeader:
-		return fmt.Errorf("%w: %s", pincluster.ErrNoLeader, r.Err)
-	case codePermission:
-		return fmt.Errorf("%w: %s", pincluster.ErrPermission, r.Err)
-	case codeInvalid:
-		return fmt.Errorf("%w: %s", pincluster.ErrInvalidPin, r.Err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("raft: forward to %s: %w", leader, ctx.Err())
+	case errors.Is(err, rpc.ErrPermission):
+		return fmt.Errorf("raft: forward to %s: %w: %w", leader, pincluster.ErrPermission, err)
+	case errors.Is(err, errRetry), errors.Is(err, pincluster.ErrNoLeader), errors.Is(err, rpc.ErrClosed),
+		errors.Is(err, rpc.ErrBusy), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return fmt.Errorf("%w: forward to %s: %v", errRetry, leader, err)
+	case !errors.As(err, &remote) && !errors.Is(err, rpc.ErrFrameTooLarge) && !errors.Is(err, rpc.ErrMalformed):
+		// The leader could not be reached or went away: it may have lost
+		// its leadership, so ask again who leads.
+		return fmt.Errorf("%w: forward to %s: %v", errRetry, leader, err)
 	default:
-		return fmt.Errorf("raft: leader %s: %s", leader, r.Err)
+		return fmt.Errorf("raft: forward to %s: %w", leader, err)
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -24,6 +26,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/pincluster/pincluster"
+	"github.com/pincluster/pincluster/internal/badgerds"
+	"github.com/pincluster/pincluster/internal/rpc"
 )
 
 // Errors returned by this package (besides the root package's sentinels).
@@ -47,8 +51,10 @@ const (
 
 // Config configures a Raft Consensus. Zero fields take the defaults.
 type Config struct {
-	// ClusterName names the protocols ("/pincluster/raft/<name>/...");
-	// it must equal the Cluster's name. Default: "default".
+	// ClusterName names the protocols ("/pincluster/raft/<name>/1.0.0"
+	// and "/pincluster/rpc/raft.<name>/1.0.0"); it must equal the
+	// Cluster's name: 1 to 64 letters, digits, '.', '_' or '-'.
+	// Default: "default".
 	ClusterName string
 	// Peers are the initial voters, this host included. Every initial
 	// peer must be given the same list; it is used only on the first
@@ -56,11 +62,20 @@ type Config struct {
 	// starts with no Peers and is added by the leader (AddPeer).
 	Peers []peer.ID
 	// Datastore holds the raft log, the stable store and the state (each
-	// in its own namespace). Default: in memory.
+	// in its own namespace). The caller opens and closes it. Default: in
+	// memory, unless BadgerPath is set.
 	Datastore ds.Batching
-	// SnapshotDir is the directory of snapshot files. Default: "", in
-	// memory (a restarted peer then rebuilds its state from the log and
-	// from the leader).
+	// BadgerPath, if set, is a directory (created if needed) in which the
+	// consensus opens a Badger datastore that takes Datastore's place: it
+	// holds the raft log, the stable store and the state, is closed by
+	// Shutdown and removed by Clean. Setting both Datastore and
+	// BadgerPath is an error. Default: "" (use Datastore).
+	BadgerPath string
+	// SnapshotDir is the directory of snapshot files. Set it whenever the
+	// log is persistent (a persistent Datastore or BadgerPath): once the
+	// log has been compacted after a snapshot, a peer whose snapshots
+	// were in memory cannot restart from its log (New returns an error).
+	// Default: "", in memory.
 	SnapshotDir string
 	// HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout and
 	// CommitTimeout are hashicorp/raft's timeouts. Defaults: 1s, 1s,
@@ -70,12 +85,15 @@ type Config struct {
 	LeaderLeaseTimeout time.Duration
 	CommitTimeout      time.Duration
 	// SnapshotThreshold is how many new log entries trigger a snapshot.
-	// Default: 8192.
+	// Default: 8192 (DefaultSnapshotThreshold).
 	SnapshotThreshold uint64
-	// SnapshotInterval is how often the threshold is checked. Default: 2m.
+	// SnapshotInterval is how often the threshold is checked. Default: 2m
+	// (DefaultSnapshotInterval).
 	SnapshotInterval time.Duration
 	// TrailingLogs is how many entries are kept after a snapshot so that
-	// slow followers can catch up without it. Default: 10240.
+	// slow followers can catch up without it; a follower further behind
+	// receives the leader's snapshot (InstallSnapshot). Default: 10240
+	// (DefaultTrailingLogs).
 	TrailingLogs uint64
 	// Logger receives the consensus' and hashicorp/raft's logs. Default:
 	// discarded.
@@ -86,7 +104,15 @@ func (c *Config) fill() error {
 	if c.ClusterName == "" {
 		c.ClusterName = "default"
 	}
-	if c.Datastore == nil {
+	if len(c.ClusterName) > 64 || strings.IndexFunc(c.ClusterName, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	}) >= 0 {
+		return fmt.Errorf("raft: config: ClusterName %q: use 1 to 64 letters, digits, '.', '_' or '-'", c.ClusterName)
+	}
+	if c.Datastore != nil && c.BadgerPath != "" {
+		return errors.New("raft: config: Datastore and BadgerPath are both set; use one")
+	}
+	if c.Datastore == nil && c.BadgerPath == "" {
 		c.Datastore = dssync.MutexWrap(ds.NewMapDatastore())
 	}
 	for _, f := range []struct {
@@ -129,15 +155,24 @@ type Consensus struct {
 	log   *slog.Logger
 	raft  *hraft.Raft
 	trans *hraft.NetworkTransport
-	store *logStore
-	state *pincluster.DatastoreState
-	snaps hraft.SnapshotStore
+	// badger is the datastore opened at cfg.BadgerPath, nil without one.
+	badger *badgerds.Datastore
+	// rpcSrv and rpcCli carry forwarded operations (forward.go).
+	rpcSrv *rpc.Server
+	rpcCli *rpc.Client
+	store  *logStore
+	state  *pincluster.DatastoreState
+	snaps  hraft.SnapshotStore
 
 	ready   chan struct{}
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	closeMu sync.Mutex
 	closed  bool
+
+	// restores counts the snapshots restored into the state (fsm.Restore:
+	// an InstallSnapshot from the leader, or a snapshot found at start).
+	restores atomic.Int64
 
 	watchMu  sync.Mutex
 	watchers map[int]func(pincluster.Pin, bool)
@@ -156,10 +191,6 @@ func raftProtocol(name string) protocol.ID {
 	return protocol.ID("/pincluster/raft/" + name + "/1.0.0")
 }
 
-func forwardProtocol(name string) protocol.ID {
-	return protocol.ID("/pincluster/raft/" + name + "/forward/1.0.0")
-}
-
 // New starts the Raft consensus on h. ctx bounds start-up only.
 func New(ctx context.Context, h host.Host, cfg Config) (*Consensus, error) {
 	if h == nil {
@@ -173,28 +204,68 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Consensus, error) {
 		ready: make(chan struct{}), stop: make(chan struct{}),
 		watchers: map[int]func(pincluster.Pin, bool){}, trusted: map[peer.ID]bool{},
 	}
-	var err error
-	if c.store, err = newLogStore(ctx, namespace.Wrap(cfg.Datastore, ds.NewKey("/raft"))); err != nil {
+	if err := c.start(ctx); err != nil {
+		if c.raft != nil {
+			_ = c.raft.Shutdown().Error()
+		}
+		if c.trans != nil {
+			_ = c.trans.Close()
+		}
+		if c.badger != nil {
+			_ = c.badger.Close()
+		}
 		return nil, err
+	}
+	c.wg.Add(1)
+	go c.watchReady()
+	return c, nil
+}
+
+// start opens the stores, the transport, raft and the forwarding service;
+// New undoes what was opened if it fails.
+func (c *Consensus) start(ctx context.Context) error {
+	cfg := c.cfg
+	var err error
+	if cfg.BadgerPath != "" {
+		if c.badger, err = badgerds.New(cfg.BadgerPath, nil); err != nil {
+			return fmt.Errorf("raft: open badger: %w", err)
+		}
+		c.cfg.Datastore = c.badger
+		cfg.Datastore = c.badger
+	}
+	if c.store, err = newLogStore(ctx, namespace.Wrap(cfg.Datastore, ds.NewKey("/raft"))); err != nil {
+		return err
 	}
 	c.state = pincluster.NewDatastoreState(namespace.Wrap(cfg.Datastore, ds.NewKey("/state")))
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: io.Discard, Level: hclog.Off})
 	if cfg.SnapshotDir != "" {
 		if c.snaps, err = hraft.NewFileSnapshotStoreWithLogger(cfg.SnapshotDir, 2, hlog); err != nil {
-			return nil, fmt.Errorf("raft: snapshot store: %w", err)
+			return fmt.Errorf("raft: snapshot store: %w", err)
 		}
 	} else {
 		c.snaps = hraft.NewInmemSnapshotStore()
 	}
-	layer, err := newStreamLayer(h, raftProtocol(cfg.ClusterName))
+	// hashicorp/raft panics at start when the log was compacted and no
+	// snapshot holds the entries before it (in-memory snapshots beside a
+	// persistent log): refuse with an error instead.
+	if first, _ := c.store.FirstIndex(); first > 1 {
+		snaps, err := c.snaps.List()
+		if err != nil {
+			return fmt.Errorf("raft: snapshot store: %w", err)
+		}
+		if len(snaps) == 0 {
+			return fmt.Errorf("raft: start: the log begins at index %d but no snapshot holds the entries before it (SnapshotDir %q): give a persistent datastore a SnapshotDir, or Clean this peer and add it again", first, cfg.SnapshotDir)
+		}
+	}
+	layer, err := newStreamLayer(c.h, raftProtocol(cfg.ClusterName))
 	if err != nil {
-		return nil, fmt.Errorf("raft: listen: %w", err)
+		return fmt.Errorf("raft: listen: %w", err)
 	}
 	c.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
 		ServerAddressProvider: idAddress{}, Logger: hlog, Stream: layer, MaxPool: 4, Timeout: 10 * time.Second,
 	})
 	rc := hraft.DefaultConfig()
-	rc.LocalID = hraft.ServerID(h.ID().String())
+	rc.LocalID = hraft.ServerID(c.h.ID().String())
 	rc.HeartbeatTimeout, rc.ElectionTimeout = cfg.HeartbeatTimeout, cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout, rc.CommitTimeout = cfg.LeaderLeaseTimeout, cfg.CommitTimeout
 	rc.SnapshotThreshold, rc.SnapshotInterval, rc.TrailingLogs = cfg.SnapshotThreshold, cfg.SnapshotInterval, cfg.TrailingLogs
@@ -202,31 +273,24 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Consensus, error) {
 
 	existing, err := hraft.HasExistingState(c.store, c.store, c.snaps)
 	if err != nil {
-		_ = c.trans.Close()
-		return nil, fmt.Errorf("raft: %w", err)
+		return fmt.Errorf("raft: %w", err)
 	}
 	if !existing && len(cfg.Peers) > 0 {
 		var servers []hraft.Server
 		for _, p := range cfg.Peers {
 			servers = append(servers, hraft.Server{Suffrage: hraft.Voter, ID: hraft.ServerID(p.String()), Address: hraft.ServerAddress(p.String())})
 		}
-		if !slices.Contains(cfg.Peers, h.ID()) {
-			_ = c.trans.Close()
-			return nil, fmt.Errorf("raft: config: Peers does not include this host %s", h.ID())
+		if !slices.Contains(cfg.Peers, c.h.ID()) {
+			return fmt.Errorf("raft: config: Peers does not include this host %s", c.h.ID())
 		}
 		if err := hraft.BootstrapCluster(rc, c.store, c.store, c.snaps, c.trans, hraft.Configuration{Servers: servers}); err != nil {
-			_ = c.trans.Close()
-			return nil, fmt.Errorf("raft: bootstrap: %w", err)
+			return fmt.Errorf("raft: bootstrap: %w", err)
 		}
 	}
 	if c.raft, err = hraft.NewRaft(rc, (*fsm)(c), c.store, c.store, c.snaps, c.trans); err != nil {
-		_ = c.trans.Close()
-		return nil, fmt.Errorf("raft: start: %w", err)
+		return fmt.Errorf("raft: start: %w", err)
 	}
-	h.SetStreamHandler(forwardProtocol(cfg.ClusterName), c.serveForward)
-	c.wg.Add(1)
-	go c.watchReady()
-	return c, nil
+	return c.startForward()
 }
 
 // watchReady closes ready once a leader is known and this peer has applied
@@ -267,13 +331,21 @@ func (c *Consensus) Shutdown(ctx context.Context) error {
 	}
 	c.closed = true
 	c.closeMu.Unlock()
-	c.h.RemoveStreamHandler(forwardProtocol(c.cfg.ClusterName))
 	close(c.stop)
 	done := make(chan error, 1)
 	go func() {
+		ferr := c.stopForward(ctx)
 		err := c.raft.Shutdown().Error()
+		if err == nil {
+			err = ferr
+		}
 		if cerr := c.trans.Close(); err == nil {
 			err = cerr
+		}
+		if c.badger != nil {
+			if cerr := c.badger.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("close badger: %w", cerr)
+			}
 		}
 		c.wg.Wait()
 		done <- err
@@ -382,14 +454,21 @@ func (c *Consensus) WaitForSync(ctx context.Context) error {
 }
 
 // Clean implements pincluster.Consensus: after Shutdown it removes the
-// raft log, stable store, state and snapshot files.
+// raft log, stable store, state and snapshot files (with BadgerPath, the
+// whole Badger directory).
 func (c *Consensus) Clean(ctx context.Context) error {
 	if !c.isClosed() {
 		return errors.New("raft: clean: shut down first")
 	}
-	for _, ns := range []string{"/raft", "/state"} {
-		if err := deletePrefix(ctx, c.cfg.Datastore, ns); err != nil {
-			return err
+	if c.cfg.BadgerPath != "" {
+		if err := os.RemoveAll(c.cfg.BadgerPath); err != nil {
+			return fmt.Errorf("raft: clean: %w", err)
+		}
+	} else {
+		for _, ns := range []string{"/raft", "/state"} {
+			if err := deletePrefix(ctx, c.cfg.Datastore, ns); err != nil {
+				return fmt.Errorf("raft: clean: %w", err)
+			}
 		}
 	}
 	if c.cfg.SnapshotDir != "" {
@@ -443,8 +522,10 @@ type opWire struct {
 
 // LogPin implements pincluster.Consensus: it returns once the pin is
 // committed by a majority. On a follower the call is forwarded to the
-// leader. Without a leader until ctx ends, the error wraps
-// pincluster.ErrNoLeader.
+// leader. If it is not committed when ctx ends (no leader, or a leader
+// that has lost its majority, as in a minority partition), the error wraps
+// both pincluster.ErrNoLeader and ctx.Err(). Default bound when ctx has no
+// deadline: 30s.
 func (c *Consensus) LogPin(ctx context.Context, pin pincluster.Pin) error {
 	b, err := pin.MarshalBinary()
 	if err != nil {
@@ -462,7 +543,8 @@ func (c *Consensus) LogUnpin(ctx context.Context, pin pincluster.Pin) error {
 	return c.submit(ctx, opWire{Op: opUnpin, Pin: b})
 }
 
-// AddPeer implements pincluster.Consensus: p becomes a voter.
+// AddPeer implements pincluster.Consensus: p becomes a voter. Like LogPin
+// it is forwarded to the leader and fails like it.
 func (c *Consensus) AddPeer(ctx context.Context, p peer.ID) error {
 	return c.submit(ctx, opWire{Op: opAddVoter, Peer: []byte(p)})
 }
@@ -503,18 +585,28 @@ func (c *Consensus) submit(ctx context.Context, op opWire) error {
 			}
 			lastErr = c.forward(ctx, pid, op)
 		}
-		if lastErr == nil || !retryable(lastErr) {
+		switch {
+		case lastErr == nil, errors.Is(lastErr, pincluster.ErrClosed):
+			return lastErr
+		case ctx.Err() != nil:
+			return notCommitted(ctx, lastErr)
+		case !retryable(lastErr):
 			return lastErr
 		}
 		select {
 		case <-ctx.Done():
-			if errors.Is(lastErr, pincluster.ErrNoLeader) {
-				return fmt.Errorf("raft: not committed: %w (%w)", pincluster.ErrNoLeader, ctx.Err())
-			}
-			return fmt.Errorf("raft: not committed: %w (last attempt: %v)", ctx.Err(), lastErr)
+			return notCommitted(ctx, lastErr)
 		case <-retry.C:
 		}
 	}
+}
+
+// notCommitted is the error of an operation that was not acknowledged as
+// committed before ctx ended, whatever the last attempt ran into (no
+// leader, a stale leader without a quorum, a forward in flight): it wraps
+// pincluster.ErrNoLeader and ctx.Err().
+func notCommitted(ctx context.Context, lastErr error) error {
+	return fmt.Errorf("raft: not committed: %w: %w (last attempt: %v)", pincluster.ErrNoLeader, ctx.Err(), lastErr)
 }
 
 // errRetry marks failures that a new attempt may overcome.
@@ -628,9 +720,13 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	c := (*Consensus)(f)
 	ctx := context.Background()
 	if err := deletePrefix(ctx, c.cfg.Datastore, "/state"); err != nil {
-		return err
+		return fmt.Errorf("raft: restore: %w", err)
 	}
-	return c.state.Import(ctx, rc)
+	if err := c.state.Import(ctx, rc); err != nil {
+		return fmt.Errorf("raft: restore: %w", err)
+	}
+	c.restores.Add(1)
+	return nil
 }
 
 type snapshot struct{ data []byte }

@@ -1,17 +1,21 @@
 package raft
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	cid "github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
+	dsq "github.com/ipfs/go-datastore/query"
 	dssync "github.com/ipfs/go-datastore/sync"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	host "github.com/libp2p/go-libp2p/core/host"
@@ -21,6 +25,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pincluster/pincluster"
+	"github.com/pincluster/pincluster/internal/rpc"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -53,9 +58,10 @@ type testNet struct {
 	ids   []peer.ID
 	dss   []ds.Batching
 	cons  []*Consensus
+	tune  func(*Config) // applied to every peer's Config, if not nil
 }
 
-func newTestNet(t *testing.T, n int, mkds func(i int) ds.Batching) *testNet {
+func newTestNet(t *testing.T, n int, mkds func(i int) ds.Batching, tune ...func(*Config)) *testNet {
 	t.Helper()
 	mn, err := mocknet.FullMeshLinked(n)
 	if err != nil {
@@ -65,6 +71,9 @@ func newTestNet(t *testing.T, n int, mkds func(i int) ds.Batching) *testNet {
 		t.Fatal(err)
 	}
 	tn := &testNet{t: t, mn: mn, hosts: mn.Hosts()}
+	for _, f := range tune {
+		tn.tune = f
+	}
 	for _, h := range tn.hosts {
 		tn.ids = append(tn.ids, h.ID())
 	}
@@ -92,11 +101,15 @@ func newTestNet(t *testing.T, n int, mkds func(i int) ds.Batching) *testNet {
 
 func (tn *testNet) start(i int, peers []peer.ID) {
 	tn.t.Helper()
-	c, err := New(context.Background(), tn.hosts[i], Config{
+	cfg := Config{
 		Peers: peers, Datastore: tn.dss[i],
 		HeartbeatTimeout: heartbeat, ElectionTimeout: election,
 		LeaderLeaseTimeout: heartbeat / 2, CommitTimeout: 10 * time.Millisecond,
-	})
+	}
+	if tn.tune != nil {
+		tn.tune(&cfg)
+	}
+	c, err := New(context.Background(), tn.hosts[i], cfg)
 	if err != nil {
 		tn.t.Fatal(err)
 	}
@@ -136,6 +149,18 @@ func (tn *testNet) leader(timeout time.Duration, among ...int) int {
 	}
 	tn.t.Fatalf("no leader within %v", timeout)
 	return -1
+}
+
+// waitDisconnected waits until neither a nor b has a connection to the other.
+func (tn *testNet) waitDisconnected(a, b int, timeout time.Duration) {
+	tn.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for len(tn.hosts[a].Network().ConnsToPeer(tn.ids[b]))+len(tn.hosts[b].Network().ConnsToPeer(tn.ids[a])) > 0 {
+		if time.Now().After(deadline) {
+			tn.t.Fatalf("peers %d and %d still connected after %v", a, b, timeout)
+		}
+		time.Sleep(5 * time.Millisecond) // polling mocknet: no event to wait on
+	}
 }
 
 func countPins(t *testing.T, c *Consensus) int {
@@ -252,6 +277,15 @@ func TestLeaderFailover(t *testing.T) {
 
 func TestMinorityCannotCommit(t *testing.T) {
 	tn := newTestNet(t, 5, nil)
+	// Commit one pin everywhere first: the leader's replication streams
+	// are then open, so the partition below cuts them all (a stream opened
+	// while mocknet tears a connection down can survive it).
+	pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer pcancel()
+	if err := tn.cons[tn.leader(5*time.Second)].LogPin(pctx, testPin(t, 0)); err != nil {
+		t.Fatal(err)
+	}
+	tn.waitPins(1, 10*time.Second)
 	l := tn.leader(5 * time.Second)
 	// Minority: the leader and one follower; majority: the other three.
 	minority := []int{l, (l + 1) % 5}
@@ -266,20 +300,42 @@ func TestMinorityCannotCommit(t *testing.T) {
 			if err := tn.mn.UnlinkPeers(tn.ids[a], tn.ids[b]); err != nil {
 				t.Fatal(err)
 			}
-			_ = tn.mn.DisconnectPeers(tn.ids[a], tn.ids[b])
+			if err := tn.mn.DisconnectPeers(tn.ids[a], tn.ids[b]); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	err := tn.cons[minority[1]].LogPin(ctx, testPin(t, 1))
-	cancel()
-	if !errors.Is(err, pincluster.ErrNoLeader) && !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("minority LogPin = %v, want ErrNoLeader or deadline", err)
+	// mocknet closes the remote end of a connection asynchronously: the
+	// partition holds once neither side sees a connection.
+	for _, a := range minority {
+		for _, b := range majority {
+			tn.waitDisconnected(a, b, 5*time.Second)
+		}
 	}
-	if err == nil {
-		t.Fatal("minority committed a pin")
+	// Both minority peers try at once: the old leader (still leader until
+	// its lease runs out, so the attempt meets a stale leader) with a short
+	// deadline, its follower with a longer one (it ends with no leader).
+	// Every outcome must be the typed error, wrapping the deadline too.
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for k, timeout := range []time.Duration{20 * time.Millisecond, 2 * time.Second} {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			errs[k] = tn.cons[minority[k]].LogPin(ctx, testPin(t, 1+k))
+		})
+	}
+	wg.Wait()
+	for k, err := range errs {
+		if err == nil {
+			t.Fatalf("minority peer %d committed a pin", minority[k])
+		}
+		if !errors.Is(err, pincluster.ErrNoLeader) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("minority peer %d: LogPin = %v, want an error wrapping both ErrNoLeader and DeadlineExceeded", minority[k], err)
+		}
 	}
 	nl := tn.leader(5*time.Second, majority...)
-	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for j := 100; j < 110; j++ {
 		if err := tn.cons[nl].LogPin(ctx, testPin(t, j)); err != nil {
@@ -296,19 +352,23 @@ func TestMinorityCannotCommit(t *testing.T) {
 			}
 		}
 	}
-	// After the heal every peer holds exactly the majority's 10 pins: the
-	// minority's attempt was never committed.
-	tn.waitPins(10, 15*time.Second)
+	// After the heal every peer holds exactly the first pin and the
+	// majority's 10: the minority's attempts were never committed.
+	tn.waitPins(11, 15*time.Second)
 	for _, c := range tn.cons {
 		st, _ := c.State(ctx)
-		if ok, _ := st.Has(ctx, testCid(t, 1)); ok {
-			t.Fatal("the minority's uncommitted pin appeared")
+		for j := 1; j <= 2; j++ {
+			if ok, err := st.Has(ctx, testCid(t, j)); err != nil || ok {
+				t.Fatalf("the minority's uncommitted pin %d: Has = %v, %v", j, ok, err)
+			}
 		}
 	}
 }
 
 func TestSnapshotRestoreAndRejoin(t *testing.T) {
+	const trailing = 64
 	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	snapDirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	stores := make([]*pebbleds.Datastore, 3)
 	t.Cleanup(func() { // registered first, so it runs after the peers stop
 		for _, d := range stores {
@@ -324,71 +384,429 @@ func TestSnapshotRestoreAndRejoin(t *testing.T) {
 		}
 		stores[i] = d
 		return d
+	}, func(c *Config) {
+		for i, d := range stores {
+			if c.Datastore == ds.Batching(d) {
+				c.SnapshotDir = snapDirs[i]
+			}
+		}
+		// Snapshots only when asked (the interval outlasts the test); a
+		// compacted log keeps 64 entries, so a follower more than 64
+		// entries behind needs the leader's snapshot.
+		c.TrailingLogs, c.SnapshotThreshold = trailing, 1024
 	})
 	l := tn.leader(5 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	const n = 10000
-	var wg sync.WaitGroup
-	errs := make(chan error, 1)
-	for w := range 32 {
-		wg.Go(func() {
-			for j := w; j < n; j += 32 {
-				if err := tn.cons[l].LogPin(ctx, testPin(t, j)); err != nil {
-					select {
-					case errs <- err:
-					default:
+	logPins := func(from, to int) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make(chan error, 1)
+		for w := range 32 {
+			wg.Go(func() {
+				for j := from + w; j < to; j += 32 {
+					if err := tn.cons[l].LogPin(ctx, testPin(t, j)); err != nil {
+						select {
+						case errs <- err:
+						default:
+						}
+						return
 					}
-					return
 				}
-			}
-		})
+			})
+		}
+		wg.Wait()
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		default:
+		}
 	}
-	wg.Wait()
-	select {
-	case err := <-errs:
-		t.Fatal(err)
-	default:
-	}
+	const n, extra = 10000, 4 * trailing
+	logPins(0, n)
 	tn.waitPins(n, 30*time.Second)
-	// Snapshot every peer, then restart a follower from its datastore.
+	// Snapshot every peer, stop a follower, then let the leader move on
+	// by more than TrailingLogs entries and compact its log.
 	for _, c := range tn.cons {
 		if err := c.raft.Snapshot().Error(); err != nil {
 			t.Fatalf("snapshot: %v", err)
 		}
 	}
 	f := (l + 1) % 3
+	ownSnap := tn.cons[f].raft.Stats()["last_snapshot_index"]
 	tn.stop(f)
-	if err := tn.cons[l].LogPin(ctx, testPin(t, n)); err != nil {
-		t.Fatal(err)
+	logPins(n, n+extra)
+	if err := tn.cons[l].raft.Snapshot().Error(); err != nil {
+		t.Fatalf("leader snapshot: %v", err)
 	}
-	tn.start(f, nil)
-	tn.waitPins(n+1, 30*time.Second)
-
-	// Restore: an FSM fed the leader's snapshot holds the same pins.
-	snap, err := (*fsm)(tn.cons[l]).Snapshot()
+	first, err := tn.cons[l].store.FirstIndex()
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh := &Consensus{cfg: Config{Datastore: dssync.MutexWrap(ds.NewMapDatastore())}}
-	fresh.state = pincluster.NewDatastoreState(fresh.cfg.Datastore)
-	sink := &memSink{}
-	if err := snap.Persist(sink); err != nil {
+	last, err := tn.cons[l].store.LastIndex()
+	if err != nil || last-first+1 > trailing+1 {
+		t.Fatalf("leader log [%d, %d], %v: not compacted to %d entries", first, last, err, trailing)
+	}
+
+	// The follower restarts from its datastore; its log ends before the
+	// leader's first entry, so only an InstallSnapshot can catch it up.
+	tn.start(f, nil)
+	atStart := tn.cons[f].restores.Load() // its own snapshot, restored by New
+	if fl, err := tn.cons[f].store.LastIndex(); err != nil || fl+1 >= first {
+		t.Fatalf("restarted follower's last index %d, %v: not behind the leader's first %d", fl, err, first)
+	}
+	tn.waitPins(n+extra, 30*time.Second)
+	if err := tn.cons[f].WaitForSync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := (*fsm)(fresh).Restore(sink.reader()); err != nil {
-		t.Fatal(err)
+	if got := tn.cons[f].restores.Load(); got <= atStart {
+		t.Fatalf("the restarted follower caught up without installing the leader's snapshot (%d restores, %d at start)", got, atStart)
 	}
-	if got := countPins(t, &Consensus{state: fresh.state}); got != n+1 {
-		t.Fatalf("restored state has %d pins, want %d", got, n+1)
+	si, err := strconv.ParseUint(tn.cons[f].raft.Stats()["last_snapshot_index"], 10, 64)
+	if own, _ := strconv.ParseUint(ownSnap, 10, 64); err != nil || si < first-1 || si <= own {
+		t.Fatalf("follower last_snapshot_index %d (%v), own snapshot before stop %s, leader's log starts at %d", si, err, ownSnap, first)
+	}
+	// Equal state: every pin of the leader, with its content, on the follower.
+	lst, _ := tn.cons[l].State(ctx)
+	fst, _ := tn.cons[f].State(ctx)
+	for p, err := range lst.List(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := fst.Get(ctx, p.Cid)
+		if err != nil {
+			t.Fatalf("follower: %v: %v", p.Cid, err)
+		}
+		if !got.Equal(p) {
+			t.Fatalf("follower holds %+v, leader %+v", got, p)
+		}
 	}
 }
 
-// memSink is an in-memory raft.SnapshotSink.
-type memSink struct{ buf []byte }
+func TestForwardOnlyFromVoters(t *testing.T) {
+	tn := newTestNet(t, 3, nil)
+	l := tn.leader(5 * time.Second)
+	outsider, err := tn.mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.mn.ConnectPeers(outsider.ID(), tn.ids[l]); err != nil {
+		t.Fatal(err)
+	}
+	cli, err := rpc.NewClient(outsider, rpc.Config{Name: forwardName("default"), Errors: forwardErrors}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	defer func() { _ = cli.Close(ctx) }()
+	b, err := testPin(t, 1).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = rpc.Call[opWire, struct{}](ctx, cli, tn.ids[l], methodApply, opWire{Op: opPin, Pin: b})
+	if !errors.Is(err, rpc.ErrPermission) {
+		t.Fatalf("Raft.Apply from a non-voter = %v, want rpc.ErrPermission", err)
+	}
+	if n := countPins(t, tn.cons[l]); n != 0 {
+		t.Fatalf("the leader holds %d pins after a refused forward", n)
+	}
+	// A voter's forward commits.
+	f := (l + 1) % 3
+	if err := tn.cons[f].LogPin(ctx, testPin(t, 2)); err != nil {
+		t.Fatal(err)
+	}
+	tn.waitPins(1, 5*time.Second)
+}
 
-func (s *memSink) Write(p []byte) (int, error) { s.buf = append(s.buf, p...); return len(p), nil }
-func (s *memSink) Close() error                { return nil }
-func (s *memSink) ID() string                  { return "mem" }
-func (s *memSink) Cancel() error               { return nil }
-func (s *memSink) reader() io.ReadCloser       { return io.NopCloser(bytes.NewReader(s.buf)) }
+// soloConfig is the Config of a one-voter test consensus.
+func soloConfig(peers []peer.ID) Config {
+	return Config{
+		Peers: peers, HeartbeatTimeout: heartbeat, ElectionTimeout: election,
+		LeaderLeaseTimeout: heartbeat / 2, CommitTimeout: 10 * time.Millisecond,
+	}
+}
+
+// waitLeaderSelf waits until c is the leader.
+func waitLeaderSelf(t *testing.T, c *Consensus, self peer.ID, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if l, err := c.Leader(context.Background()); err == nil && l == self {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not become leader within %v", self, timeout)
+		}
+		time.Sleep(10 * time.Millisecond) // polling raft state: no event to wait on
+	}
+}
+
+func soloHost(t *testing.T) host.Host {
+	t.Helper()
+	mn := mocknet.New()
+	t.Cleanup(func() { _ = mn.Close() })
+	h, err := mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestBadgerPathRestartKeepsLog(t *testing.T) {
+	h := soloHost(t)
+	dir := t.TempDir() + "/raft"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	cfg := soloConfig([]peer.ID{h.ID()})
+	cfg.BadgerPath = dir
+	c, err := New(ctx, h, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLeaderSelf(t, c, h.ID(), 5*time.Second)
+	for j := range 5 {
+		if err := c.LogPin(ctx, testPin(t, j)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last, err := c.store.LastIndex()
+	if err != nil || last < 6 { // bootstrap configuration, no-op, 5 pins
+		t.Fatalf("last index %d, %v: want at least 6", last, err)
+	}
+	if err := c.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restarted with no Peers: without the kept log it would have no
+	// configuration and never lead.
+	cfg = soloConfig(nil)
+	cfg.BadgerPath = dir
+	c, err = New(ctx, h, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.store.LastIndex(); err != nil || got < last {
+		t.Fatalf("after restart last index %d, %v: want at least %d", got, err, last)
+	}
+	waitLeaderSelf(t, c, h.ID(), 5*time.Second)
+	if err := c.WaitForSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := countPins(t, c); n != 5 {
+		t.Fatalf("after restart %d pins, want 5", n)
+	}
+	if err := c.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Clean(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("after Clean, stat %s: %v; want not exist", dir, err)
+	}
+}
+
+func TestConfigDatastoreAndBadgerPath(t *testing.T) {
+	h := soloHost(t)
+	cfg := soloConfig([]peer.ID{h.ID()})
+	cfg.Datastore = dssync.MutexWrap(ds.NewMapDatastore())
+	cfg.BadgerPath = t.TempDir()
+	c, err := New(context.Background(), h, cfg)
+	if err == nil {
+		_ = c.Shutdown(context.Background())
+		t.Fatal("New accepted both Datastore and BadgerPath")
+	}
+	if !strings.Contains(err.Error(), "Datastore") || !strings.Contains(err.Error(), "BadgerPath") {
+		t.Fatalf("error %q does not name both Datastore and BadgerPath", err)
+	}
+}
+
+// waitPeers waits until every running peer lists exactly want as voters.
+func (tn *testNet) waitPeers(want []peer.ID, timeout time.Duration) {
+	tn.t.Helper()
+	want = slices.Clone(want)
+	slices.Sort(want)
+	deadline := time.Now().Add(timeout)
+	for {
+		ok := true
+		for i, c := range tn.cons {
+			if c == nil {
+				continue
+			}
+			got, err := c.Peers(context.Background())
+			slices.Sort(got)
+			if err != nil || !slices.Equal(got, want) {
+				ok = false
+				if time.Now().After(deadline) {
+					tn.t.Fatalf("peer %d: Peers = %v, %v; want %v", i, got, err, want)
+				}
+			}
+		}
+		if ok {
+			return
+		}
+		time.Sleep(10 * time.Millisecond) // polling raft state: no event to wait on
+	}
+}
+
+func TestAddPeerRmPeer(t *testing.T) {
+	tn := newTestNet(t, 3, nil)
+	l := tn.leader(5 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := tn.cons[l].LogPin(ctx, testPin(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	// A fourth peer starts with no Peers and is added through a follower
+	// (the call is forwarded to the leader).
+	h, err := tn.mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.mn.ConnectAllButSelf(); err != nil {
+		t.Fatal(err)
+	}
+	tn.hosts, tn.ids = append(tn.hosts, h), append(tn.ids, h.ID())
+	tn.dss, tn.cons = append(tn.dss, dssync.MutexWrap(ds.NewMapDatastore())), append(tn.cons, nil)
+	tn.start(3, nil)
+	if err := tn.cons[(l+1)%3].AddPeer(ctx, h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	tn.waitPeers(tn.ids, 10*time.Second)
+	tn.waitPins(1, 10*time.Second) // the new voter received the log
+	if err := tn.cons[3].LogPin(ctx, testPin(t, 2)); err != nil {
+		t.Fatalf("LogPin on the new voter: %v", err)
+	}
+	tn.waitPins(2, 10*time.Second)
+
+	// Removing it (through itself, forwarded) leaves the three voters.
+	if err := tn.cons[3].RmPeer(ctx, h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	removed := tn.cons[3]
+	tn.cons[3] = nil // waitPeers and waitPins skip it: it no longer follows
+	tn.waitPeers(tn.ids[:3], 10*time.Second)
+	if err := tn.cons[l].LogPin(ctx, testPin(t, 3)); err != nil {
+		t.Fatal(err)
+	}
+	tn.waitPins(3, 10*time.Second)
+	if tn.cons[l].isVoter(h.ID()) {
+		t.Fatal("the leader still counts the removed peer as a voter")
+	}
+	if err := removed.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClean(t *testing.T) {
+	h := soloHost(t)
+	d := dssync.MutexWrap(ds.NewMapDatastore())
+	other := ds.NewKey("/other/key") // not the consensus' data: Clean keeps it
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Put(ctx, other, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := soloConfig([]peer.ID{h.ID()})
+	cfg.Datastore, cfg.SnapshotDir = d, t.TempDir()+"/snaps"
+	c, err := New(ctx, h, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLeaderSelf(t, c, h.ID(), 5*time.Second)
+	if err := c.LogPin(ctx, testPin(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Clean(ctx); err == nil {
+		t.Fatal("Clean before Shutdown succeeded")
+	}
+	if err := c.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	count := func(prefix string) int {
+		res, err := d.Query(ctx, dsq.Query{Prefix: prefix, KeysOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := res.Rest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(all)
+	}
+	if count("/raft") == 0 || count("/state") == 0 {
+		t.Fatal("no raft data to clean: the test proves nothing")
+	}
+	if err := c.Clean(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, m := count("/raft"), count("/state"); n+m != 0 {
+		t.Fatalf("after Clean %d raft and %d state keys remain", n, m)
+	}
+	if ok, err := d.Has(ctx, other); err != nil || !ok {
+		t.Fatalf("Clean removed a key it does not own: %v, %v", ok, err)
+	}
+	if _, err := os.Stat(cfg.SnapshotDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("after Clean, stat %s: %v; want not exist", cfg.SnapshotDir, err)
+	}
+	// A new consensus on the cleaned datastore starts from nothing.
+	cfg = soloConfig(nil)
+	cfg.Datastore = d
+	c, err = New(ctx, h, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Shutdown(ctx) }()
+	if last, err := c.store.LastIndex(); err != nil || last != 0 {
+		t.Fatalf("after Clean the log ends at %d, %v; want empty", last, err)
+	}
+}
+
+func TestRestartCompactedLogWithoutSnapshotsFails(t *testing.T) {
+	h := soloHost(t)
+	d := dssync.MutexWrap(ds.NewMapDatastore())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg := soloConfig([]peer.ID{h.ID()})
+	cfg.Datastore, cfg.TrailingLogs = d, 2
+	c, err := New(ctx, h, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLeaderSelf(t, c, h.ID(), 5*time.Second)
+	for j := range 10 {
+		if err := c.LogPin(ctx, testPin(t, j)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := c.store.FirstIndex(); first <= 1 {
+		t.Fatalf("log not compacted (first index %d)", first)
+	}
+	if err := c.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The in-memory snapshot is gone: New must refuse, not panic.
+	cfg.Peers = nil
+	c, err = New(ctx, h, cfg)
+	if err == nil {
+		_ = c.Shutdown(ctx)
+		t.Fatal("New restarted a compacted log without its snapshot")
+	}
+	if !strings.Contains(err.Error(), "SnapshotDir") {
+		t.Fatalf("error %q does not point at SnapshotDir", err)
+	}
+}

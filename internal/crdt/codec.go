@@ -52,10 +52,25 @@ type Limits struct {
 	MaxLinks     int // links of one delta, heads of one message
 	MaxKeySize   int
 	MaxValueSize int
+	// ValidateValue, if not nil, is called for every put of a delta (and
+	// every live element of a snapshot chunk); an error rejects the whole
+	// block. See Config.ValidateValue.
+	ValidateValue func(key string, value []byte) error
 }
 
 func (c Config) limits() Limits {
-	return Limits{MaxBlockSize: c.MaxBlockSize, MaxLinks: c.MaxLinks, MaxKeySize: c.MaxKeySize, MaxValueSize: c.MaxValueSize}
+	return Limits{MaxBlockSize: c.MaxBlockSize, MaxLinks: c.MaxLinks, MaxKeySize: c.MaxKeySize, MaxValueSize: c.MaxValueSize, ValidateValue: c.ValidateValue}
+}
+
+// validateValue runs lim.ValidateValue, if any, on one put.
+func (lim Limits) validateValue(key string, value []byte) error {
+	if lim.ValidateValue == nil {
+		return nil
+	}
+	if err := lim.ValidateValue(key, value); err != nil {
+		return fmt.Errorf("%w: key %q: %w", ErrInvalidValue, truncate(key), err)
+	}
+	return nil
 }
 
 // wire types (dag-cbor). Map keys are single letters; canonical (length
@@ -204,7 +219,8 @@ func verifyBlock(c cid.Cid, raw []byte) error {
 // wraps ErrInvalidDelta. It checks the schema, the version, the limits,
 // that keys are unique in Puts and in Removes, that links are unique, and
 // that the priority is consistent with having links (>= 2 with links,
-// exactly 1 without).
+// exactly 1 without), and that lim.ValidateValue (if set) accepts every
+// put's value (its error is then wrapped too, with ErrInvalidValue).
 func DecodeDelta(raw []byte, lim Limits) (*Delta, error) {
 	if lim.MaxBlockSize > 0 && len(raw) > lim.MaxBlockSize {
 		return nil, fmt.Errorf("%w: block of %d bytes exceeds %d", ErrInvalidDelta, len(raw), lim.MaxBlockSize)
@@ -253,6 +269,9 @@ func DecodeDelta(raw []byte, lim Limits) (*Delta, error) {
 		v := kv.V
 		if v == nil {
 			v = []byte{}
+		}
+		if err := lim.validateValue(kv.K, v); err != nil {
+			return nil, fmt.Errorf("%w: put: %w", ErrInvalidDelta, err)
 		}
 		d.Puts = append(d.Puts, KV{Key: kv.K, Value: v})
 	}

@@ -130,8 +130,9 @@ type Config struct {
 	SnapshotCatchUp bool
 
 	// SnapshotWait is how long a fresh replica with SnapshotCatchUp waits
-	// for a snapshot announcement before replaying the history instead.
-	// Default: 3 s.
+	// for a snapshot announcement before replaying the history instead
+	// (it stops waiting early when a trusted peer's heads arrive without
+	// an announcement). Default: 3 s.
 	SnapshotWait time.Duration
 
 	// SnapshotWorkers is how many snapshot chunks are fetched and loaded
@@ -160,6 +161,19 @@ type Config struct {
 
 	// CompactInterval is how often compaction is considered. Default 10 s.
 	CompactInterval time.Duration
+
+	// ValidateValue, if not nil, checks every value put under a key: a
+	// local Put or Batch.Put whose value it rejects returns its error
+	// (wrapped with ErrInvalidValue) and writes nothing; a received delta
+	// holding a put it rejects is rejected as a whole at decode time, like
+	// any invalid delta (a log line, Stats.RejectedNodes, nothing of it
+	// applied, not walked further), and so is a snapshot chunk holding
+	// such a value (the snapshot is then invalid). key is the key as
+	// given to this Datastore, in ds.Key string form ("/a/b"). It is
+	// called concurrently, must not block nor write to the Datastore, and
+	// should be deterministic: replicas whose hooks disagree diverge.
+	// Deletes are not checked. Default nil: every value is accepted.
+	ValidateValue func(key string, value []byte) error
 
 	// SnapshotHook, if not nil, is called after this replica has
 	// produced a snapshot (info.From empty) or finished loading one. When

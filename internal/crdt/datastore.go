@@ -218,7 +218,8 @@ func (s *Datastore) Query(ctx context.Context, q dsq.Query) (dsq.Results, error)
 
 // Put sets key to value. It returns once the delta holding it is stored in
 // the DAG, applied to the local state and synced; it is then broadcast.
-// It returns ErrValueTooLarge, ErrInvalidKey or ErrClosed. If ctx ends
+// It returns ErrValueTooLarge, ErrInvalidKey, ErrInvalidValue (wrapping
+// the error of Config.ValidateValue) or ErrClosed. If ctx ends
 // first, the write may still be committed.
 func (s *Datastore) Put(ctx context.Context, key ds.Key, value []byte) error {
 	o := op{key: key.String(), value: append([]byte{}, value...)}
@@ -244,6 +245,9 @@ func (s *Datastore) checkOp(o op) error {
 	}
 	if len(o.key) > s.cfg.MaxKeySize || len(o.value) > s.cfg.MaxValueSize {
 		return ErrValueTooLarge
+	}
+	if !o.del {
+		return s.cfg.limits().validateValue(o.key, o.value)
 	}
 	return nil
 }

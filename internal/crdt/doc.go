@@ -58,8 +58,10 @@
 // Checks on received data: a broadcast with more than MaxHeadsPerBroadcast
 // heads or malformed is ignored (Stats.IgnoredBroadcasts). A block larger
 // than MaxBlockSize, not decodable, with more than MaxLinks links, a key
-// or value over the limits, duplicate keys or links, or a bad priority is
-// rejected (Stats.RejectedNodes, a log line) and not walked further.
+// or value over the limits, a value Config.ValidateValue refuses (the
+// owner's check of the value's content; a local Put of such a value fails
+// with ErrInvalidValue), duplicate keys or links, or a bad priority is
+// rejected whole (Stats.RejectedNodes, a log line) and not walked further.
 // Priority rules: without links it must be 1; it must be below the
 // priority of the node that linked to it; above every linked node already
 // known, and exactly 1 + the highest when all are known; and a head
@@ -144,8 +146,10 @@
 // interrupted (Close, crash) resumes on the next New from the markers:
 // only the root and the chunks not yet committed are fetched again. A
 // snapshot that turns out invalid is wiped and the replica replays the
-// history instead. Without an announcement within SnapshotWait, it
-// replays the history. A replica that already has state does not load
+// history instead. Without an announcement within SnapshotWait, or as soon
+// as a trusted peer broadcasts heads without announcing a snapshot before
+// them (replicas send their announcement first, so that peer has history
+// and knows no snapshot), it replays the history. A replica that already has state does not load
 // snapshots (merging a snapshot into a non-empty state is not
 // implemented): a long-offline replica replays what it missed, or, when
 // the history it needs was compacted, must be emptied and rejoin.

@@ -16,6 +16,11 @@ var ErrClosed = errors.New("crdt: closed")
 // than Config.MaxValueSize, or a key longer than Config.MaxKeySize.
 var ErrValueTooLarge = errors.New("crdt: value or key too large")
 
+// ErrInvalidValue is wrapped, together with the hook's own error, when
+// Config.ValidateValue rejects a value: returned by Put and Batch.Put, and
+// found (with ErrInvalidDelta) in the log line of a rejected delta.
+var ErrInvalidValue = errors.New("crdt: invalid value")
+
 // ErrInvalidDelta is wrapped by DecodeDelta (and logged and counted by the
 // Datastore) when a block is not a valid delta: bad CBOR, wrong schema,
 // limits exceeded, duplicate keys or links, bad priority.

@@ -76,11 +76,13 @@ func (h httpDAG) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 func (h httpDAG) Put(context.Context, cid.Cid, []byte) error { return nil }
 
 // httpBroadcaster relays the parent's announcement and heads: Next
-// returns them alternately, one every 100 ms. Broadcast discards.
+// returns them alternately (only the heads with headsOnly), one every
+// 100 ms. Broadcast discards.
 type httpBroadcaster struct {
-	url string
-	cl  *http.Client
-	n   int
+	url       string
+	cl        *http.Client
+	n         int
+	headsOnly bool
 }
 
 func (h *httpBroadcaster) Broadcast(context.Context, []byte) error { return nil }
@@ -94,7 +96,7 @@ func (h *httpBroadcaster) Next(ctx context.Context) (crdt.Message, error) {
 	case <-t.C:
 	}
 	path := "/heads"
-	if h.n%2 == 0 {
+	if h.n%2 == 0 && !h.headsOnly {
 		path = "/ann"
 	}
 	h.n++

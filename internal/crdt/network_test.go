@@ -81,14 +81,6 @@ func TestFivePeersConverge(t *testing.T) {
 	for _, r := range c.rs {
 		checkHeadHygiene(t, c, r)
 	}
-	// Links per node <= number of writers (checked on every node of p0).
-	maxLinks := 0
-	for a := range ancestorsOf(t, c.net.DAG("p0"), c.rs[0].Heads()[0]) {
-		raw, _ := c.net.DAG("p0").Get(context.Background(), a)
-		d, _ := crdt.DecodeDelta(raw, crdt.Limits{})
-		maxLinks = max(maxLinks, len(d.Links))
-	}
-	t.Logf("max links per node: %d", maxLinks)
 	require.NoError(t, c.rs[2].Put(context.Background(), key(-1), []byte("last")))
 	waitFor(t, 10*time.Second, "one head everywhere", func() bool {
 		for _, r := range c.rs {
@@ -104,6 +96,93 @@ func TestFivePeersConverge(t *testing.T) {
 	}
 	for _, r := range c.rs {
 		require.Equal(t, total, r.Stats().DAGNodes, "every peer holds every delta exactly once")
+	}
+	// Links per node <= number of concurrent writers (T11), on every node
+	// (the single head's ancestors are the whole DAG). A peer's deltas
+	// form a chain (each descends from the previous one), so the heads a
+	// delta supersedes that are not ancestors of one another are at most
+	// one per writing peer. A delta may also link to a stale head: a node
+	// whose child a walk in progress had not reached yet (it is then an
+	// ancestor of another link of the same delta); those redundant links
+	// are bounded by MaxLinks only, and counted here.
+	links := dagLinks(t, c.net.DAG("p0"), c.rs[0].Heads()[0])
+	require.EqualValues(t, total, len(links), "the head's ancestors are every delta")
+	maxLinks, maxIndep, redundant := 0, 0, 0
+	anc := ancestorSets(links)
+	for _, ls := range links {
+		indep := 0
+		for _, l := range ls {
+			covered := false
+			for _, m := range ls {
+				if m != l && anc(m, l) {
+					covered = true
+					break
+				}
+			}
+			if !covered {
+				indep++
+			}
+		}
+		maxLinks, maxIndep = max(maxLinks, len(ls)), max(maxIndep, indep)
+		redundant += len(ls) - indep
+	}
+	t.Logf("%d nodes: max links per node %d, max independent links %d, %d redundant links (to stale heads)", len(links), maxLinks, maxIndep, redundant)
+	require.LessOrEqual(t, maxIndep, len(c.rs), "independent links per node <= number of concurrent writers")
+	require.LessOrEqual(t, maxLinks, crdt.DefaultMaxLinks)
+}
+
+// dagLinks returns the links of head and of each of its ancestors.
+func dagLinks(t *testing.T, dag crdt.DAG, head cid.Cid) map[cid.Cid][]cid.Cid {
+	out := map[cid.Cid][]cid.Cid{}
+	stack := []cid.Cid{head}
+	for len(stack) > 0 {
+		x := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if _, ok := out[x]; ok {
+			continue
+		}
+		raw, err := dag.Get(context.Background(), x)
+		require.NoError(t, err)
+		d, err := crdt.DecodeDelta(raw, crdt.Limits{})
+		require.NoError(t, err)
+		out[x] = d.Links
+		stack = append(stack, d.Links...)
+	}
+	return out
+}
+
+// ancestorSets returns a predicate: anc(a, b) reports whether b is a
+// strict ancestor of a (bit sets, one per node of links).
+func ancestorSets(links map[cid.Cid][]cid.Cid) func(a, b cid.Cid) bool {
+	idx := make(map[cid.Cid]int, len(links))
+	for c := range links {
+		idx[c] = len(idx)
+	}
+	words := (len(idx) + 63) / 64
+	sets := make([][]uint64, len(idx))
+	var walk func(c cid.Cid) []uint64
+	walk = func(c cid.Cid) []uint64 {
+		i := idx[c]
+		if sets[i] != nil {
+			return sets[i]
+		}
+		a := make([]uint64, words)
+		for _, l := range links[c] {
+			j := idx[l]
+			a[j/64] |= 1 << (j % 64)
+			for w, bits := range walk(l) {
+				a[w] |= bits
+			}
+		}
+		sets[i] = a
+		return a
+	}
+	for c := range links {
+		walk(c)
+	}
+	return func(a, b cid.Cid) bool {
+		j := idx[b]
+		return sets[idx[a]][j/64]&(1<<(j%64)) != 0
 	}
 }
 

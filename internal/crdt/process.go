@@ -413,7 +413,12 @@ func (s *Datastore) receiveLoop(ctx context.Context) {
 		}
 		if s.snap.joining.Load() {
 			// Joining from a snapshot: the heads come again with the next
-			// rebroadcast, once the snapshot is loaded.
+			// rebroadcast, once the snapshot is loaded. Heads from a
+			// trusted peer that announced no snapshot before them end the
+			// wait for one.
+			if s.cfg.TrustSnapshot == nil || s.cfg.TrustSnapshot(msg.From) {
+				s.snap.signalNoSnap(msg.From)
+			}
 			continue
 		}
 		heads, err := DecodeMessage(msg.Data, s.cfg.MaxHeadsPerBroadcast)

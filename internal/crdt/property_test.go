@@ -3,6 +3,7 @@ package crdt_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	cid "github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
+	dsq "github.com/ipfs/go-datastore/query"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pincluster/pincluster/internal/crdt"
@@ -112,15 +114,30 @@ func runProperty(t *testing.T, seed int64) bool {
 	want := evalModel(nodes, byCid)
 	ok := true
 	for i, r := range c.rs {
+		// The whole visible contents (a Query, so that a key the model
+		// does not have would show), then Get of every key written.
 		got := map[string]string{}
-		for k := range want {
-			_ = k
+		res, err := r.Query(ctx, dsq.Query{})
+		require.NoError(t, err)
+		es, err := res.Rest()
+		require.NoError(t, err)
+		for _, e := range es {
+			got[e.Key] = string(e.Value)
 		}
 		for j := range 5 {
 			k := fmt.Sprintf("/c%d", j)
 			v, err := r.Get(ctx, ds.NewKey(k))
-			if err == nil {
-				got[k] = string(v)
+			switch {
+			case err == nil && got[k] != string(v):
+				t.Errorf("seed %d replica %d: Get %s = %q, Query has %q", seed, i, k, v, got[k])
+				ok = false
+			case errors.Is(err, ds.ErrNotFound):
+				if _, listed := got[k]; listed {
+					t.Errorf("seed %d replica %d: Query lists %s, Get does not find it", seed, i, k)
+					ok = false
+				}
+			case err != nil:
+				require.NoError(t, err)
 			}
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {

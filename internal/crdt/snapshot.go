@@ -88,6 +88,10 @@ type snapState struct {
 	joining  atomic.Bool   // fresh replica waiting for or loading a snapshot
 	joinDone chan struct{} // closed when joining ends
 	annCh    chan announced
+	// noSnap is signalled when, while joining, a trusted peer broadcast
+	// heads without announcing a snapshot first (replicas announce before
+	// their heads): it has history and knows no snapshot.
+	noSnap chan struct{}
 
 	produced   atomic.Uint64
 	loaded     atomic.Uint64
@@ -102,6 +106,7 @@ func (s *Datastore) initSnap(ctx context.Context) (resume cid.Cid, join bool, er
 	ss.acks = map[peer.ID]peerAck{}
 	ss.joinDone = make(chan struct{})
 	ss.annCh = make(chan announced, 64)
+	ss.noSnap = make(chan struct{}, 1)
 	if raw, err := s.store.Get(ctx, ds.RawKey(keySnapNewest)); err == nil {
 		k, err := decodeKnown(raw)
 		if err != nil {
@@ -559,6 +564,27 @@ func decodeEK(ek string) (string, error) {
 
 // ---- catch-up ----
 
+// noSnapGrace is how long, beyond one rebroadcast interval, a joining
+// replica that received a trusted peer's heads without an announcement
+// still waits for one before replaying.
+const noSnapGrace = 250 * time.Millisecond
+
+// signalNoSnap records that from, a trusted peer, broadcast heads while
+// this replica waits for a snapshot announcement, none having come from it
+// first.
+func (ss *snapState) signalNoSnap(from peer.ID) {
+	ss.mu.Lock()
+	_, announced := ss.acks[from]
+	ss.mu.Unlock()
+	if announced {
+		return
+	}
+	select {
+	case ss.noSnap <- struct{}{}:
+	default:
+	}
+}
+
 // joinLoop runs while the replica joins: it waits for a trusted
 // announcement (unless resuming), loads the snapshot, then lets the walks
 // and the local writes proceed.
@@ -572,27 +598,42 @@ func (s *Datastore) joinLoop(ctx context.Context, resume cid.Cid) {
 	if !root.Defined() {
 		t := time.NewTimer(s.cfg.SnapshotWait)
 		defer t.Stop()
+		var best announced
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			s.log.Info("crdt: no snapshot announced, replaying the history", "waited", s.cfg.SnapshotWait)
 			return
-		case a := <-s.snap.annCh:
-			// Take the newest among those already received.
-			best := a
-			for more := true; more; {
-				select {
-				case b := <-s.snap.annCh:
-					if (&knownSnap{root: b.a.Root, height: b.a.Height, nodes: b.a.Nodes}).newerThan(&knownSnap{root: best.a.Root, height: best.a.Height, nodes: best.a.Nodes}) {
-						best = b
-					}
-				default:
-					more = false
-				}
+		case <-s.snap.noSnap:
+			// Pubsub validates messages concurrently, so a peer's
+			// announcement may come after its heads: wait for the peer's
+			// next rebroadcast.
+			g := time.NewTimer(s.cfg.RebroadcastInterval + noSnapGrace)
+			select {
+			case <-ctx.Done():
+				g.Stop()
+				return
+			case best = <-s.snap.annCh:
+				g.Stop()
+			case <-g.C:
+				s.log.Info("crdt: a trusted peer has history and no snapshot, replaying the history")
+				return
 			}
-			root, from = best.a.Root, best.from
+		case best = <-s.snap.annCh:
 		}
+		// Take the newest among those already received.
+		for more := true; more; {
+			select {
+			case b := <-s.snap.annCh:
+				if (&knownSnap{root: b.a.Root, height: b.a.Height, nodes: b.a.Nodes}).newerThan(&knownSnap{root: best.a.Root, height: best.a.Height, nodes: best.a.Nodes}) {
+					best = b
+				}
+			default:
+				more = false
+			}
+		}
+		root, from = best.a.Root, best.from
 	}
 	start := time.Now()
 	info, err := s.loadSnapshot(ctx, root, from)

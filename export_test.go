@@ -1,0 +1,31 @@
+package pincluster
+
+import "fmt"
+
+// SnapshotsLoaded returns how many snapshots the default CRDT consensus of
+// c has loaded since it started (0 with another consensus). For tests of
+// package pincluster_test only.
+func SnapshotsLoaded(c *Cluster) uint64 {
+	cc, ok := c.consensus.(*crdtConsensus)
+	if !ok {
+		return 0
+	}
+	return cc.store.Stats().SnapshotsLoaded
+}
+
+// CRDTStats describes the default CRDT consensus's counters (for test
+// failure messages).
+func CRDTStats(c *Cluster) string {
+	cc, ok := c.consensus.(*crdtConsensus)
+	if !ok {
+		return "not the CRDT consensus"
+	}
+	return fmt.Sprintf("%+v", cc.store.Stats())
+}
+
+// KnowsSnapshot reports whether the default CRDT consensus of c knows a
+// snapshot (produced or announced).
+func KnowsSnapshot(c *Cluster) bool {
+	cc, ok := c.consensus.(*crdtConsensus)
+	return ok && cc.store.Stats().NewestSnapshot.Defined()
+}
