@@ -175,6 +175,18 @@ func (c *config) openDatastore() (d ds.Batching, closer io.Closer, err error) {
 	}
 }
 
+// OpenBadger opens (creating it if needed) the Badger datastore in the
+// directory path, with the settings WithBadger uses, for components that
+// keep their own data (such as package consensus/raft's BadgerPath). The
+// caller closes it.
+func OpenBadger(path string, logger *slog.Logger) (ds.Batching, error) {
+	bd, err := badgerds.New(path, &badgerds.Options{Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("pincluster: open badger at %s: %w", path, err)
+	}
+	return bd, nil
+}
+
 // WithDatastore stores the state (and the other components' data, each in
 // its own namespace) in d, which the caller opens and closes. Conflicts
 // with WithBadger and WithPebble. Default: in memory.

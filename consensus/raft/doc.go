@@ -13,9 +13,10 @@
 // Transport: raft's connections are libp2p streams of the protocol
 // "/pincluster/raft/<cluster>/1.0.0" on the cluster's host; server IDs and
 // addresses are peer IDs. Followers forward LogPin, LogUnpin, AddPeer and
-// RmPeer to the leader through internal/rpc (protocol
-// "/pincluster/rpc/raft.<cluster>/1.0.0", method "Raft.Apply"), a Trusted
-// method that the leader serves only to the current voters.
+// RmPeer to the leader over the protocol
+// "/pincluster/raft/<cluster>/forward/1.0.0" (one CBOR frame each way,
+// bounded in size and time), which the leader serves only to the current
+// voters, refusing anyone else before reading the request.
 //
 // Storage: the raft log and stable store live in Config.Datastore (or in
 // a Badger datastore the consensus opens at Config.BadgerPath) under /raft

@@ -1,84 +1,91 @@
 package raft
 
 import (
+	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"time"
 
+	"github.com/fxamacker/cbor/v2"
 	hraft "github.com/hashicorp/raft"
+	host "github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	peer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/pincluster/pincluster"
-	"github.com/pincluster/pincluster/internal/rpc"
 )
 
-// Forwarding carries a follower's operation (an opWire) to the leader as
-// one internal/rpc call of methodApply, a Trusted method that the leader
-// serves only to the current voters. The rpc service has its own name,
-// forwardName(ClusterName), so that it does not replace the Cluster's own
-// RPC service on the same host.
+// The forward protocol carries a follower's operation to the leader: one
+// stream per operation, a uvarint-length-prefixed CBOR opWire, answered by
+// a uvarint-length-prefixed CBOR replyWire. Only the current voters are
+// served; the request of anyone else is not read. (This package is public
+// and, like connector/ and api/, uses only the root's exported API, so it
+// does not use internal/rpc: its own small protocol has the same frame
+// limit, deadline and pre-body permission check.)
 
-// methodApply is the forwarded operation: request opWire, empty response.
-const methodApply = "Raft.Apply"
-
-// forwardErrors keeps the identity of the leader's errors across the wire
-// (internal/rpc Config.Errors); both sides register the same codes.
-var forwardErrors = map[string]error{
-	"raft/retry":       errRetry,
-	"raft/no-leader":   pincluster.ErrNoLeader,
-	"raft/invalid-pin": pincluster.ErrInvalidPin,
+// forwardProtocol is the protocol of the forward service of a cluster.
+func forwardProtocol(name string) protocol.ID {
+	return protocol.ID("/pincluster/raft/" + name + "/forward/1.0.0")
 }
 
-// forwardName returns the internal/rpc name of the forwarding service of a
-// cluster: "raft.<cluster>", or "raft." and a hash of the cluster name when
-// that would exceed internal/rpc's 64 bytes.
-func forwardName(cluster string) string {
-	n := "raft." + cluster
-	if len(n) > 64 {
-		sum := sha256.Sum256([]byte(cluster))
-		n = "raft." + hex.EncodeToString(sum[:16])
+// maxForwardFrame bounds a forwarded request or reply.
+const maxForwardFrame = pincluster.MaxEncodedPinSize + 4096
+
+type replyWire struct {
+	Err  string `cbor:"1,keyasint,omitempty"`
+	Code uint8  `cbor:"2,keyasint,omitempty"`
+}
+
+// Reply codes that keep the error's identity across the wire.
+const (
+	codeOther uint8 = iota + 1
+	codeRetry
+	codeNoLeader
+	codePermission
+	codeInvalid
+)
+
+func writeFrame(w io.Writer, v any) error {
+	b, err := cborEnc.Marshal(v)
+	if err != nil {
+		return err
 	}
-	return n
+	if _, err := w.Write(binary.AppendUvarint(nil, uint64(len(b)))); err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
 }
 
-// startForward serves methodApply and prepares the client that forwards to
-// the leader.
+func readFrame(r *bufio.Reader, v any) error {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return err
+	}
+	if n > maxForwardFrame {
+		return fmt.Errorf("raft: frame of %d bytes exceeds %d", n, maxForwardFrame)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return err
+	}
+	return cbor.Unmarshal(b, v)
+}
+
+// startForward serves the forward protocol.
 func (c *Consensus) startForward() error {
-	cfg := rpc.Config{
-		Name:           forwardName(c.cfg.ClusterName),
-		Authorize:      c.isVoter,
-		MaxHandlerTime: maxWait,
-		Errors:         forwardErrors,
-		Logger:         c.log,
-	}
-	srv, err := rpc.NewServer(c.h, cfg)
-	if err != nil {
-		return fmt.Errorf("raft: forward server: %w", err)
-	}
-	if err := srv.Register(methodApply, rpc.Trusted, rpc.Handle(c.serveApply)); err != nil {
-		_ = srv.Close(context.Background())
-		return fmt.Errorf("raft: forward server: %w", err)
-	}
-	cli, err := rpc.NewClient(c.h, cfg, srv)
-	if err != nil {
-		_ = srv.Close(context.Background())
-		return fmt.Errorf("raft: forward client: %w", err)
-	}
-	c.rpcSrv, c.rpcCli = srv, cli
+	c.h.SetStreamHandler(forwardProtocol(c.cfg.ClusterName), c.serveForward)
 	return nil
 }
 
-// stopForward ends running forwards and stops serving them.
-func (c *Consensus) stopForward(ctx context.Context) error {
-	cerr := c.rpcCli.Close(ctx)
-	if err := c.rpcSrv.Close(ctx); err != nil {
-		return fmt.Errorf("raft: forward server: %w", err)
-	}
-	if cerr != nil {
-		return fmt.Errorf("raft: forward client: %w", cerr)
-	}
+// stopForward stops serving forwards; running ones end with their
+// deadline.
+func (c *Consensus) stopForward(context.Context) error {
+	c.h.RemoveStreamHandler(forwardProtocol(c.cfg.ClusterName))
 	return nil
 }
 
@@ -100,41 +107,99 @@ func (c *Consensus) isVoter(p peer.ID) bool {
 	return false
 }
 
-// serveApply runs a forwarded operation if this peer is the leader.
-// Failures another attempt may overcome (not the leader, leadership lost,
-// shutting down) wrap errRetry, so that the caller tries again.
-func (c *Consensus) serveApply(ctx context.Context, _ peer.ID, op opWire) (struct{}, error) {
+func (c *Consensus) serveForward(s network.Stream) {
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(maxWait))
+	from := s.Conn().RemotePeer()
+	if !c.isVoter(from) {
+		_ = writeFrame(s, replyWire{Err: "raft: forward from " + from.String() + ", not a voter", Code: codePermission})
+		return
+	}
+	var op opWire
+	if err := readFrame(bufio.NewReader(s), &op); err != nil {
+		_ = writeFrame(s, replyWire{Err: "raft: malformed forward: " + err.Error(), Code: codeInvalid})
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), maxWait)
+	defer cancel()
 	if addr, id := c.raft.LeaderWithID(); addr == "" || string(id) != c.h.ID().String() {
-		return struct{}{}, fmt.Errorf("%w: %s is not the leader", errRetry, c.h.ID())
+		_ = writeFrame(s, replyWire{Err: "raft: " + c.h.ID().String() + " is not the leader", Code: codeRetry})
+		return
 	}
 	err := c.applyLocal(ctx, op)
-	if errors.Is(err, pincluster.ErrClosed) {
-		return struct{}{}, fmt.Errorf("%w: leader %s is shutting down", errRetry, c.h.ID())
-	}
-	return struct{}{}, err
-}
-
-// forward sends op to the leader and waits for its answer. Failures of the
-// connection, a busy or closing leader and the leader's retryable errors
-// wrap errRetry; a refusal wraps pincluster.ErrPermission.
-func (c *Consensus) forward(ctx context.Context, leader peer.ID, op opWire) error {
-	_, err := rpc.Call[opWire, struct{}](ctx, c.rpcCli, leader, methodApply, op)
-	var remote *rpc.RemoteError
+	var r replyWire
 	switch {
 	case err == nil:
-		return nil
-	case ctx.Err() != nil:
-		return fmt.Errorf("raft: forward to %s: %w", leader, ctx.Err())
-	case errors.Is(err, rpc.ErrPermission):
-		return fmt.Errorf("raft: forward to %s: %w: %w", leader, pincluster.ErrPermission, err)
-	case errors.Is(err, errRetry), errors.Is(err, pincluster.ErrNoLeader), errors.Is(err, rpc.ErrClosed),
-		errors.Is(err, rpc.ErrBusy), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return fmt.Errorf("%w: forward to %s: %v", errRetry, leader, err)
-	case !errors.As(err, &remote) && !errors.Is(err, rpc.ErrFrameTooLarge) && !errors.Is(err, rpc.ErrMalformed):
-		// The leader could not be reached or went away: it may have lost
-		// its leadership, so ask again who leads.
-		return fmt.Errorf("%w: forward to %s: %v", errRetry, leader, err)
+	case errors.Is(err, errRetry), errors.Is(err, pincluster.ErrClosed):
+		r = replyWire{Err: err.Error(), Code: codeRetry}
+	case errors.Is(err, pincluster.ErrNoLeader):
+		r = replyWire{Err: err.Error(), Code: codeNoLeader}
+	case errors.Is(err, pincluster.ErrInvalidPin):
+		r = replyWire{Err: err.Error(), Code: codeInvalid}
 	default:
-		return fmt.Errorf("raft: forward to %s: %w", leader, err)
+		r = replyWire{Err: err.Error(), Code: codeOther}
+	}
+	_ = writeFrame(s, r)
+}
+
+// forward sends op to the leader and waits for its answer.
+func (c *Consensus) forward(ctx context.Context, leader peer.ID, op opWire) error {
+	return sendForward(ctx, c.h, c.cfg.ClusterName, leader, op)
+}
+
+// sendForward sends op from h to the leader of cluster and waits for its
+// answer. Failures of the connection and the leader's retryable answers
+// wrap errRetry; a refusal wraps pincluster.ErrPermission.
+func sendForward(ctx context.Context, h host.Host, cluster string, leader peer.ID, op opWire) error {
+	s, err := h.NewStream(ctx, leader, forwardProtocol(cluster))
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("raft: forward to %s: %w", leader, ctx.Err())
+		}
+		return fmt.Errorf("%w: dial leader %s: %v", errRetry, leader, err)
+	}
+	if d, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(d)
+	}
+	// The leader may refuse before reading the request: send it while
+	// reading the reply, so that neither side waits for the other.
+	sent := make(chan error, 1)
+	go func() {
+		err := writeFrame(s, op)
+		if err == nil {
+			err = s.CloseWrite()
+		}
+		sent <- err
+	}()
+	var r replyWire
+	rerr := readFrame(bufio.NewReader(s), &r)
+	if rerr != nil || r.Code != 0 {
+		_ = s.Reset() // a refusal may leave the writer blocked: unblock it
+	} else {
+		_ = s.Close()
+	}
+	werr := <-sent
+	if rerr != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("raft: forward to %s: %w", leader, ctx.Err())
+		}
+		if werr != nil {
+			return fmt.Errorf("%w: send to leader %s: %v", errRetry, leader, werr)
+		}
+		return fmt.Errorf("%w: reply from leader %s: %v", errRetry, leader, rerr)
+	}
+	switch r.Code {
+	case 0:
+		return nil
+	case codeRetry:
+		return fmt.Errorf("%w: %s", errRetry, r.Err)
+	case codeNoLeader:
+		return fmt.Errorf("%w: %s", pincluster.ErrNoLeader, r.Err)
+	case codePermission:
+		return fmt.Errorf("%w: %s", pincluster.ErrPermission, r.Err)
+	case codeInvalid:
+		return fmt.Errorf("%w: %s", pincluster.ErrInvalidPin, r.Err)
+	default:
+		return fmt.Errorf("raft: leader %s: %s", leader, r.Err)
 	}
 }

@@ -26,8 +26,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/pincluster/pincluster"
-	"github.com/pincluster/pincluster/internal/badgerds"
-	"github.com/pincluster/pincluster/internal/rpc"
 )
 
 // Errors returned by this package (besides the root package's sentinels).
@@ -52,7 +50,7 @@ const (
 // Config configures a Raft Consensus. Zero fields take the defaults.
 type Config struct {
 	// ClusterName names the protocols ("/pincluster/raft/<name>/1.0.0"
-	// and "/pincluster/rpc/raft.<name>/1.0.0"); it must equal the
+	// and "/pincluster/raft/<name>/forward/1.0.0"); it must equal the
 	// Cluster's name: 1 to 64 letters, digits, '.', '_' or '-'.
 	// Default: "default".
 	ClusterName string
@@ -156,10 +154,7 @@ type Consensus struct {
 	raft  *hraft.Raft
 	trans *hraft.NetworkTransport
 	// badger is the datastore opened at cfg.BadgerPath, nil without one.
-	badger *badgerds.Datastore
-	// rpcSrv and rpcCli carry forwarded operations (forward.go).
-	rpcSrv *rpc.Server
-	rpcCli *rpc.Client
+	badger ds.Batching
 	store  *logStore
 	state  *pincluster.DatastoreState
 	snaps  hraft.SnapshotStore
@@ -227,8 +222,8 @@ func (c *Consensus) start(ctx context.Context) error {
 	cfg := c.cfg
 	var err error
 	if cfg.BadgerPath != "" {
-		if c.badger, err = badgerds.New(cfg.BadgerPath, nil); err != nil {
-			return fmt.Errorf("raft: open badger: %w", err)
+		if c.badger, err = pincluster.OpenBadger(cfg.BadgerPath, c.log); err != nil {
+			return fmt.Errorf("raft: %w", err)
 		}
 		c.cfg.Datastore = c.badger
 		cfg.Datastore = c.badger
