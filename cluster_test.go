@@ -549,34 +549,67 @@ func TestClusterBadgerRestart(t *testing.T) {
 // T21: Shutdown called three times while 1,000 pins are in flight: every
 // acknowledged pin is in the state after a restart, the other calls return
 // nil, and no goroutine is left (TestMain checks).
+// T21: 1,000 operations in flight at once (pins and unpins through the
+// consensus, and pin operations held in the tracker by a slow connector),
+// then Shutdown three times concurrently: every call returns nil, and
+// every acknowledged operation is in the state after a restart from
+// Badger. The package's goleak check catches goroutines left behind.
 func TestClusterShutdownUnderLoad(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Setup{N: 1, Badger: true})
 	p := c.Peer(0)
+	p.Mock.SetLatency(50 * time.Millisecond) // tracker operations stay in flight
+	ctx := t.Context()
+	// 100 pins to unpin under load.
+	var toUnpin []cid.Cid
+	for i := range 100 {
+		ci := testCID(t, fmt.Sprint("unload-", i))
+		_, err := p.Pin(ctx, ci, pincluster.PinOptions{})
+		require.NoError(t, err)
+		toUnpin = append(toUnpin, ci)
+	}
 	var (
-		mu    sync.Mutex
-		acked []cid.Cid
-		wg    sync.WaitGroup
+		mu       sync.Mutex
+		pinned   []cid.Cid
+		unpinned []cid.Cid
+		wg       sync.WaitGroup
 	)
 	started := make(chan struct{})
 	var once sync.Once
-	for w := range 8 {
+	gate := make(chan struct{})
+	ack := func(list *[]cid.Cid, ci cid.Cid) {
+		mu.Lock()
+		defer mu.Unlock()
+		*list = append(*list, ci)
+		if len(pinned)+len(unpinned) == 200 {
+			once.Do(func() { close(started) })
+		}
+	}
+	for i := range 1000 {
 		wg.Go(func() {
-			for i := range 125 {
-				ci := testCID(t, fmt.Sprint("load-", w, "-", i))
-				if _, err := p.Pin(context.Background(), ci, pincluster.PinOptions{}); err == nil {
-					mu.Lock()
-					acked = append(acked, ci)
-					if len(acked) == 100 {
-						once.Do(func() { close(started) })
-					}
-					mu.Unlock()
+			<-gate // all 1,000 start together
+			if i < len(toUnpin) {
+				ci := toUnpin[i]
+				if _, err := p.Unpin(context.Background(), ci); err == nil {
+					ack(&unpinned, ci)
 				} else if !errors.Is(err, pincluster.ErrClosed) {
-					t.Errorf("pin: %v", err)
+					t.Errorf("unpin: %v", err)
 				}
+				return
+			}
+			ci := testCID(t, fmt.Sprint("load-", i))
+			if _, err := p.Pin(context.Background(), ci, pincluster.PinOptions{}); err == nil {
+				ack(&pinned, ci)
+			} else if !errors.Is(err, pincluster.ErrClosed) {
+				t.Errorf("pin: %v", err)
 			}
 		})
 	}
-	<-started
+	close(gate)
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("200 operations not acknowledged within 30 s")
+	}
 	errs := make(chan error, 3)
 	for range 3 {
 		go func() { errs <- p.Shutdown(context.Background()) }()
@@ -585,14 +618,19 @@ func TestClusterShutdownUnderLoad(t *testing.T) {
 		require.NoError(t, <-errs)
 	}
 	wg.Wait()
-	c.Restart(0)
-	p = c.Peer(0)
 	mu.Lock()
 	defer mu.Unlock()
-	require.GreaterOrEqual(t, len(acked), 100)
-	for _, ci := range acked {
+	t.Logf("acknowledged before the shutdown ended: %d pins, %d unpins (of 900 and 100)", len(pinned), len(unpinned))
+	require.GreaterOrEqual(t, len(pinned)+len(unpinned), 200)
+	c.Restart(0)
+	p = c.Peer(0)
+	for _, ci := range pinned {
 		_, err := p.PinGet(t.Context(), ci)
 		require.NoError(t, err, "acknowledged pin %s lost", ci)
+	}
+	for _, ci := range unpinned {
+		_, err := p.PinGet(t.Context(), ci)
+		require.ErrorIs(t, err, pincluster.ErrNotFound, "acknowledged unpin of %s lost", ci)
 	}
 }
 
@@ -717,4 +755,45 @@ func TestClusterRepinsWhatIPFSLost(t *testing.T) {
 	st, ok := p.TrackerStats()
 	require.True(t, ok, "the default tracker reports metrics")
 	require.GreaterOrEqual(t, st.Held, 1)
+}
+
+// TestClusterFreeSpaceCountsQueuedPins: pins allocated to a peer whose
+// IPFS node is slow to fetch them show in the free space that peer
+// publishes before their data arrives (the tracker's queued and running
+// pins are subtracted), so that every other peer's allocator sees it.
+func TestClusterFreeSpaceCountsQueuedPins(t *testing.T) {
+	const gib = 1 << 30
+	c := clustertest.NewCluster(t, 2)
+	ctx := t.Context()
+	target := c.Peer(1)
+	target.Mock.SetStorageMax(20 * gib)
+	var cids []cid.Cid
+	for i := range 5 {
+		ci := testCID(t, fmt.Sprint("slow-", i))
+		cids = append(cids, ci)
+		for _, p := range c.Peers {
+			p.Mock.SetSize(ci, gib)
+		}
+		target.Mock.SlowPin(ci, 1000, time.Second) // 1/1000 of the DAG a second
+	}
+	freeOnPeer0 := func() int64 {
+		for _, m := range c.Peer(0).Metrics(ctx, pincluster.MetricFreeSpace) {
+			if m.Peer == target.ID() {
+				return m.Weight
+			}
+		}
+		return -1
+	}
+	c.WaitFor("peer 0 sees 20 GiB free on peer 1", 20*time.Second, func() bool { return freeOnPeer0() == 20*gib })
+	for _, ci := range cids {
+		_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 1, ReplicationMax: 1,
+			UserAllocations: []peer.ID{target.ID()}})
+		require.NoError(t, err)
+	}
+	// 5 GiB expected, less the little already fetched.
+	c.WaitFor("peer 1 publishes about 15 GiB free while the 5 pins crawl", 20*time.Second, func() bool {
+		f := freeOnPeer0()
+		return f >= 15*gib && f < 16*gib
+	})
+	require.Zero(t, target.Mock.PinCount(), "nothing was pinned yet")
 }

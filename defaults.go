@@ -37,12 +37,17 @@ func (t *opTracker) numHeld() int64 {
 	return int64(len(t.held))
 }
 
-// defaultInformers returns the free space, pin count and pin queue
-// informers over the connector and the tracker, and the tags informer when
+// defaultInformers returns the free space (minus what the tracker's queued
+// and running pins still expect), pin count and pin queue informers over
+// the connector and the tracker, and the tags informer when
 // WithTags was given.
 func (c *Cluster) defaultInformers() ([]Informer, error) {
 	icfg := InformerConfig{TTL: 2 * c.cfg.monitorInterval, Logger: c.log.With("component", "informer")}
-	free, err := NewFreeSpaceInformer(c.connector.RepoStat, FreeSpaceConfig{InformerConfig: icfg})
+	fcfg := FreeSpaceConfig{InformerConfig: icfg}
+	if r, ok := c.tracker.(interface{ reservedBytes(context.Context) uint64 }); ok {
+		fcfg.Reserved = r.reservedBytes
+	}
+	free, err := NewFreeSpaceInformer(c.connector.RepoStat, fcfg)
 	if err != nil {
 		return nil, err
 	}

@@ -597,3 +597,30 @@ func (t *opTracker) Stats() TrackerStats {
 		Pin: timing(s.Pin), Unpin: timing(s.Unpin),
 	}
 }
+
+// reservedBytes returns the bytes still expected for the pins queued or in
+// progress on this peer, for those whose DAG size the connector knows
+// (DAGSizer): each one's size minus what it has fetched so far. The
+// default free-space informer subtracts it, so that pins allocated here
+// show in the published free space before their data arrives, whichever
+// peer allocated them.
+func (t *opTracker) reservedBytes(ctx context.Context) uint64 {
+	sizer, ok := t.conn.(DAGSizer)
+	if !ok {
+		return 0
+	}
+	var total uint64
+	f := optracker.Filter{Types: optracker.OpPin, Phases: optracker.PhaseQueued | optracker.PhaseInProgress}
+	for op, err := range t.ops.Filter(ctx, f) {
+		if err != nil {
+			break
+		}
+		size, err := sizer.DAGSize(ctx, op.Cid)
+		if err != nil || size <= op.Progress.Bytes {
+			continue
+		}
+		total += size - op.Progress.Bytes
+	}
+	return total
+}
+
