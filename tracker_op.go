@@ -623,4 +623,3 @@ func (t *opTracker) reservedBytes(ctx context.Context) uint64 {
 	}
 	return total
 }
-
