@@ -581,18 +581,29 @@ func (c *Cluster) BlockPut(ctx context.Context, data []byte, prefix cid.Prefix) 
 	return c.connector.BlockPut(ctx, data, prefix)
 }
 
-// Add imports files as UnixFS into this peer's IPFS node (the connector
-// must have the Adder ability, as the in-process node does) and pins the
-// root with p.PinOptions. It returns the added entries, root last.
+// Add imports files (name -> content) as UnixFS and pins the root with
+// p.PinOptions (with p.Local and no user allocations, on this peer only).
+// When the IPFS connector has the Adder ability (the in-process node has
+// it), the node imports the files itself. Otherwise (e.g. the Kubo
+// connector, or a mock) Add runs the same importer in this process, with
+// the same chunker, leaves, CID version, hash, layout and wrapping, and
+// sends every block to the connector's BlockPut with the block's CID
+// prefix; the CIDs are those the in-process node gives. Without p.Wrap
+// each file is imported on its own and the last one is pinned; with it,
+// the files go into one directory, which is pinned. It returns the added
+// entries, root last. A failed import pins nothing; blocks already sent
+// stay on the node until its garbage collection.
 func (c *Cluster) Add(ctx context.Context, files iter.Seq2[string, io.Reader], p AddParams) ([]AddedFile, error) {
 	if err := c.live("add"); err != nil {
 		return nil, err
 	}
-	adder, ok := c.connector.(Adder)
-	if !ok {
-		return nil, fmt.Errorf("pincluster: add: the IPFS connector %T cannot import files: %w", c.connector, ErrNotSupported)
+	var added []AddedFile
+	var err error
+	if adder, ok := c.connector.(Adder); ok {
+		added, err = adder.Add(ctx, files, p)
+	} else {
+		added, err = addThroughBlockPut(ctx, c.connector, files, p)
 	}
-	added, err := adder.Add(ctx, files, p)
 	if err != nil {
 		return nil, fmt.Errorf("pincluster: add: %w", err)
 	}

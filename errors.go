@@ -11,8 +11,8 @@ import (
 // return them wrap them with the operation's name and details.
 var (
 	// ErrNotSupported is returned (wrapped) by operations that the
-	// configured components cannot do, e.g. Cluster.Add or Cluster.Cat
-	// with a connector that has no Adder or Catter ability.
+	// configured components cannot do, e.g. Cluster.Cat with a connector
+	// that has no Catter ability.
 	ErrNotSupported = errors.New("pincluster: not supported by the configured components")
 	// ErrInvalidMetric is returned by PeerMonitor.LogMetric and
 	// PublishMetric for a metric without a name or peer, or (PublishMetric)

@@ -125,7 +125,7 @@ func (n *Node) Add(ctx context.Context, r io.Reader, opts AddOptions) (Added, er
 	defer cancel()
 	h := n.newHold()
 	defer h.release()
-	a, err := n.addFile(ctx, r, opts, holdingDAG{n.dag, h})
+	a, _, err := importFile(ctx, r, opts, holdingDAG{n.dag, h})
 	if err != nil {
 		return Added{}, n.ctxErr(err)
 	}
@@ -137,15 +137,17 @@ func (n *Node) Add(ctx context.Context, r io.Reader, opts AddOptions) (Added, er
 	return a, nil
 }
 
-func (n *Node) addFile(ctx context.Context, r io.Reader, opts AddOptions, dag ipld.DAGService) (Added, error) {
+// importFile imports one file into dag and returns its entry and its root
+// node.
+func importFile(ctx context.Context, r io.Reader, opts AddOptions, dag ipld.DAGService) (Added, ipld.Node, error) {
 	cb, err := opts.cidBuilder()
 	if err != nil {
-		return Added{}, err
+		return Added{}, nil, err
 	}
 	cr := &countingReader{r: r}
 	spl, err := chunker.FromString(cr, opts.Chunker)
 	if err != nil {
-		return Added{}, fmt.Errorf("ipfsnode: add: chunker %q: %w", opts.Chunker, err)
+		return Added{}, nil, fmt.Errorf("ipfsnode: add: chunker %q: %w", opts.Chunker, err)
 	}
 	maxLinks := opts.MaxLinks
 	if maxLinks <= 0 {
@@ -161,7 +163,7 @@ func (n *Node) addFile(ctx context.Context, r io.Reader, opts AddOptions, dag ip
 	}
 	db, err := params.New(spl)
 	if err != nil {
-		return Added{}, fmt.Errorf("ipfsnode: add: %w", err)
+		return Added{}, nil, fmt.Errorf("ipfsnode: add: %w", err)
 	}
 	var nd ipld.Node
 	if opts.Trickle {
@@ -173,13 +175,13 @@ func (n *Node) addFile(ctx context.Context, r io.Reader, opts AddOptions, dag ip
 		err = batch.Commit()
 	}
 	if err != nil {
-		return Added{}, fmt.Errorf("ipfsnode: add: %w", err)
+		return Added{}, nil, fmt.Errorf("ipfsnode: add: %w", err)
 	}
 	size, err := nd.Size()
 	if err != nil {
-		return Added{}, fmt.Errorf("ipfsnode: add: %w", err)
+		return Added{}, nil, fmt.Errorf("ipfsnode: add: %w", err)
 	}
-	return Added{Cid: nd.Cid(), Size: size, Bytes: cr.n}, nil
+	return Added{Cid: nd.Cid(), Size: size, Bytes: cr.n}, nd, nil
 }
 
 type dirTree struct {
@@ -201,55 +203,9 @@ func (n *Node) AddDirectory(ctx context.Context, files iter.Seq2[string, io.Read
 		return nil, err
 	}
 	defer cancel()
-	cb, err := opts.cidBuilder()
-	if err != nil {
-		return nil, err
-	}
 	h := n.newHold()
 	defer h.release()
-	dag := holdingDAG{n.dag, h}
-
-	root := newDirTree()
-	var out []Added
-	for name, r := range files {
-		clean := path.Clean(strings.TrimPrefix(name, "/"))
-		if clean == "." || clean == ".." || strings.HasPrefix(clean, "../") || name == "" {
-			return nil, fmt.Errorf("ipfsnode: add: bad file path %q", name)
-		}
-		dir, base := path.Split(clean)
-		t := root
-		if dir != "" {
-			for _, part := range strings.Split(strings.TrimSuffix(dir, "/"), "/") {
-				if _, clash := t.files[part]; clash {
-					return nil, fmt.Errorf("ipfsnode: add: %q is both a file and a directory", part)
-				}
-				sub, ok := t.dirs[part]
-				if !ok {
-					sub = newDirTree()
-					t.dirs[part] = sub
-				}
-				t = sub
-			}
-		}
-		if _, dup := t.files[base]; dup {
-			return nil, fmt.Errorf("ipfsnode: add: duplicate file path %q", name)
-		}
-		if _, clash := t.dirs[base]; clash {
-			return nil, fmt.Errorf("ipfsnode: add: %q is both a file and a directory", name)
-		}
-		a, err := n.addFile(ctx, r, opts, dag)
-		if err != nil {
-			return nil, n.ctxErr(fmt.Errorf("%w (file %q)", err, name))
-		}
-		nd, err := dag.Get(ctx, a.Cid)
-		if err != nil {
-			return nil, n.ctxErr(fmt.Errorf("ipfsnode: add: %w", err))
-		}
-		t.files[base] = nd
-		a.Path = clean
-		out = append(out, a)
-	}
-	rootNode, err := n.buildDir(ctx, dag, cb, root, "", &out)
+	out, rootNode, err := importDirectory(ctx, files, opts, holdingDAG{n.dag, h})
 	if err != nil {
 		return nil, n.ctxErr(err)
 	}
@@ -261,7 +217,57 @@ func (n *Node) AddDirectory(ctx context.Context, files iter.Seq2[string, io.Read
 	return out, nil
 }
 
-func (n *Node) buildDir(ctx context.Context, dag ipld.DAGService, cb cid.Builder, t *dirTree, p string, out *[]Added) (ipld.Node, error) {
+// importDirectory imports files into a directory tree in dag (see
+// AddDirectory) and returns the entries and the root node.
+func importDirectory(ctx context.Context, files iter.Seq2[string, io.Reader], opts AddOptions, dag ipld.DAGService) ([]Added, ipld.Node, error) {
+	cb, err := opts.cidBuilder()
+	if err != nil {
+		return nil, nil, err
+	}
+	root := newDirTree()
+	var out []Added
+	for name, r := range files {
+		clean := path.Clean(strings.TrimPrefix(name, "/"))
+		if clean == "." || clean == ".." || strings.HasPrefix(clean, "../") || name == "" {
+			return nil, nil, fmt.Errorf("ipfsnode: add: bad file path %q", name)
+		}
+		dir, base := path.Split(clean)
+		t := root
+		if dir != "" {
+			for _, part := range strings.Split(strings.TrimSuffix(dir, "/"), "/") {
+				if _, clash := t.files[part]; clash {
+					return nil, nil, fmt.Errorf("ipfsnode: add: %q is both a file and a directory", part)
+				}
+				sub, ok := t.dirs[part]
+				if !ok {
+					sub = newDirTree()
+					t.dirs[part] = sub
+				}
+				t = sub
+			}
+		}
+		if _, dup := t.files[base]; dup {
+			return nil, nil, fmt.Errorf("ipfsnode: add: duplicate file path %q", name)
+		}
+		if _, clash := t.dirs[base]; clash {
+			return nil, nil, fmt.Errorf("ipfsnode: add: %q is both a file and a directory", name)
+		}
+		a, nd, err := importFile(ctx, r, opts, dag)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w (file %q)", err, name)
+		}
+		t.files[base] = nd
+		a.Path = clean
+		out = append(out, a)
+	}
+	rootNode, err := buildDir(ctx, dag, cb, root, "", &out)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, rootNode, nil
+}
+
+func buildDir(ctx context.Context, dag ipld.DAGService, cb cid.Builder, t *dirTree, p string, out *[]Added) (ipld.Node, error) {
 	dir, err := uio.NewDirectory(dag, uio.WithCidBuilder(cb))
 	if err != nil {
 		return nil, fmt.Errorf("ipfsnode: add: directory %q: %w", p, err)
@@ -272,7 +278,7 @@ func (n *Node) buildDir(ctx context.Context, dag ipld.DAGService, cb cid.Builder
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		sub, err := n.buildDir(ctx, dag, cb, t.dirs[name], path.Join(p, name), out)
+		sub, err := buildDir(ctx, dag, cb, t.dirs[name], path.Join(p, name), out)
 		if err != nil {
 			return nil, err
 		}
