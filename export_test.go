@@ -29,3 +29,13 @@ func KnowsSnapshot(c *Cluster) bool {
 	cc, ok := c.consensus.(*crdtConsensus)
 	return ok && cc.store.Stats().NewestSnapshot.Defined()
 }
+
+// LocalDeltas returns how many deltas the default CRDT consensus of c has
+// written since it started (0 with another consensus).
+func LocalDeltas(c *Cluster) uint64 {
+	cc, ok := c.consensus.(*crdtConsensus)
+	if !ok {
+		return 0
+	}
+	return cc.store.Stats().LocalDeltas
+}
