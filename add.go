@@ -24,13 +24,37 @@ func addOptions(p AddParams) ipfsnode.AddOptions {
 // every block to conn.BlockPut. It returns the same entries, with the same
 // CIDs, as the in-process node's Adder for the same params.
 func addThroughBlockPut(ctx context.Context, conn IPFSConnector, files iter.Seq2[string, io.Reader], p AddParams) ([]AddedFile, error) {
-	opts := addOptions(p)
 	sink := blockPutSink{conn: conn}
+	return importFiles(ctx, files, p, importer{
+		dir: func(ctx context.Context, files iter.Seq2[string, io.Reader], opts ipfsnode.AddOptions) ([]ipfsnode.Added, error) {
+			return ipfsnode.ImportDirectory(ctx, files, opts, sink)
+		},
+		file: func(ctx context.Context, r io.Reader, opts ipfsnode.AddOptions) (ipfsnode.Added, error) {
+			return ipfsnode.ImportFile(ctx, r, opts, sink)
+		},
+		wrap: func(op string, err error) error { return fmt.Errorf("%s: %w", op, err) },
+	})
+}
+
+// importer is where importFiles puts the files: a whole directory, one
+// file, and how its errors are wrapped (op names the failed step).
+type importer struct {
+	dir  func(context.Context, iter.Seq2[string, io.Reader], ipfsnode.AddOptions) ([]ipfsnode.Added, error)
+	file func(context.Context, io.Reader, ipfsnode.AddOptions) (ipfsnode.Added, error)
+	wrap func(op string, err error) error
+}
+
+// importFiles is the Add logic shared by the in-process node and the
+// BlockPut fallback. Without p.Wrap each file is imported on its own;
+// with it, into one directory whose root comes last (inner directories
+// are not listed).
+func importFiles(ctx context.Context, files iter.Seq2[string, io.Reader], p AddParams, im importer) ([]AddedFile, error) {
+	opts := addOptions(p)
 	var out []AddedFile
 	if p.Wrap {
-		added, err := ipfsnode.ImportDirectory(ctx, files, opts, sink)
+		added, err := im.dir(ctx, files, opts)
 		if err != nil {
-			return nil, err
+			return nil, im.wrap("add", err)
 		}
 		for _, a := range added {
 			if a.Dir && a.Path != "" {
@@ -41,9 +65,9 @@ func addThroughBlockPut(ctx context.Context, conn IPFSConnector, files iter.Seq2
 		return out, nil
 	}
 	for name, r := range files {
-		a, err := ipfsnode.ImportFile(ctx, r, opts, sink)
+		a, err := im.file(ctx, r, opts)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return nil, im.wrap("add "+name, err)
 		}
 		out = append(out, AddedFile{Name: name, Cid: a.Cid, Size: a.Size, Bytes: a.Bytes})
 	}

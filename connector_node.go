@@ -243,32 +243,7 @@ func (n *nodeConnector) RepoGC(ctx context.Context) (RepoGC, error) {
 // Add implements Adder. Without params.Wrap each file is imported on its
 // own; with it, into one directory whose root comes last.
 func (n *nodeConnector) Add(ctx context.Context, files iter.Seq2[string, io.Reader], p AddParams) ([]AddedFile, error) {
-	opts := ipfsnode.AddOptions{
-		Chunker: p.Chunker, RawLeaves: p.RawLeaves, CIDVersion: p.CIDVersion,
-		HashFunc: p.HashFun, Trickle: p.Trickle,
-	}
-	var out []AddedFile
-	if p.Wrap {
-		added, err := n.node.AddDirectory(ctx, files, opts)
-		if err != nil {
-			return nil, nodeErr("add", err)
-		}
-		for _, a := range added {
-			if a.Dir && a.Path != "" {
-				continue
-			}
-			out = append(out, AddedFile{Name: a.Path, Cid: a.Cid, Size: a.Size, Bytes: a.Bytes})
-		}
-		return out, nil
-	}
-	for name, r := range files {
-		a, err := n.node.Add(ctx, r, opts)
-		if err != nil {
-			return nil, nodeErr("add "+name, err)
-		}
-		out = append(out, AddedFile{Name: name, Cid: a.Cid, Size: a.Size, Bytes: a.Bytes})
-	}
-	return out, nil
+	return importFiles(ctx, files, p, importer{dir: n.node.AddDirectory, file: n.node.Add, wrap: nodeErr})
 }
 
 // nodeDAG is the crdt.DAG over the node's blocks: Get fetches through
