@@ -23,6 +23,7 @@ type countingConn struct {
 	mu       sync.Mutex
 	attempts map[cid.Cid]int
 	done     int
+	failed   int
 }
 
 func (c *countingConn) Pin(ctx context.Context, pin pincluster.Pin, progress func(pincluster.PinProgress)) error {
@@ -30,11 +31,13 @@ func (c *countingConn) Pin(ctx context.Context, pin pincluster.Pin, progress fun
 	c.attempts[pin.Cid]++
 	c.mu.Unlock()
 	err := c.IPFSConnector.Pin(ctx, pin, progress)
+	c.mu.Lock()
 	if err == nil {
-		c.mu.Lock()
 		c.done++
-		c.mu.Unlock()
+	} else {
+		c.failed++
 	}
+	c.mu.Unlock()
 	return err
 }
 
@@ -81,6 +84,7 @@ func TestTrackerKuboRestart(t *testing.T) {
 	}
 	c.WaitFor("about 300 pinned", time.Minute, func() bool { done, _ := conn.stats(); return done >= 300 })
 	d.Kill()
+	doneAtKill, _ := conn.stats()
 	d.Restart(t)
 
 	c.WaitFor("all 1,000 pinned within 60 s of the restart", 60*time.Second, func() bool {
@@ -107,6 +111,12 @@ func TestTrackerKuboRestart(t *testing.T) {
 		require.Equal(t, 1, k, "Kubo lists %s once", ci)
 	}
 	done, most := conn.stats()
+	conn.mu.Lock()
+	failed := conn.failed
+	conn.mu.Unlock()
+	t.Logf("pinned before the kill: %d; failed attempts: %d", doneAtKill, failed)
+	require.Less(t, doneAtKill, n, "the kill came before the pins were done")
+	require.Positive(t, failed, "pins were attempted while Kubo was down (the kill interrupted them)")
 	require.GreaterOrEqual(t, done, n)
 	require.LessOrEqual(t, most, 3, "no pin/add storm")
 	t.Logf("successful pin calls %d, most attempts for one CID %d", done, most)
