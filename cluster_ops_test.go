@@ -355,27 +355,8 @@ func localDeltas(t *testing.T, p *clustertest.Peer) int {
 func TestClusterOpsExactlyOneRepins(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Setup{N: 4, Options: []pincluster.Option{pincluster.WithBatching(1, 0)}})
 	ctx := t.Context()
-	var cids []cid.Cid
-	for i := range 24 {
-		ci := testCID(t, fmt.Sprint("ops-one-repin-", i))
-		cids = append(cids, ci)
-		_, err := c.Peer(i%4).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 2, ReplicationMax: 2})
-		require.NoError(t, err)
-	}
-	c.WaitFor("all pinned twice", 30*time.Second, func() bool {
-		for _, ci := range cids {
-			if len(holders(c, ci)) != 2 {
-				return false
-			}
-		}
-		return true
-	})
-	victim, most := 1, 0
-	for _, p := range c.Peers[1:] {
-		if n := p.Mock.PinCount(); n > most {
-			victim, most = p.Index, n
-		}
-	}
+	cids := pinOnTwo(t, c, "ops-one-repin-", 24, func(i int) *clustertest.Peer { return c.Peer(i % 4) })
+	victim, most := busiestPeer(c)
 	lostID := c.Peer(victim).ID()
 	survivor := map[cid.Cid]peer.ID{} // the other original holder of each lost pin
 	for _, ci := range cids {

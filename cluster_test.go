@@ -176,28 +176,9 @@ func TestClusterFivePeers200Pins(t *testing.T) {
 func testRepin(t *testing.T, repinning bool) {
 	c := clustertest.Start(t, clustertest.Setup{N: 4, Options: []pincluster.Option{pincluster.WithRepinning(repinning)}})
 	ctx := t.Context()
-	var cids []cid.Cid
-	for i := range 20 {
-		ci := testCID(t, fmt.Sprint("repin-", i))
-		cids = append(cids, ci)
-		_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 2, ReplicationMax: 2})
-		require.NoError(t, err)
-	}
-	c.WaitFor("all pinned twice", 30*time.Second, func() bool {
-		for _, ci := range cids {
-			if len(holders(c, ci)) != 2 {
-				return false
-			}
-		}
-		return true
-	})
+	cids := pinOnTwo(t, c, "repin-", 20, func(int) *clustertest.Peer { return c.Peer(0) })
 	// Stop the peer holding the most pins (never peer 0, which we ask).
-	victim, most := 1, 0
-	for _, p := range c.Peers[1:] {
-		if n := p.Mock.PinCount(); n > most {
-			victim, most = p.Index, n
-		}
-	}
+	victim, most := busiestPeer(c)
 	lost := c.Peer(victim).ID()
 	c.Stop(victim)
 
@@ -258,6 +239,40 @@ func testRepin(t *testing.T, repinning bool) {
 		}
 		return true
 	})
+}
+
+// pinOnTwo pins n CIDs named prefix<i> with replication 2, pin i through
+// from(i), and waits until each is pinned on 2 peers.
+func pinOnTwo(t *testing.T, c *clustertest.Cluster, prefix string, n int, from func(i int) *clustertest.Peer) []cid.Cid {
+	t.Helper()
+	var cids []cid.Cid
+	for i := range n {
+		ci := testCID(t, fmt.Sprint(prefix, i))
+		cids = append(cids, ci)
+		_, err := from(i).Pin(t.Context(), ci, pincluster.PinOptions{ReplicationMin: 2, ReplicationMax: 2})
+		require.NoError(t, err)
+	}
+	c.WaitFor("all pinned twice", 30*time.Second, func() bool {
+		for _, ci := range cids {
+			if len(holders(c, ci)) != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	return cids
+}
+
+// busiestPeer returns the index of the peer, other than peer 0, whose
+// connector holds the most pins, and how many it holds.
+func busiestPeer(c *clustertest.Cluster) (index, pins int) {
+	index = 1
+	for _, p := range c.Peers[1:] {
+		if n := p.Mock.PinCount(); n > pins {
+			index, pins = p.Index, n
+		}
+	}
+	return index, pins
 }
 
 // holdersAlive counts the pins held by the running peers' connectors.
@@ -796,4 +811,6 @@ func TestClusterFreeSpaceCountsQueuedPins(t *testing.T) {
 		return f >= 15*gib && f < 16*gib
 	})
 	require.Zero(t, target.Mock.PinCount(), "nothing was pinned yet")
+	// Each operation's size is asked once, not at every publish.
+	require.LessOrEqual(t, target.Mock.Calls(clustertest.MethodDAGSize), len(cids))
 }

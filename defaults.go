@@ -31,6 +31,12 @@ func newCRDTConsensus(ctx context.Context, h host.Host, ps *pubsub.PubSub, d ds.
 // pinCounter is what the default num-pin informer needs of a tracker.
 type pinCounter interface{ numHeld() int64 }
 
+// spaceReserver is what the default free-space informer needs of a
+// tracker: the bytes its queued and running pins still expect.
+type spaceReserver interface {
+	reservedBytes(ctx context.Context) uint64
+}
+
 func (t *opTracker) numHeld() int64 {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -44,7 +50,7 @@ func (t *opTracker) numHeld() int64 {
 func (c *Cluster) defaultInformers() ([]Informer, error) {
 	icfg := InformerConfig{TTL: 2 * c.cfg.monitorInterval, Logger: c.log.With("component", "informer")}
 	fcfg := FreeSpaceConfig{InformerConfig: icfg}
-	if r, ok := c.tracker.(interface{ reservedBytes(context.Context) uint64 }); ok {
+	if r, ok := c.tracker.(spaceReserver); ok {
 		fcfg.Reserved = r.reservedBytes
 	}
 	free, err := NewFreeSpaceInformer(c.connector.RepoStat, fcfg)

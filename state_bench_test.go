@@ -35,8 +35,8 @@ type heapSampler struct {
 	baseAll uint64
 	peak    atomic.Uint64
 	peakAll atomic.Uint64
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop    chan struct{}
+	wg      sync.WaitGroup
 }
 
 func startHeapSampler() *heapSampler {

@@ -55,6 +55,19 @@ type opTracker struct {
 	haveIPFS bool
 	// ipfsFailedAt is when asking the node for its ID last failed.
 	ipfsFailedAt time.Time
+
+	// sizesMu guards sizes: the DAG size of each queued or running pin
+	// operation (by operation ID), asked of the connector once per
+	// operation by reservedBytes; ok is false when it was not known.
+	sizesMu sync.Mutex
+	sizes   map[uint64]opSize
+}
+
+// opSize is a cached DAG size; ok is false when the connector did not
+// know it.
+type opSize struct {
+	size uint64
+	ok   bool
 }
 
 var (
@@ -609,17 +622,27 @@ func (t *opTracker) reservedBytes(ctx context.Context) uint64 {
 	if !ok {
 		return 0
 	}
+	// Each operation's size is asked once (a connector's DAGSize may be a
+	// remote call); entries of operations gone are dropped.
+	t.sizesMu.Lock()
+	defer t.sizesMu.Unlock()
+	seen := make(map[uint64]opSize, len(t.sizes))
 	var total uint64
 	f := optracker.Filter{Types: optracker.OpPin, Phases: optracker.PhaseQueued | optracker.PhaseInProgress}
 	for op, err := range t.ops.Filter(ctx, f) {
 		if err != nil {
 			break
 		}
-		size, err := sizer.DAGSize(ctx, op.Cid)
-		if err != nil || size <= op.Progress.Bytes {
-			continue
+		s, cached := t.sizes[op.ID]
+		if !cached {
+			n, err := sizer.DAGSize(ctx, op.Cid)
+			s = opSize{size: n, ok: err == nil}
 		}
-		total += size - op.Progress.Bytes
+		seen[op.ID] = s
+		if s.ok && s.size > op.Progress.Bytes {
+			total += s.size - op.Progress.Bytes
+		}
 	}
+	t.sizes = seen
 	return total
 }

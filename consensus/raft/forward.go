@@ -76,19 +76,6 @@ func readFrame(r *bufio.Reader, v any) error {
 	return cbor.Unmarshal(b, v)
 }
 
-// startForward serves the forward protocol.
-func (c *Consensus) startForward() error {
-	c.h.SetStreamHandler(forwardProtocol(c.cfg.ClusterName), c.serveForward)
-	return nil
-}
-
-// stopForward stops serving forwards; running ones end with their
-// deadline.
-func (c *Consensus) stopForward(context.Context) error {
-	c.h.RemoveStreamHandler(forwardProtocol(c.cfg.ClusterName))
-	return nil
-}
-
 // isVoter reports whether p is a voter of the current configuration: the
 // peers allowed to forward operations to this one.
 func (c *Consensus) isVoter(p peer.ID) bool {

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,8 +50,7 @@ const (
 type Config struct {
 	// ClusterName names the protocols ("/pincluster/raft/<name>/1.0.0"
 	// and "/pincluster/raft/<name>/forward/1.0.0"); it must equal the
-	// Cluster's name: 1 to 64 letters, digits, '.', '_' or '-'.
-	// Default: "default".
+	// Cluster's name. Default: "default".
 	ClusterName string
 	// Peers are the initial voters, this host included. Every initial
 	// peer must be given the same list; it is used only on the first
@@ -101,11 +99,6 @@ type Config struct {
 func (c *Config) fill() error {
 	if c.ClusterName == "" {
 		c.ClusterName = "default"
-	}
-	if len(c.ClusterName) > 64 || strings.IndexFunc(c.ClusterName, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
-	}) >= 0 {
-		return fmt.Errorf("raft: config: ClusterName %q: use 1 to 64 letters, digits, '.', '_' or '-'", c.ClusterName)
 	}
 	if c.Datastore != nil && c.BadgerPath != "" {
 		return errors.New("raft: config: Datastore and BadgerPath are both set; use one")
@@ -285,7 +278,8 @@ func (c *Consensus) start(ctx context.Context) error {
 	if c.raft, err = hraft.NewRaft(rc, (*fsm)(c), c.store, c.store, c.snaps, c.trans); err != nil {
 		return fmt.Errorf("raft: start: %w", err)
 	}
-	return c.startForward()
+	c.h.SetStreamHandler(forwardProtocol(cfg.ClusterName), c.serveForward)
+	return nil
 }
 
 // watchReady closes ready once a leader is known and this peer has applied
@@ -329,11 +323,8 @@ func (c *Consensus) Shutdown(ctx context.Context) error {
 	close(c.stop)
 	done := make(chan error, 1)
 	go func() {
-		ferr := c.stopForward(ctx)
+		c.h.RemoveStreamHandler(forwardProtocol(c.cfg.ClusterName))
 		err := c.raft.Shutdown().Error()
-		if err == nil {
-			err = ferr
-		}
 		if cerr := c.trans.Close(); err == nil {
 			err = cerr
 		}

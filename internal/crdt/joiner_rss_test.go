@@ -18,6 +18,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -246,20 +247,7 @@ func benchJoinerRSS(b *testing.B, n int, random bool) {
 	b.Logf("source: %d keys, %d deltas, height %d, built in %v; snapshot %d blocks, %.1f MiB",
 		keys, p0.Stats().DAGNodes, height, time.Since(t0).Round(time.Millisecond), info.Blocks, float64(info.Bytes)/(1<<20))
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /block/{cid}", func(w http.ResponseWriter, r *http.Request) {
-		c, err := cid.Decode(r.PathValue("cid"))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		raw, err := dag0.Get(r.Context(), c)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusNotFound)
-			return
-		}
-		_, _ = w.Write(raw)
-	})
+	mux := sourceMux(dag0.Get, p0.Heads, nil)
 	mux.HandleFunc("GET /ann", func(w http.ResponseWriter, r *http.Request) {
 		sn, _ := p0.NewestSnapshot()
 		a, err := crdt.EncodeAnnouncement(crdt.Announcement{Root: sn.Root, Height: sn.Height, Nodes: sn.Nodes, Acked: true})
@@ -268,14 +256,6 @@ func benchJoinerRSS(b *testing.B, n int, random bool) {
 			return
 		}
 		_, _ = w.Write(a)
-	})
-	mux.HandleFunc("GET /heads", func(w http.ResponseWriter, r *http.Request) {
-		m, err := crdt.EncodeMessage(p0.Heads())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		_, _ = w.Write(m)
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
@@ -409,4 +389,36 @@ func TestHelperJoiner(t *testing.T) {
 	out, err := json.Marshal(res)
 	require.NoError(t, err)
 	fmt.Printf("JOINRESULT %s\n", out)
+}
+
+// sourceMux serves a source replica to a child process over loopback
+// HTTP: GET /block/{cid} from get (counted in served, when not nil) and
+// GET /heads, the heads message of heads().
+func sourceMux(get func(context.Context, cid.Cid) ([]byte, error), heads func() []cid.Cid, served *atomic.Int64) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /block/{cid}", func(w http.ResponseWriter, r *http.Request) {
+		id, err := cid.Decode(r.PathValue("cid"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		raw, err := get(r.Context(), id)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		if served != nil {
+			served.Add(1)
+		}
+		_, _ = w.Write(raw)
+	})
+	mux.HandleFunc("GET /heads", func(w http.ResponseWriter, r *http.Request) {
+		m, err := crdt.EncodeMessage(heads())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write(m)
+	})
+	return mux
 }

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	cid "github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
 	pebbleds "github.com/ipfs/go-ds-pebble"
@@ -52,29 +51,7 @@ func TestKillMidWalk(t *testing.T) {
 
 	var served atomic.Int64
 	src := c.net.DAG("p0")
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /block/{cid}", func(w http.ResponseWriter, r *http.Request) {
-		id, err := cid.Decode(r.PathValue("cid"))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		raw, err := src.Get(r.Context(), id)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusNotFound)
-			return
-		}
-		served.Add(1)
-		_, _ = w.Write(raw)
-	})
-	mux.HandleFunc("GET /heads", func(w http.ResponseWriter, r *http.Request) {
-		m, err := crdt.EncodeMessage(p0.Heads())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		_, _ = w.Write(m)
-	})
+	mux := sourceMux(src.Get, p0.Heads, &served)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
@@ -168,7 +145,7 @@ func TestKillMidWalk(t *testing.T) {
 func TestHelperKilledWalker(t *testing.T) {
 	url, dir := os.Getenv(walkURLEnv), os.Getenv(helperEnv)
 	if url == "" || dir == "" {
-		t.Skip("helper process for TestKillMidWalk")
+		t.Skip("not a test on its own: the child process that TestKillMidWalk starts and kills, run only with its environment (helper dir and source URL) set")
 	}
 	ctx := context.Background()
 	st, err := pebbleds.NewDatastore(dir)

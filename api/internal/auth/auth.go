@@ -13,11 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
-	"weak"
 
 	jwt "github.com/golang-jwt/jwt/v5"
 )
@@ -81,10 +79,11 @@ type revocations struct {
 }
 
 // The revocation lists of the process, one per JWT key, by a digest of
-// the key; an entry goes away with the last Authenticator using it.
+// the key. A process holds a handful of keys, and each list drops its
+// expired entries, so the map is never pruned.
 var (
 	sharedMu      sync.Mutex
-	sharedRevoked = make(map[[sha256.Size]byte]weak.Pointer[revocations])
+	sharedRevoked = make(map[[sha256.Size]byte]*revocations)
 )
 
 // revocationsFor returns the revocation list of key, shared by every
@@ -94,18 +93,11 @@ func revocationsFor(key []byte) *revocations {
 	d := sha256.Sum256(append([]byte("pincluster jwt revocations\x00"), key...))
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
-	if r := sharedRevoked[d].Value(); r != nil {
-		return r
+	r := sharedRevoked[d]
+	if r == nil {
+		r = &revocations{m: make(map[string]time.Time)}
+		sharedRevoked[d] = r
 	}
-	r := &revocations{m: make(map[string]time.Time)}
-	sharedRevoked[d] = weak.Make(r)
-	runtime.AddCleanup(r, func(d [sha256.Size]byte) {
-		sharedMu.Lock()
-		defer sharedMu.Unlock()
-		if sharedRevoked[d].Value() == nil {
-			delete(sharedRevoked, d)
-		}
-	}, d)
 	return r
 }
 
