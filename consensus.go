@@ -149,9 +149,9 @@ func newCRDTConsensusOn(ctx context.Context, self peer.ID, ps *pubsub.PubSub, d 
 		ccfg.SnapshotEvery = cfg.snapshotEvery
 		ccfg.SnapshotInterval = cfg.snapshotInterval
 		ccfg.SnapshotCatchUp = true
-		// Three heads rebroadcasts (1 s each): a joining peer hears every
+		// Three join requests (1 s apart): a joining peer hears every
 		// live trusted peer at least once; it stops waiting early when a
-		// trusted peer's heads come without a snapshot announcement.
+		// trusted peer answers that it knows no snapshot.
 		ccfg.SnapshotWait = 3 * time.Second
 		ccfg.TrustSnapshot = func(p peer.ID) bool { return c.IsTrustedPeer(context.Background(), p) }
 		ccfg.Self = self

@@ -131,8 +131,8 @@ type Config struct {
 
 	// SnapshotWait is how long a fresh replica with SnapshotCatchUp waits
 	// for a snapshot announcement before replaying the history instead
-	// (it stops waiting early when a trusted peer's heads arrive without
-	// an announcement). Default: 3 s.
+	// (it stops waiting early when a trusted peer answers its join
+	// request knowing no snapshot). Default: 3 s.
 	SnapshotWait time.Duration
 
 	// SnapshotWorkers is how many snapshot chunks are fetched and loaded

@@ -136,7 +136,16 @@
 // A fresh replica (no processed node, nothing pending) with
 // SnapshotCatchUp waits up to SnapshotWait for a trusted announcement,
 // ignoring heads meanwhile, and holds local writes (they commit once the
-// join ends). It loads the newest snapshot it heard: root first, then
+// join ends). It does not wait passively: it broadcasts a join request
+// with a random nonce (again every RebroadcastInterval while it waits),
+// and every replica that is not joining answers with a join reply echoing
+// the nonce and naming the newest snapshot it knows, or none. Heads
+// messages cannot tell "knows no snapshot": pubsub delivers a new
+// subscriber a few seconds of old messages (gossip), sent before the
+// sender learnt of a snapshot, in any order with its announcements. A
+// reply echoing this replica's nonce was sent after the request, so it is
+// current. Replies are rate-limited (one per 100 ms per replica, answering
+// up to 16 requests at once). It loads the newest snapshot it heard: root first, then
 // SnapshotWorkers chunks fetched in parallel, each written in one batch of
 // the datastore with a "chunk i done" marker (no per-delta work: rows go
 // straight to elements, key records and visible values; covered nodes to
@@ -146,10 +155,9 @@
 // interrupted (Close, crash) resumes on the next New from the markers:
 // only the root and the chunks not yet committed are fetched again. A
 // snapshot that turns out invalid is wiped and the replica replays the
-// history instead. Without an announcement within SnapshotWait, or as soon
-// as a trusted peer broadcasts heads without announcing a snapshot before
-// them (replicas send their announcement first, so that peer has history
-// and knows no snapshot), it replays the history. A replica that already has state does not load
+// history instead. Without an announcement within SnapshotWait, or 250 ms
+// after a trusted peer replied that it knows no snapshot (unless another
+// answer names one meanwhile), it replays the history. A replica that already has state does not load
 // snapshots (merging a snapshot into a non-empty state is not
 // implemented): a long-offline replica replays what it missed, or, when
 // the history it needs was compacted, must be emptied and rejoin.
@@ -211,7 +219,10 @@
 //
 // A broadcast message is CBOR {"h": [link (tag 42), ...], "v": 1}. A
 // snapshot announcement is CBOR {"a": acknowledged bool, "n": covered
-// nodes, "p": height, "s": root link, "v": 2}.
+// nodes, "p": height, "s": root link, "v": 2}. A join request is CBOR
+// {"j": nonce (16 bytes), "v": 3}; a join reply is CBOR {"e": [nonce,
+// ...], "n": covered nodes, "p": height, "s": root link, "v": 4}, with
+// "n", "p" and "s" left out when the sender knows no snapshot.
 //
 // A snapshot root block is dag-cbor {"c": [covered-node chunk links],
 // "h": [head links, sorted], "k": rows, "n": covered nodes, "p": height,

@@ -21,3 +21,6 @@ func (s *Datastore) DeliverForTest(ctx context.Context, c cid.Cid, raw []byte) e
 	s.applyMu.Unlock()
 	return err
 }
+
+// JoinNonceForTest returns the nonce of this replica's join requests.
+func (s *Datastore) JoinNonceForTest() []byte { return s.snap.nonce }

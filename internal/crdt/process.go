@@ -407,18 +407,22 @@ func (s *Datastore) receiveLoop(ctx context.Context) {
 			continue
 		}
 		s.st.receivedBroadcasts.Add(1)
-		if messageVersion(msg.Data) == announceVersion {
+		switch messageVersion(msg.Data) {
+		case announceVersion:
 			s.handleAnnouncement(ctx, msg.From, msg.Data)
+			continue
+		case joinRequestVersion:
+			s.handleJoinRequest(msg.From, msg.Data)
+			continue
+		case joinReplyVersion:
+			s.handleJoinReply(msg.From, msg.Data)
 			continue
 		}
 		if s.snap.joining.Load() {
 			// Joining from a snapshot: the heads come again with the next
-			// rebroadcast, once the snapshot is loaded. Heads from a
-			// trusted peer that announced no snapshot before them end the
-			// wait for one.
-			if s.cfg.TrustSnapshot == nil || s.cfg.TrustSnapshot(msg.From) {
-				s.snap.signalNoSnap(msg.From)
-			}
+			// rebroadcast, once the snapshot is loaded. (Heads say nothing
+			// about snapshots: pubsub may deliver them seconds late, so
+			// the join handshake asks instead.)
 			continue
 		}
 		heads, err := DecodeMessage(msg.Data, s.cfg.MaxHeadsPerBroadcast)
@@ -466,6 +470,18 @@ func (s *Datastore) broadcastLoop(ctx context.Context) {
 			return
 		case <-s.bcastKick:
 		case <-t.C:
+		case <-s.snap.replyKick:
+			s.sendJoinReply(ctx)
+			// At most one reply per joinReplyInterval: later requests
+			// queue and go out together with the next.
+			w := time.NewTimer(joinReplyInterval)
+			select {
+			case <-ctx.Done():
+				w.Stop()
+				return
+			case <-w.C:
+			}
+			continue
 		}
 		s.sendHeads(ctx)
 	}

@@ -12,9 +12,28 @@ import (
 
 // Wire version of snapshot announcements (broadcast messages carrying
 // "v": 2). Version-1 messages (heads) are unchanged; a version-1-only
-// receiver ignores (and counts) version-2 messages and keeps reading the
-// heads messages, which are still sent separately.
+// receiver ignores (and counts) version-2 to 4 messages and keeps reading
+// the heads messages, which are still sent separately.
 const announceVersion = 2
+
+// Wire versions of the join handshake: a fresh replica broadcasts a join
+// request (version 3) carrying a random nonce; replicas that are not
+// joining answer with a join reply (version 4) that echoes the nonces it
+// answers and names the newest snapshot the sender knows, or none. A reply
+// echoing the joiner's nonce was sent after its request, so unlike a
+// heads message that pubsub delivers late (gossip replays a few seconds
+// of history to a new subscriber), it tells what the sender knows now.
+const (
+	joinRequestVersion = 3
+	joinReplyVersion   = 4
+)
+
+// Join handshake limits: a nonce is exactly JoinNonceSize bytes and a
+// reply echoes at most MaxJoinNonces of them.
+const (
+	JoinNonceSize = 16
+	MaxJoinNonces = 16
+)
 
 // snapType marks a snapshot root block, so that it can never be mistaken
 // for a delta (a delta decoder rejects the unknown field, and the other
@@ -114,6 +133,109 @@ func DecodeAnnouncement(data []byte) (Announcement, error) {
 		return Announcement{}, fmt.Errorf("%w: root: %v", ErrInvalidMessage, err)
 	}
 	return Announcement{Root: c, Height: w.P, Nodes: w.N, Acked: w.A}, nil
+}
+
+type wireJoinRequest struct {
+	V uint64 `cbor:"v"`
+	J []byte `cbor:"j"`
+}
+
+type wireJoinReply struct {
+	V uint64    `cbor:"v"`
+	E [][]byte  `cbor:"e"`
+	S *cbor.Tag `cbor:"s,omitempty"`
+	P uint64    `cbor:"p,omitempty"`
+	N uint64    `cbor:"n,omitempty"`
+}
+
+// JoinReply is a decoded join reply: the nonces it answers and the newest
+// snapshot its sender knows (Snapshot.Root undefined: none).
+type JoinReply struct {
+	Nonces   [][]byte
+	Snapshot Announcement // Acked is not carried
+}
+
+// EncodeJoinRequest returns the version-3 broadcast asking the replicas
+// that are not joining for the newest snapshot they know.
+func EncodeJoinRequest(nonce []byte) ([]byte, error) {
+	if len(nonce) != JoinNonceSize {
+		return nil, fmt.Errorf("crdt: encode join request: nonce of %d bytes, want %d", len(nonce), JoinNonceSize)
+	}
+	b, err := encMode.Marshal(wireJoinRequest{V: joinRequestVersion, J: nonce})
+	if err != nil {
+		return nil, fmt.Errorf("crdt: encode join request: %w", err)
+	}
+	return b, nil
+}
+
+// DecodeJoinRequest parses a version-3 broadcast and returns its nonce;
+// errors wrap ErrInvalidMessage.
+func DecodeJoinRequest(data []byte) ([]byte, error) {
+	if len(data) > 64 {
+		return nil, fmt.Errorf("%w: join request of %d bytes", ErrInvalidMessage, len(data))
+	}
+	var w wireJoinRequest
+	if err := decMode.Unmarshal(data, &w); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidMessage, err)
+	}
+	if w.V != joinRequestVersion {
+		return nil, fmt.Errorf("%w: version %d", ErrInvalidMessage, w.V)
+	}
+	if len(w.J) != JoinNonceSize {
+		return nil, fmt.Errorf("%w: join nonce of %d bytes, want %d", ErrInvalidMessage, len(w.J), JoinNonceSize)
+	}
+	return w.J, nil
+}
+
+// EncodeJoinReply returns the version-4 broadcast of r.
+func EncodeJoinReply(r JoinReply) ([]byte, error) {
+	if len(r.Nonces) == 0 || len(r.Nonces) > MaxJoinNonces {
+		return nil, fmt.Errorf("crdt: encode join reply: %d nonces, want 1 to %d", len(r.Nonces), MaxJoinNonces)
+	}
+	w := wireJoinReply{V: joinReplyVersion, E: r.Nonces}
+	if r.Snapshot.Root.Defined() {
+		t := linkTag(r.Snapshot.Root)
+		w.S, w.P, w.N = &t, r.Snapshot.Height, r.Snapshot.Nodes
+	}
+	b, err := encMode.Marshal(w)
+	if err != nil {
+		return nil, fmt.Errorf("crdt: encode join reply: %w", err)
+	}
+	return b, nil
+}
+
+// DecodeJoinReply parses a version-4 broadcast; errors wrap
+// ErrInvalidMessage.
+func DecodeJoinReply(data []byte) (JoinReply, error) {
+	if len(data) > 512 {
+		return JoinReply{}, fmt.Errorf("%w: join reply of %d bytes", ErrInvalidMessage, len(data))
+	}
+	var w wireJoinReply
+	if err := decMode.Unmarshal(data, &w); err != nil {
+		return JoinReply{}, fmt.Errorf("%w: %v", ErrInvalidMessage, err)
+	}
+	if w.V != joinReplyVersion {
+		return JoinReply{}, fmt.Errorf("%w: version %d", ErrInvalidMessage, w.V)
+	}
+	if len(w.E) == 0 || len(w.E) > MaxJoinNonces {
+		return JoinReply{}, fmt.Errorf("%w: join reply with %d nonces", ErrInvalidMessage, len(w.E))
+	}
+	for _, n := range w.E {
+		if len(n) != JoinNonceSize {
+			return JoinReply{}, fmt.Errorf("%w: join nonce of %d bytes, want %d", ErrInvalidMessage, len(n), JoinNonceSize)
+		}
+	}
+	r := JoinReply{Nonces: w.E}
+	if w.S != nil {
+		c, err := tagLink(*w.S)
+		if err != nil {
+			return JoinReply{}, fmt.Errorf("%w: root: %v", ErrInvalidMessage, err)
+		}
+		r.Snapshot = Announcement{Root: c, Height: w.P, Nodes: w.N}
+	} else if w.P != 0 || w.N != 0 {
+		return JoinReply{}, fmt.Errorf("%w: join reply with a height and no snapshot", ErrInvalidMessage)
+	}
+	return r, nil
 }
 
 // messageVersion returns the "v" field of a broadcast message without

@@ -3,6 +3,7 @@ package crdt
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -88,10 +89,16 @@ type snapState struct {
 	joining  atomic.Bool   // fresh replica waiting for or loading a snapshot
 	joinDone chan struct{} // closed when joining ends
 	annCh    chan announced
-	// noSnap is signalled when, while joining, a trusted peer broadcast
-	// heads without announcing a snapshot first (replicas announce before
-	// their heads): it has history and knows no snapshot.
+	// nonce is the joiner's join-request nonce (set before the loops
+	// start, then read-only).
+	nonce []byte
+	// noSnap is signalled when, while joining, a trusted peer answered
+	// this replica's join request knowing no snapshot.
 	noSnap chan struct{}
+	// replyTo holds the nonces of join requests not answered yet (under
+	// mu); replyKick wakes the broadcast loop to answer them.
+	replyTo   [][]byte
+	replyKick chan struct{}
 
 	produced   atomic.Uint64
 	loaded     atomic.Uint64
@@ -107,6 +114,11 @@ func (s *Datastore) initSnap(ctx context.Context) (resume cid.Cid, join bool, er
 	ss.joinDone = make(chan struct{})
 	ss.annCh = make(chan announced, 64)
 	ss.noSnap = make(chan struct{}, 1)
+	ss.replyKick = make(chan struct{}, 1)
+	ss.nonce = make([]byte, JoinNonceSize)
+	if _, err := crand.Read(ss.nonce); err != nil {
+		return cid.Undef, false, fmt.Errorf("join nonce: %w", err)
+	}
 	if raw, err := s.store.Get(ctx, ds.RawKey(keySnapNewest)); err == nil {
 		k, err := decodeKnown(raw)
 		if err != nil {
@@ -564,24 +576,158 @@ func decodeEK(ek string) (string, error) {
 
 // ---- catch-up ----
 
-// noSnapGrace is how long, beyond one rebroadcast interval, a joining
-// replica that received a trusted peer's heads without an announcement
-// still waits for one before replaying.
+// noSnapGrace is how long a joining replica that a trusted peer told it
+// knows no snapshot still waits for another peer's answer naming one
+// before replaying.
 const noSnapGrace = 250 * time.Millisecond
 
-// signalNoSnap records that from, a trusted peer, broadcast heads while
-// this replica waits for a snapshot announcement, none having come from it
-// first.
-func (ss *snapState) signalNoSnap(from peer.ID) {
+// joinReplyInterval is the least time between two join replies of one
+// replica: requests arriving meanwhile are answered together (up to
+// MaxJoinNonces), so that a flood of requests costs each replica at most
+// one small broadcast per interval.
+const joinReplyInterval = 100 * time.Millisecond
+
+// handleJoinRequest queues an answer to a peer's join request. A replica
+// that is joining itself knows nothing worth telling and stays silent.
+func (s *Datastore) handleJoinRequest(from peer.ID, data []byte) {
+	nonce, err := DecodeJoinRequest(data)
+	if err != nil {
+		s.st.ignoredBroadcasts.Add(1)
+		s.log.Warn("crdt: ignored join request", "from", from, "err", err)
+		return
+	}
+	if s.snap.joining.Load() {
+		return
+	}
+	ss := &s.snap
 	ss.mu.Lock()
-	_, announced := ss.acks[from]
+	dup := false
+	for _, n := range ss.replyTo {
+		dup = dup || bytes.Equal(n, nonce)
+	}
+	if !dup && len(ss.replyTo) < MaxJoinNonces {
+		ss.replyTo = append(ss.replyTo, nonce)
+	}
 	ss.mu.Unlock()
-	if announced {
+	select {
+	case ss.replyKick <- struct{}{}:
+	default:
+	}
+}
+
+// sendJoinReply answers the queued join requests with the newest snapshot
+// this replica knows (or none). It runs on the broadcast loop.
+func (s *Datastore) sendJoinReply(ctx context.Context) {
+	ss := &s.snap
+	ss.mu.Lock()
+	nonces, n := ss.replyTo, ss.newest
+	ss.replyTo = nil
+	ss.mu.Unlock()
+	if len(nonces) == 0 {
+		return
+	}
+	r := JoinReply{Nonces: nonces}
+	if n != nil {
+		r.Snapshot = Announcement{Root: n.root, Height: n.height, Nodes: n.nodes}
+	}
+	data, err := EncodeJoinReply(r)
+	if err != nil {
+		s.log.Error("crdt: encode join reply", "err", err)
+		return
+	}
+	if err := s.bc.Broadcast(ctx, data); err != nil {
+		if ctx.Err() == nil {
+			s.log.Debug("crdt: join reply", "err", err)
+		}
+		return
+	}
+	s.st.sentBroadcasts.Add(1)
+}
+
+// handleJoinReply passes a trusted peer's answer to this replica's join
+// request to the join loop: its snapshot as an announcement, or the news
+// that it knows none. Replies to other joiners are ignored.
+func (s *Datastore) handleJoinReply(from peer.ID, data []byte) {
+	if !s.snap.joining.Load() {
+		return
+	}
+	r, err := DecodeJoinReply(data)
+	if err != nil {
+		s.st.ignoredBroadcasts.Add(1)
+		s.log.Warn("crdt: ignored join reply", "from", from, "err", err)
+		return
+	}
+	if s.cfg.TrustSnapshot != nil && !s.cfg.TrustSnapshot(from) {
+		return
+	}
+	mine := false
+	for _, n := range r.Nonces {
+		mine = mine || bytes.Equal(n, s.snap.nonce)
+	}
+	if !mine {
+		return
+	}
+	if r.Snapshot.Root.Defined() {
+		select {
+		case s.snap.annCh <- announced{from: from, a: r.Snapshot}:
+		default:
+		}
 		return
 	}
 	select {
-	case ss.noSnap <- struct{}{}:
+	case s.snap.noSnap <- struct{}{}:
 	default:
+	}
+}
+
+// awaitSnapshot asks the peers for their newest snapshot (a join request
+// every RebroadcastInterval) and returns the first trusted announcement or
+// reply naming one. It gives up (false) after SnapshotWait, when ctx ends,
+// or noSnapGrace after a trusted peer answered that it knows none (other
+// answers may still name one).
+func (s *Datastore) awaitSnapshot(ctx context.Context) (announced, bool) {
+	req, err := EncodeJoinRequest(s.snap.nonce)
+	if err != nil {
+		s.log.Error("crdt: encode join request", "err", err)
+		return announced{}, false
+	}
+	ask := func() {
+		if err := s.bc.Broadcast(ctx, req); err == nil {
+			s.st.sentBroadcasts.Add(1)
+		} else if ctx.Err() == nil {
+			s.log.Debug("crdt: join request", "err", err)
+		}
+	}
+	t := time.NewTimer(s.cfg.SnapshotWait)
+	defer t.Stop()
+	every := time.NewTicker(s.cfg.RebroadcastInterval)
+	defer every.Stop()
+	ask()
+	for {
+		select {
+		case <-ctx.Done():
+			return announced{}, false
+		case <-t.C:
+			s.log.Info("crdt: no snapshot announced, replaying the history", "waited", s.cfg.SnapshotWait)
+			return announced{}, false
+		case <-every.C:
+			ask()
+		case best := <-s.snap.annCh:
+			return best, true
+		case <-s.snap.noSnap:
+			g := time.NewTimer(noSnapGrace)
+			select {
+			case <-ctx.Done():
+				g.Stop()
+				return announced{}, false
+			case best := <-s.snap.annCh:
+				g.Stop()
+				return best, true
+			case <-g.C:
+				s.log.Info("crdt: a trusted peer knows no snapshot, replaying the history")
+				return announced{}, false
+			}
+		}
 	}
 }
 
@@ -596,31 +742,9 @@ func (s *Datastore) joinLoop(ctx context.Context, resume cid.Cid) {
 	}()
 	root, from := resume, peer.ID("")
 	if !root.Defined() {
-		t := time.NewTimer(s.cfg.SnapshotWait)
-		defer t.Stop()
-		var best announced
-		select {
-		case <-ctx.Done():
+		best, ok := s.awaitSnapshot(ctx)
+		if !ok {
 			return
-		case <-t.C:
-			s.log.Info("crdt: no snapshot announced, replaying the history", "waited", s.cfg.SnapshotWait)
-			return
-		case <-s.snap.noSnap:
-			// Pubsub validates messages concurrently, so a peer's
-			// announcement may come after its heads: wait for the peer's
-			// next rebroadcast.
-			g := time.NewTimer(s.cfg.RebroadcastInterval + noSnapGrace)
-			select {
-			case <-ctx.Done():
-				g.Stop()
-				return
-			case best = <-s.snap.annCh:
-				g.Stop()
-			case <-g.C:
-				s.log.Info("crdt: a trusted peer has history and no snapshot, replaying the history")
-				return
-			}
-		case best = <-s.snap.annCh:
 		}
 		// Take the newest among those already received.
 		for more := true; more; {
