@@ -527,9 +527,10 @@ func WithExpiryInterval(d time.Duration) Option {
 // a trusted peer writes a snapshot (a content-addressed DAG of the state)
 // once every deltas deltas were applied past the newest snapshot, and a
 // fresh peer (no history) joins by loading the newest snapshot a trusted
-// peer announced instead of replaying the whole history; it waits up to 3 s
-// for an announcement at start (less when a trusted peer's heads arrive
-// without one), and local pins wait with it. deltas 0 turns snapshots and catch-up off.
+// peer announced instead of replaying the whole history; at start it asks
+// the peers for their newest snapshot and waits up to 3 s for an answer
+// (less when a trusted peer answers that it knows none), and local pins
+// wait with it. deltas 0 turns snapshots and catch-up off.
 // With compact, deltas below a snapshot that every live peer acknowledged
 // are deleted from the blockstore; a peer that was offline meanwhile must
 // then be emptied to rejoin (by snapshot). See also
