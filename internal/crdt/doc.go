@@ -138,8 +138,9 @@
 // ignoring heads meanwhile, and holds local writes (they commit once the
 // join ends). It does not wait passively: it broadcasts a join request
 // with a random nonce (again every RebroadcastInterval while it waits),
-// and every replica that is not joining answers with a join reply echoing
-// the nonce and naming the newest snapshot it knows, or none. Heads
+// and every replica that is not joining and has history or knows a
+// snapshot answers with a join reply echoing the nonce and naming the
+// newest snapshot it knows, or none. Heads
 // messages cannot tell "knows no snapshot": pubsub delivers a new
 // subscriber a few seconds of old messages (gossip), sent before the
 // sender learnt of a snapshot, in any order with its announcements. A

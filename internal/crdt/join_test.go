@@ -209,3 +209,47 @@ func TestJoinCodec(t *testing.T) {
 		require.ErrorIs(t, err, crdt.ErrInvalidMessage, "%x", bad)
 	}
 }
+
+// An empty replica that knows no snapshot does not answer join requests
+// (its "none" would send the joiner to replay a history it does not
+// have); once it has history it answers "none", echoing the nonce.
+func TestSnapshotJoinEmptyReplicaSilent(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t, 1, 1, fastCfg())
+	w := c.bus.Endpoint("w") // watches what p0 broadcasts
+	replies := make(chan crdt.JoinReply, 16)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for {
+			m, err := w.Next(wctx)
+			if err != nil {
+				return
+			}
+			if r, err := crdt.DecodeJoinReply(m.Data); err == nil {
+				replies <- r
+			}
+		}
+	}()
+	nonce := make([]byte, crdt.JoinNonceSize)
+	nonce[0] = 1
+	req, err := crdt.EncodeJoinRequest(nonce)
+	require.NoError(t, err)
+	c.bus.Inject("j", "p0", req)
+	c.bus.Inject("j", "p0", []byte("garbage after the request"))
+	waitFor(t, 10*time.Second, "request handled", func() bool { return c.rs[0].Stats().IgnoredBroadcasts >= 1 })
+	select {
+	case r := <-replies:
+		t.Fatalf("an empty replica answered a join request: %+v", r)
+	case <-time.After(5 * 100 * time.Millisecond): // five reply intervals
+	}
+	require.NoError(t, c.rs[0].Put(ctx, key(1), []byte("a")))
+	c.bus.Inject("j", "p0", req)
+	select {
+	case r := <-replies:
+		require.Equal(t, [][]byte{nonce}, r.Nonces)
+		require.False(t, r.Snapshot.Root.Defined())
+	case <-time.After(10 * time.Second):
+		t.Fatal("a replica with history did not answer the join request")
+	}
+}

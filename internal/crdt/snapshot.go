@@ -588,7 +588,8 @@ const noSnapGrace = 250 * time.Millisecond
 const joinReplyInterval = 100 * time.Millisecond
 
 // handleJoinRequest queues an answer to a peer's join request. A replica
-// that is joining itself knows nothing worth telling and stays silent.
+// that is joining itself, or empty and knowing no snapshot, knows nothing
+// worth telling and stays silent.
 func (s *Datastore) handleJoinRequest(from peer.ID, data []byte) {
 	nonce, err := DecodeJoinRequest(data)
 	if err != nil {
@@ -601,6 +602,12 @@ func (s *Datastore) handleJoinRequest(from peer.ID, data []byte) {
 	}
 	ss := &s.snap
 	ss.mu.Lock()
+	if ss.newest == nil && s.nodes.Load() == 0 {
+		// Empty, knowing no snapshot: "none" from here would make the
+		// joiner replay a history this replica does not even have.
+		ss.mu.Unlock()
+		return
+	}
 	dup := false
 	for _, n := range ss.replyTo {
 		dup = dup || bytes.Equal(n, nonce)
