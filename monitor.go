@@ -200,7 +200,10 @@ type metricEntry struct {
 
 // PubsubMonitor is the default PeerMonitor. It publishes this peer's
 // metrics on a pubsub topic every interval, keeps the latest metric of
-// each name from each peer, and raises an alert when one expires.
+// each name from each peer, and raises an alert when one expires. It also
+// publishes when a peer joins the topic (at most once a second), so that a
+// peer that just connected knows this one's metrics at once rather than up
+// to an interval later.
 //
 // Every message on the topic goes through a validator: a message whose
 // payload does not decode as a Metric, or whose metric names a peer other
@@ -222,7 +225,9 @@ type PubsubMonitor struct {
 	ps    *pubsub.PubSub
 	topic *pubsub.Topic
 	sub   *pubsub.Subscription
-	name  string // topic name
+	evs   *pubsub.TopicEventHandler
+	kick  chan struct{} // a peer joined the topic: publish now
+	name  string        // topic name
 	g     *gorun.Group
 	log   *slog.Logger
 
@@ -268,6 +273,7 @@ func NewPubsubMonitor(h host.Host, ps *pubsub.PubSub, cfg PubsubMonitorConfig) (
 		alerts:  make(chan Alert, cfg.AlertBuffer),
 		metrics: make(map[string]map[peer.ID]*metricEntry),
 		names:   make(map[peer.ID]int),
+		kick:    make(chan struct{}, 1),
 	}
 	if err := ps.RegisterTopicValidator(m.name, m.validate, pubsub.WithValidatorInline(true)); err != nil {
 		return nil, fmt.Errorf("pincluster: new pubsub monitor: register validator on %s: %w", m.name, err)
@@ -283,10 +289,18 @@ func NewPubsubMonitor(h host.Host, ps *pubsub.PubSub, cfg PubsubMonitorConfig) (
 		_ = ps.UnregisterTopicValidator(m.name)
 		return nil, fmt.Errorf("pincluster: new pubsub monitor: subscribe %s: %w", m.name, err)
 	}
+	m.evs, err = m.topic.EventHandler()
+	if err != nil {
+		m.sub.Cancel()
+		_ = m.topic.Close()
+		_ = ps.UnregisterTopicValidator(m.name)
+		return nil, fmt.Errorf("pincluster: new pubsub monitor: events of %s: %w", m.name, err)
+	}
 	// The group is fresh: Go cannot fail here.
 	_ = m.g.Go(m.receiveLoop)
 	_ = m.g.Go(m.publishLoop)
 	_ = m.g.Go(m.checkLoop)
+	_ = m.g.Go(m.joinLoop)
 	return m, nil
 }
 
@@ -343,15 +357,52 @@ func (m *PubsubMonitor) receiveLoop(ctx context.Context) {
 	}
 }
 
+// joinLoop asks for a publication whenever a peer joins the topic, so
+// that it learns this peer's metrics at once instead of up to an Interval
+// later (the first publication of a starting peer usually goes nowhere:
+// no peer has seen its subscription yet).
+func (m *PubsubMonitor) joinLoop(ctx context.Context) {
+	for {
+		ev, err := m.evs.NextPeerEvent(ctx)
+		if err != nil {
+			return // cancelled: Shutdown
+		}
+		if ev.Type != pubsub.PeerJoin {
+			continue
+		}
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// joinPublishGap is the least time between two publications asked by
+// peers joining: a flood of joins (or one peer joining and leaving in a
+// loop) costs at most one publication per gap.
+const joinPublishGap = time.Second
+
 func (m *PubsubMonitor) publishLoop(ctx context.Context) {
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
+	var last time.Time
 	for {
 		m.publishOnce(ctx)
+		last = time.Now()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-m.kick:
+			if wait := joinPublishGap - time.Since(last); wait > 0 {
+				w := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					w.Stop()
+					return
+				case <-w.C:
+				}
+			}
 		}
 	}
 }
@@ -612,6 +663,7 @@ func (m *PubsubMonitor) Shutdown(ctx context.Context) error {
 		m.closed.Store(true)
 		m.g.Stop()
 		m.sub.Cancel()
+		m.evs.Cancel()
 		if err := m.g.Wait(ctx); err != nil {
 			m.shutdownErr = fmt.Errorf("pincluster: monitor: shutdown: %w", err)
 			return

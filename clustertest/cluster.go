@@ -53,6 +53,10 @@ type Setup struct {
 	// PeerOptions, when set, returns extra options for peer i, given
 	// after Options.
 	PeerOptions func(i int) []pincluster.Option
+	// ConfigureMock, when set, is called with each peer's MockConnector
+	// before the peers start (so that their first metrics already show,
+	// say, the storage maximum it sets). Unused with InProcessIPFS.
+	ConfigureMock func(i int, m *MockConnector)
 }
 
 // Cluster is a set of peers started by Start or NewCluster in one process.
@@ -117,6 +121,9 @@ func Start(t testing.TB, s Setup) *Cluster {
 		p := &Peer{Index: i, key: key, dir: filepath.Join(base, "peer"+strconv.Itoa(i))}
 		if !s.InProcessIPFS {
 			p.Mock = NewMockConnector()
+			if s.ConfigureMock != nil {
+				s.ConfigureMock(i, p.Mock)
+			}
 		}
 		c.Peers = append(c.Peers, p)
 	}
