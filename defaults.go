@@ -48,7 +48,7 @@ func (t *opTracker) numHeld() int64 {
 // the connector and the tracker, and the tags informer when
 // WithTags was given.
 func (c *Cluster) defaultInformers() ([]Informer, error) {
-	icfg := InformerConfig{TTL: 2 * c.cfg.monitorInterval, Logger: c.log.With("component", "informer")}
+	icfg := InformerConfig{TTL: c.cfg.ttl(), Logger: c.log.With("component", "informer")}
 	fcfg := FreeSpaceConfig{InformerConfig: icfg}
 	if r, ok := c.tracker.(spaceReserver); ok {
 		fcfg.Reserved = r.reservedBytes
@@ -89,6 +89,7 @@ func (c *Cluster) defaultMonitor() (PeerMonitor, error) {
 	return NewPubsubMonitor(c.host, c.pubsub, PubsubMonitorConfig{
 		ClusterName: c.cfg.clusterName,
 		Interval:    c.cfg.monitorInterval,
+		TTL:         c.cfg.ttl(),
 		Informers:   c.informers,
 		Trusted:     func(p peer.ID) bool { return c.consensus.IsTrustedPeer(context.Background(), p) },
 		Logger:      c.log.With("component", "monitor"),

@@ -63,6 +63,7 @@ type config struct {
 	batchMaxAge  time.Duration
 
 	monitorInterval   time.Duration
+	metricTTL         time.Duration // 0: 2 × monitorInterval
 	repinning         bool
 	snapshotEvery     int
 	snapshotInterval  time.Duration
@@ -127,6 +128,10 @@ func (c *config) validate() error {
 		}
 		return &OptionError{Options: "WithTags and " + other,
 			Detail: "tags are published by the default informers and monitor; give a TagsInformer among your own instead"}
+	}
+	if c.metricTTL > 0 && c.metricTTL <= c.monitorInterval {
+		return &OptionError{Options: "WithMetricTTL and WithMonitorInterval",
+			Detail: fmt.Sprintf("metrics valid for %v would expire before the next publication, %v later", c.metricTTL, c.monitorInterval)}
 	}
 	if c.snapshotInterval > 0 && c.snapshotEvery == 0 {
 		return &OptionError{Options: "WithSnapshotInterval and WithSnapshots",
@@ -477,8 +482,8 @@ func WithBatching(maxSize int, maxAge time.Duration) Option {
 }
 
 // WithMonitorInterval sets how often metrics are published; they expire
-// after twice that, which is when a silent peer raises an alert. Default:
-// 15s.
+// after twice that (or WithMetricTTL), which is when a silent peer raises
+// an alert. Default: 15s.
 func WithMonitorInterval(d time.Duration) Option {
 	return func(c *config) error {
 		if err := positive("WithMonitorInterval", d); err != nil {
@@ -487,6 +492,30 @@ func WithMonitorInterval(d time.Duration) Option {
 		c.monitorInterval = d
 		return nil
 	}
+}
+
+// WithMetricTTL sets how long the default informers' metrics stay valid
+// after publication (IPFS Cluster's informer metric_ttl): a peer is taken
+// for lost, and its pins re-allocated, when its metrics are older than
+// this. It must be longer than the monitor interval; a multiple of it lets
+// a peer miss a publication or two (a busy machine, a lost message)
+// without being declared lost. Default: twice the monitor interval.
+func WithMetricTTL(d time.Duration) Option {
+	return func(c *config) error {
+		if err := positive("WithMetricTTL", d); err != nil {
+			return err
+		}
+		c.metricTTL = d
+		return nil
+	}
+}
+
+// ttl is the metrics' validity: WithMetricTTL, or twice the interval.
+func (c *config) ttl() time.Duration {
+	if c.metricTTL > 0 {
+		return c.metricTTL
+	}
+	return 2 * c.monitorInterval
 }
 
 // WithRepinning turns self-healing on or off: when on, the pins of a peer

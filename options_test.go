@@ -57,6 +57,8 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{"nil logger", []pincluster.Option{pincluster.WithLogger(nil)}, "WithLogger"},
 		{"negative snapshot count", []pincluster.Option{pincluster.WithSnapshots(-1, false)}, "WithSnapshots"},
 		{"zero monitor interval", []pincluster.Option{pincluster.WithMonitorInterval(0)}, "WithMonitorInterval"},
+		{"zero metric ttl", []pincluster.Option{pincluster.WithMetricTTL(0)}, "WithMetricTTL"},
+		{"metric ttl not above the interval", []pincluster.Option{pincluster.WithMonitorInterval(10 * time.Second), pincluster.WithMetricTTL(10 * time.Second)}, "WithMetricTTL and WithMonitorInterval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := pincluster.New(ctx, h, nil, ps, tc.opts...)

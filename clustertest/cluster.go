@@ -46,7 +46,8 @@ type Setup struct {
 	// the peers; it is passed with WithConsensus. Default: the CRDT.
 	NewConsensus func(i int, h host.Host, peers []peer.ID) (pincluster.Consensus, error)
 	// MonitorInterval is the monitor's publish interval. Default: 1 s
-	// (a peer is declared lost after 2 s without metrics).
+	// (metrics live three intervals: a peer is declared lost after 3 s
+	// without metrics).
 	MonitorInterval time.Duration
 	// Options are given to every peer, after the kit's own.
 	Options []pincluster.Option
@@ -195,6 +196,10 @@ func (c *Cluster) start(i int) error {
 	opts := []pincluster.Option{
 		pincluster.WithPeerName("peer" + strconv.Itoa(i)),
 		pincluster.WithMonitorInterval(c.setup.MonitorInterval),
+		// Three intervals: a peer may miss one publication on a loaded
+		// machine (race detector, parallel test processes) without being
+		// taken for lost.
+		pincluster.WithMetricTTL(3 * c.setup.MonitorInterval),
 		pincluster.WithStateSyncInterval(2 * time.Second),
 		pincluster.WithExpiryInterval(time.Second),
 	}
