@@ -120,18 +120,24 @@ func TestClusterOpsRecoverLocal(t *testing.T) {
 	ctx := t.Context()
 	self, other := c.Peer(1), c.Peer(2)
 	boom := errors.New("local trouble")
-
-	t.Run("Recover", func(t *testing.T) {
-		ci := testCID(t, "ops-recover-local")
+	// failOnBoth pins name through peer 0 while it fails on self and
+	// other, waits until both report pin_error, then lifts the failure; it
+	// returns the CID and both trackers' recovered counts at that point.
+	failOnBoth := func(t *testing.T, name string) (ci cid.Cid, selfBefore, otherBefore int) {
+		ci = testCID(t, name)
 		self.Mock.FailPin(ci, boom)
 		other.Mock.FailPin(ci, boom)
 		_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{})
 		require.NoError(t, err)
 		waitPinError(t, c, 0, ci, self, other)
-		selfBefore, otherBefore := recovered(t, self), recovered(t, other)
+		selfBefore, otherBefore = recovered(t, self), recovered(t, other)
 		self.Mock.FailPin(ci, nil)
 		other.Mock.FailPin(ci, nil)
+		return ci, selfBefore, otherBefore
+	}
 
+	t.Run("Recover", func(t *testing.T) {
+		ci, selfBefore, otherBefore := failOnBoth(t, "ops-recover-local")
 		g, err := self.Recover(ctx, ci, true)
 		require.NoError(t, err)
 		require.Len(t, g.PeerMap, 1, "local: only the calling peer answers: %v", g.PeerMap)
@@ -146,15 +152,7 @@ func TestClusterOpsRecoverLocal(t *testing.T) {
 	})
 
 	t.Run("RecoverAll", func(t *testing.T) {
-		ci := testCID(t, "ops-recover-all-local")
-		self.Mock.FailPin(ci, boom)
-		other.Mock.FailPin(ci, boom)
-		_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{})
-		require.NoError(t, err)
-		waitPinError(t, c, 0, ci, self, other)
-		selfBefore, otherBefore := recovered(t, self), recovered(t, other)
-		self.Mock.FailPin(ci, nil)
-		other.Mock.FailPin(ci, nil)
+		ci, selfBefore, otherBefore := failOnBoth(t, "ops-recover-all-local")
 		seen := false
 		for g, err := range self.RecoverAll(ctx, true) {
 			require.NoError(t, err)

@@ -527,21 +527,7 @@ func mustPeers(t *testing.T, p *clustertest.Peer) []peer.ID {
 func TestClusterBadgerRestart(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Setup{N: 2, Badger: true})
 	ctx := t.Context()
-	var cids []cid.Cid
-	for i := range 10 {
-		ci := testCID(t, fmt.Sprint("badger-", i))
-		cids = append(cids, ci)
-		_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{})
-		require.NoError(t, err)
-	}
-	c.WaitFor("pinned on both", 20*time.Second, func() bool {
-		for _, ci := range cids {
-			if len(holders(c, ci)) != 2 {
-				return false
-			}
-		}
-		return true
-	})
+	cids := pinOnTwo(t, c, "badger-", 10, func(int) *clustertest.Peer { return c.Peer(0) })
 	c.Stop(0)
 	c.Stop(1)
 	// While peer 1 is down its IPFS node loses a pin.

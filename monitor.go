@@ -394,14 +394,8 @@ func (m *PubsubMonitor) publishLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-m.kick:
-			if wait := joinPublishGap - time.Since(last); wait > 0 {
-				w := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-					w.Stop()
-					return
-				case <-w.C:
-				}
+			if wait := joinPublishGap - time.Since(last); wait > 0 && !gorun.Sleep(ctx, wait) {
+				return
 			}
 		}
 	}

@@ -3,11 +3,9 @@ package pinsvc
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -94,15 +92,9 @@ func TestUnknownQueryOption(t *testing.T) {
 // the client is done; nothing is pinned and the server keeps serving.
 func TestSlowBody(t *testing.T) {
 	fb := fake.New()
-	a, err := New(context.Background(), fb, Config{ListenAddr: "127.0.0.1:0", Tokens: map[string]string{"t": "u"}, ReadTimeout: 300 * time.Millisecond})
-	require.NoError(t, err)
-	require.NoError(t, a.Start())
-	t.Cleanup(func() { require.NoError(t, a.Shutdown(context.Background())) })
-	conn, err := net.Dial("tcp", a.Addr().String())
-	require.NoError(t, err)
-	defer conn.Close()
+	a, conn := serveRaw(t, fb, Config{ReadTimeout: 300 * time.Millisecond})
 	body := []byte(`{"cid":"` + testCID(t, "slow").String() + `"}`) // 70 bytes: 3.5s at 50ms a byte
-	_, err = fmt.Fprintf(conn, "POST /pins HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
+	_, err := fmt.Fprintf(conn, "POST /pins HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
 	require.NoError(t, err)
 	type answer struct {
 		status int

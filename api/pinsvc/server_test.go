@@ -112,17 +112,27 @@ func TestAuthAttacks(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, code, string(b))
 }
 
-// TestSlowLoris: a client that sends half a request and goes silent is
-// disconnected after ReadHeaderTimeout, and the server keeps serving.
-func TestSlowLoris(t *testing.T) {
-	a, err := New(context.Background(), fake.New(), Config{ListenAddr: "127.0.0.1:0", Tokens: map[string]string{"t": "u"}, ReadHeaderTimeout: 300 * time.Millisecond})
+// serveRaw starts an API over b with cfg (on a loopback port, with the
+// token "t"), shut down at the end of the test, and returns it with a raw
+// TCP connection to it, for clients that misbehave below HTTP.
+func serveRaw(t *testing.T, b Backend, cfg Config) (*API, net.Conn) {
+	t.Helper()
+	cfg.ListenAddr, cfg.Tokens = "127.0.0.1:0", map[string]string{"t": "u"}
+	a, err := New(context.Background(), b, cfg)
 	require.NoError(t, err)
 	require.NoError(t, a.Start())
 	t.Cleanup(func() { require.NoError(t, a.Shutdown(context.Background())) })
 	conn, err := net.Dial("tcp", a.Addr().String())
 	require.NoError(t, err)
-	defer conn.Close()
-	_, err = io.WriteString(conn, "GET /pins HTTP/1.1\r\nHost: x\r\n")
+	t.Cleanup(func() { _ = conn.Close() })
+	return a, conn
+}
+
+// TestSlowLoris: a client that sends half a request and goes silent is
+// disconnected after ReadHeaderTimeout, and the server keeps serving.
+func TestSlowLoris(t *testing.T) {
+	a, conn := serveRaw(t, fake.New(), Config{ReadHeaderTimeout: 300 * time.Millisecond})
+	_, err := io.WriteString(conn, "GET /pins HTTP/1.1\r\nHost: x\r\n")
 	require.NoError(t, err)
 	require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
 	start := time.Now()

@@ -565,6 +565,23 @@ func soloHost(t *testing.T) host.Host {
 	return h
 }
 
+// soloLeader starts a one-voter consensus with cfg on h, waits until it
+// leads, and commits pins 0..n-1.
+func soloLeader(ctx context.Context, t *testing.T, h host.Host, cfg Config, n int) *Consensus {
+	t.Helper()
+	c, err := New(ctx, h, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLeaderSelf(t, c, h.ID(), 5*time.Second)
+	for j := range n {
+		if err := c.LogPin(ctx, testPin(t, j)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
 func TestBadgerPathRestartKeepsLog(t *testing.T) {
 	h := soloHost(t)
 	dir := t.TempDir() + "/raft"
@@ -573,16 +590,7 @@ func TestBadgerPathRestartKeepsLog(t *testing.T) {
 
 	cfg := soloConfig([]peer.ID{h.ID()})
 	cfg.BadgerPath = dir
-	c, err := New(ctx, h, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitLeaderSelf(t, c, h.ID(), 5*time.Second)
-	for j := range 5 {
-		if err := c.LogPin(ctx, testPin(t, j)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c := soloLeader(ctx, t, h, cfg, 5)
 	last, err := c.store.LastIndex()
 	if err != nil || last < 6 { // bootstrap configuration, no-op, 5 pins
 		t.Fatalf("last index %d, %v: want at least 6", last, err)
@@ -726,14 +734,7 @@ func TestClean(t *testing.T) {
 	}
 	cfg := soloConfig([]peer.ID{h.ID()})
 	cfg.Datastore, cfg.SnapshotDir = d, t.TempDir()+"/snaps"
-	c, err := New(ctx, h, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitLeaderSelf(t, c, h.ID(), 5*time.Second)
-	if err := c.LogPin(ctx, testPin(t, 1)); err != nil {
-		t.Fatal(err)
-	}
+	c := soloLeader(ctx, t, h, cfg, 1)
 	if err := c.raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
@@ -772,7 +773,7 @@ func TestClean(t *testing.T) {
 	// A new consensus on the cleaned datastore starts from nothing.
 	cfg = soloConfig(nil)
 	cfg.Datastore = d
-	c, err = New(ctx, h, cfg)
+	c, err := New(ctx, h, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -789,16 +790,7 @@ func TestRestartCompactedLogWithoutSnapshotsFails(t *testing.T) {
 	defer cancel()
 	cfg := soloConfig([]peer.ID{h.ID()})
 	cfg.Datastore, cfg.TrailingLogs = d, 2
-	c, err := New(ctx, h, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitLeaderSelf(t, c, h.ID(), 5*time.Second)
-	for j := range 10 {
-		if err := c.LogPin(ctx, testPin(t, j)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c := soloLeader(ctx, t, h, cfg, 10)
 	if err := c.raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
@@ -810,7 +802,7 @@ func TestRestartCompactedLogWithoutSnapshotsFails(t *testing.T) {
 	}
 	// The in-memory snapshot is gone: New must refuse, not panic.
 	cfg.Peers = nil
-	c, err = New(ctx, h, cfg)
+	c, err := New(ctx, h, cfg)
 	if err == nil {
 		_ = c.Shutdown(ctx)
 		t.Fatal("New restarted a compacted log without its snapshot")

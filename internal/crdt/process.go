@@ -10,6 +10,8 @@ import (
 	cid "github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
+
+	"github.com/pincluster/pincluster/internal/gorun"
 )
 
 // processor holds the in-memory side of the walk: a bounded queue of nodes
@@ -397,12 +399,8 @@ func (s *Datastore) receiveLoop(ctx context.Context) {
 				return
 			}
 			s.log.Debug("crdt: broadcaster next", "err", err)
-			t := time.NewTimer(100 * time.Millisecond)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if !gorun.Sleep(ctx, 100*time.Millisecond) {
 				return
-			case <-t.C:
 			}
 			continue
 		}
@@ -474,12 +472,8 @@ func (s *Datastore) broadcastLoop(ctx context.Context) {
 			s.sendJoinReply(ctx)
 			// At most one reply per joinReplyInterval: later requests
 			// queue and go out together with the next.
-			w := time.NewTimer(joinReplyInterval)
-			select {
-			case <-ctx.Done():
-				w.Stop()
+			if !gorun.Sleep(ctx, joinReplyInterval) {
 				return
-			case <-w.C:
 			}
 			continue
 		}
@@ -489,9 +483,7 @@ func (s *Datastore) broadcastLoop(ctx context.Context) {
 
 func (s *Datastore) sendHeads(ctx context.Context) {
 	if ann := s.announcement(); ann != nil {
-		if err := s.bc.Broadcast(ctx, ann); err == nil {
-			s.st.sentBroadcasts.Add(1)
-		}
+		s.broadcast(ctx, "announcement", ann)
 	}
 	heads, _ := s.headsByPriority(s.cfg.MaxHeadsPerBroadcast)
 	if len(heads) == 0 {
@@ -502,9 +494,16 @@ func (s *Datastore) sendHeads(ctx context.Context) {
 		s.log.Error("crdt: encode heads", "err", err)
 		return
 	}
+	s.broadcast(ctx, "heads", data)
+}
+
+// broadcast sends one message and counts it. A failure is only logged
+// (debug): every message is sent again, by the next rebroadcast or the
+// next join request.
+func (s *Datastore) broadcast(ctx context.Context, what string, data []byte) {
 	if err := s.bc.Broadcast(ctx, data); err != nil {
 		if ctx.Err() == nil {
-			s.log.Debug("crdt: broadcast", "err", err)
+			s.log.Debug("crdt: broadcast", "what", what, "err", err)
 		}
 		return
 	}

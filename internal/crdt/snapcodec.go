@@ -118,15 +118,9 @@ func EncodeAnnouncement(a Announcement) ([]byte, error) {
 // DecodeAnnouncement parses a version-2 broadcast message; errors wrap
 // ErrInvalidMessage.
 func DecodeAnnouncement(data []byte) (Announcement, error) {
-	if len(data) > 256 {
-		return Announcement{}, fmt.Errorf("%w: announcement of %d bytes", ErrInvalidMessage, len(data))
-	}
 	var w wireAnnounce
-	if err := decMode.Unmarshal(data, &w); err != nil {
-		return Announcement{}, fmt.Errorf("%w: %v", ErrInvalidMessage, err)
-	}
-	if w.V != announceVersion {
-		return Announcement{}, fmt.Errorf("%w: version %d", ErrInvalidMessage, w.V)
+	if err := decodeBroadcast(data, 256, "announcement", &w, &w.V, announceVersion); err != nil {
+		return Announcement{}, err
 	}
 	c, err := tagLink(w.S)
 	if err != nil {
@@ -171,15 +165,9 @@ func EncodeJoinRequest(nonce []byte) ([]byte, error) {
 // DecodeJoinRequest parses a version-3 broadcast and returns its nonce;
 // errors wrap ErrInvalidMessage.
 func DecodeJoinRequest(data []byte) ([]byte, error) {
-	if len(data) > 64 {
-		return nil, fmt.Errorf("%w: join request of %d bytes", ErrInvalidMessage, len(data))
-	}
 	var w wireJoinRequest
-	if err := decMode.Unmarshal(data, &w); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidMessage, err)
-	}
-	if w.V != joinRequestVersion {
-		return nil, fmt.Errorf("%w: version %d", ErrInvalidMessage, w.V)
+	if err := decodeBroadcast(data, 64, "join request", &w, &w.V, joinRequestVersion); err != nil {
+		return nil, err
 	}
 	if len(w.J) != JoinNonceSize {
 		return nil, fmt.Errorf("%w: join nonce of %d bytes, want %d", ErrInvalidMessage, len(w.J), JoinNonceSize)
@@ -207,15 +195,9 @@ func EncodeJoinReply(r JoinReply) ([]byte, error) {
 // DecodeJoinReply parses a version-4 broadcast; errors wrap
 // ErrInvalidMessage.
 func DecodeJoinReply(data []byte) (JoinReply, error) {
-	if len(data) > 512 {
-		return JoinReply{}, fmt.Errorf("%w: join reply of %d bytes", ErrInvalidMessage, len(data))
-	}
 	var w wireJoinReply
-	if err := decMode.Unmarshal(data, &w); err != nil {
-		return JoinReply{}, fmt.Errorf("%w: %v", ErrInvalidMessage, err)
-	}
-	if w.V != joinReplyVersion {
-		return JoinReply{}, fmt.Errorf("%w: version %d", ErrInvalidMessage, w.V)
+	if err := decodeBroadcast(data, 512, "join reply", &w, &w.V, joinReplyVersion); err != nil {
+		return JoinReply{}, err
 	}
 	if len(w.E) == 0 || len(w.E) > MaxJoinNonces {
 		return JoinReply{}, fmt.Errorf("%w: join reply with %d nonces", ErrInvalidMessage, len(w.E))
@@ -236,6 +218,22 @@ func DecodeJoinReply(data []byte) (JoinReply, error) {
 		return JoinReply{}, fmt.Errorf("%w: join reply with a height and no snapshot", ErrInvalidMessage)
 	}
 	return r, nil
+}
+
+// decodeBroadcast decodes a broadcast message of at most limit bytes into
+// w, whose version field v must then be want; errors wrap
+// ErrInvalidMessage.
+func decodeBroadcast(data []byte, limit int, what string, w any, v *uint64, want uint64) error {
+	if len(data) > limit {
+		return fmt.Errorf("%w: %s of %d bytes", ErrInvalidMessage, what, len(data))
+	}
+	if err := decMode.Unmarshal(data, w); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrInvalidMessage, what, err)
+	}
+	if *v != want {
+		return fmt.Errorf("%w: %s version %d", ErrInvalidMessage, what, *v)
+	}
+	return nil
 }
 
 // messageVersion returns the "v" field of a broadcast message without

@@ -290,12 +290,8 @@ func (s *Datastore) fetch(ctx context.Context, c cid.Cid) ([]byte, error) {
 		}
 		s.st.fetchErrors.Add(1)
 		s.log.Debug("crdt: snapshot block fetch failed, will retry", "cid", c, "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !gorun.Sleep(ctx, backoff) {
 			return nil, ctx.Err()
-		case <-t.C:
 		}
 		backoff = min(backoff*2, s.cfg.RetryMaxBackoff)
 	}
@@ -642,13 +638,7 @@ func (s *Datastore) sendJoinReply(ctx context.Context) {
 		s.log.Error("crdt: encode join reply", "err", err)
 		return
 	}
-	if err := s.bc.Broadcast(ctx, data); err != nil {
-		if ctx.Err() == nil {
-			s.log.Debug("crdt: join reply", "err", err)
-		}
-		return
-	}
-	s.st.sentBroadcasts.Add(1)
+	s.broadcast(ctx, "join reply", data)
 }
 
 // handleJoinReply passes a trusted peer's answer to this replica's join
@@ -698,13 +688,7 @@ func (s *Datastore) awaitSnapshot(ctx context.Context) (announced, bool) {
 		s.log.Error("crdt: encode join request", "err", err)
 		return announced{}, false
 	}
-	ask := func() {
-		if err := s.bc.Broadcast(ctx, req); err == nil {
-			s.st.sentBroadcasts.Add(1)
-		} else if ctx.Err() == nil {
-			s.log.Debug("crdt: join request", "err", err)
-		}
-	}
+	ask := func() { s.broadcast(ctx, "join request", req) }
 	t := time.NewTimer(s.cfg.SnapshotWait)
 	defer t.Stop()
 	every := time.NewTicker(s.cfg.RebroadcastInterval)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // ErrClosed is returned by Go after Close (or Stop) has been called.
@@ -111,5 +112,19 @@ func (g *Group) Wait(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("gorun: %d goroutines still running: %w", g.Running(), ctx.Err())
+	}
+}
+
+// Sleep waits d, or less if ctx ends first; it reports whether the whole
+// of d passed (false: ctx ended). The goroutines of a Group pause with it
+// between retries, so that Close never waits out a backoff.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }

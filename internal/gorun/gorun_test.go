@@ -78,3 +78,20 @@ func TestCloseDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Sleep returns true after d, and false at once when ctx ends first.
+func TestSleep(t *testing.T) {
+	start := time.Now()
+	if !Sleep(context.Background(), 20*time.Millisecond) || time.Since(start) < 20*time.Millisecond {
+		t.Fatalf("Sleep(20ms) returned early or false after %v", time.Since(start))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start = time.Now()
+	if Sleep(ctx, time.Hour) {
+		t.Fatal("Sleep with a cancelled context reported the whole hour")
+	}
+	if d := time.Since(start); d > time.Minute {
+		t.Fatalf("Sleep outlived its cancelled context by %v", d)
+	}
+}

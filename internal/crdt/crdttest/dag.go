@@ -10,6 +10,7 @@ import (
 	cid "github.com/ipfs/go-cid"
 
 	"github.com/pincluster/pincluster/internal/crdt"
+	"github.com/pincluster/pincluster/internal/gorun"
 )
 
 // ErrNotFound is returned by a Network DAG's Get when no reachable peer has
@@ -249,12 +250,8 @@ func (f *FaultDAG) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	case FaultDelay:
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !gorun.Sleep(ctx, delay) {
 			return nil, ctx.Err()
-		case <-t.C:
 		}
 	case FaultCorrupt:
 		b, err := f.inner.Get(ctx, c)
