@@ -124,6 +124,17 @@ func (e *tkEnv) statusAll(filter pincluster.TrackerStatus) map[cid.Cid]pincluste
 	return out
 }
 
+// syncAll collects what SyncAll reports as changed, by CID.
+func (e *tkEnv) syncAll() map[cid.Cid]pincluster.TrackerStatus {
+	e.t.Helper()
+	out := map[cid.Cid]pincluster.TrackerStatus{}
+	for pi, err := range e.tr.SyncAll(e.ctx) {
+		require.NoError(e.t, err)
+		out[pi.Cid] = pi.Status
+	}
+	return out
+}
+
 func (e *tkEnv) stats() pincluster.TrackerStats {
 	e.t.Helper()
 	r, ok := e.tr.(pincluster.TrackerStatsReporter)
@@ -265,11 +276,7 @@ func TestTrackerUnexpectedlyUnpinned(t *testing.T) {
 		require.Equal(t, pincluster.TrackerStatusUnexpectedlyUnpinned, pi.Status)
 		require.False(t, pi.TS.IsZero())
 
-		changed := map[cid.Cid]pincluster.TrackerStatus{}
-		for pi, err := range e.tr.SyncAll(e.ctx) {
-			require.NoError(t, err)
-			changed[pi.Cid] = pi.Status
-		}
+		changed := e.syncAll()
 		require.Equal(t, map[cid.Cid]pincluster.TrackerStatus{
 			b.Cid: pincluster.TrackerStatusUnexpectedlyUnpinned,
 			c.Cid: pincluster.TrackerStatusUnexpectedlyUnpinned,
@@ -302,8 +309,7 @@ func TestTrackerUnexpectedlyUnpinned(t *testing.T) {
 		require.NoError(t, e.st.Rm(e.ctx, a.Cid))
 		require.NoError(t, e.tr.Untrack(e.ctx, a.Cid))
 		e.eventually(a.Cid, pincluster.TrackerStatusUnpinned, time.Second)
-		for range e.tr.SyncAll(e.ctx) {
-		}
+		e.syncAll()
 		require.Empty(t, e.statusAll(pincluster.TrackerStatusUnexpectedlyUnpinned))
 	})
 }
@@ -440,20 +446,13 @@ func TestTrackerSyncReconciles(t *testing.T) {
 		require.NoError(t, e.mock.Pin(e.ctx, pincluster.NewPin(d, pincluster.PinOptions{}), nil))
 		require.NoError(t, e.mock.Unpin(e.ctx, a.Cid))
 
-		changed := map[cid.Cid]pincluster.TrackerStatus{}
-		for pi, err := range e.tr.SyncAll(e.ctx) {
-			require.NoError(t, err)
-			changed[pi.Cid] = pi.Status
-		}
+		changed := e.syncAll()
 		require.Equal(t, map[cid.Cid]pincluster.TrackerStatus{
 			a.Cid: pincluster.TrackerStatusUnexpectedlyUnpinned,
 			c.Cid: pincluster.TrackerStatusPinned,
 			d:     pincluster.TrackerStatusUnpinned,
 		}, changed)
-		for pi, err := range e.tr.SyncAll(e.ctx) {
-			require.NoError(t, err)
-			t.Errorf("second SyncAll: nothing changed, got %s %s", pi.Cid, pi.Status)
-		}
+		require.Empty(t, e.syncAll(), "second SyncAll: nothing changed")
 		require.Equal(t, pincluster.TrackerStatusPinned, e.status(b.Cid).Status)
 
 		// Sync of one CID: the node pinned it again behind the tracker.
