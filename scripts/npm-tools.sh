@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the npm tools the API interop tests run into .cache/ (git-ignored):
-#   .cache/psc       @ipfs-shipyard/pinning-service-compliance (see ../shared/INTEROP.md §3)
-#   .cache/jsclient  @nftstorage/ipfs-cluster (INTEROP.md §4)
+#   .cache/psc       @ipfs-shipyard/pinning-service-compliance (the spec is api/pinsvc/testdata/ipfs-pinning-service-v1.0.0.yaml)
+#   .cache/jsclient  @nftstorage/ipfs-cluster (IPFS Cluster JS client)
 # Idempotent: a package already installed at the right version is left alone.
 # The compliance suite's spec location is patched to the local spec file on
 # every run (the suite would otherwise download it and silently drop checks).
@@ -18,7 +18,7 @@ PSC_PKG=@ipfs-shipyard/pinning-service-compliance
 PSC_VERSION=1.8.1
 JSCLIENT_PKG=@nftstorage/ipfs-cluster
 JSCLIENT_VERSION=5.0.1
-SPEC=$ROOT/../shared/specs/ipfs-pinning-service-v1.0.0.yaml
+SPEC=$ROOT/api/pinsvc/testdata/ipfs-pinning-service-v1.0.0.yaml
 
 mkdir -p "$CACHE"
 # Several test binaries (api/rest, api/pinsvc) may run this at once under

@@ -10,7 +10,7 @@ mkdir -p "$BIN"
 export PATH="$BIN:$PATH"
 
 STATICCHECK_VERSION=v0.8.2   # honnef.co/go/tools
-KUBO_VERSION=0.42.0           # see ../shared/INTEROP.md; v0.43+ cannot be built from the proxy
+KUBO_VERSION=0.42.0           # v0.43+ cannot be built from the proxy
 
 step() { printf '\n== %s\n' "$*"; }
 

@@ -19,15 +19,15 @@ import (
 
 const complianceSpec = "ipfs-pinning-service-v1.0.0.yaml"
 
-// runCompliance runs @ipfs-shipyard/pinning-service-compliance 1.8.1 (see
-// ../shared/INTEROP.md §3) against the Pinning Service API served by api
+// runCompliance runs @ipfs-shipyard/pinning-service-compliance 1.8.1 (with
+// the spec in testdata/, a copy of the v1.0.0 OpenAPI file) against the Pinning Service API served by api
 // at endpoint (a base URL on 127.0.0.1) and requires all 9 checks to pass.
 func runCompliance(t *testing.T, endpoint, token string) {
 	t.Helper()
 	npmtest.Ensure(t)
 	node := npmtest.Node(t)
 	pkg := npmtest.File(t, "psc/node_modules/@ipfs-shipyard/pinning-service-compliance")
-	spec := filepath.Join(npmtest.RepoRoot(t), "..", "shared", "specs", complianceSpec)
+	spec := filepath.Join(npmtest.RepoRoot(t), "api", "pinsvc", "testdata", complianceSpec)
 	if _, err := os.Stat(spec); err != nil {
 		npmtest.Missing(t, "the spec "+spec)
 	}
