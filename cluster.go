@@ -133,6 +133,18 @@ func (c *Cluster) live(op string) error {
 	return nil
 }
 
+// writable is live for the calls that write to the shared pinset or the
+// membership: it also refuses them on a follower (ErrFollowerMode).
+func (c *Cluster) writable(op string) error {
+	if err := c.live(op); err != nil {
+		return err
+	}
+	if c.cfg.follower {
+		return fmt.Errorf("pincluster: %s: %w", op, ErrFollowerMode)
+	}
+	return nil
+}
+
 // span starts a trace span (WithTracer, WithTracerProvider) and returns the
 // function that ends it and records the operation (WithMeterProvider).
 func (c *Cluster) span(ctx context.Context, name string) (context.Context, func(error)) {
@@ -243,7 +255,7 @@ func (c *Cluster) ID(ctx context.Context) ID {
 // AddPeer trusts p: it may then modify the shared state (and, with Raft,
 // becomes a voter).
 func (c *Cluster) AddPeer(ctx context.Context, p peer.ID) error {
-	if err := c.live("add peer"); err != nil {
+	if err := c.writable("add peer"); err != nil {
 		return err
 	}
 	if err := c.consensus.Trust(ctx, p); err != nil {
@@ -257,7 +269,7 @@ func (c *Cluster) AddPeer(ctx context.Context, p peer.ID) error {
 
 // RmPeer stops trusting p and removes it from the membership.
 func (c *Cluster) RmPeer(ctx context.Context, p peer.ID) error {
-	if err := c.live("rm peer"); err != nil {
+	if err := c.writable("rm peer"); err != nil {
 		return err
 	}
 	if err := c.consensus.RmPeer(ctx, p); err != nil {
@@ -390,7 +402,7 @@ func (c *Cluster) normalise(opts PinOptions) (PinOptions, error) {
 // durable (CRDT: in the local store; Raft: committed). Pinning a CID again
 // with the same options keeps its allocations.
 func (c *Cluster) Pin(ctx context.Context, ci cid.Cid, opts PinOptions) (Pin, error) {
-	if err := c.live("pin"); err != nil {
+	if err := c.writable("pin"); err != nil {
 		return Pin{}, err
 	}
 	ctx, end := c.span(ctx, "Cluster.Pin")
@@ -454,7 +466,7 @@ func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude 
 // PinPath resolves an /ipfs/ path through the IPFS node and pins the
 // result.
 func (c *Cluster) PinPath(ctx context.Context, path string, opts PinOptions) (Pin, error) {
-	if err := c.live("pin path"); err != nil {
+	if err := c.writable("pin path"); err != nil {
 		return Pin{}, err
 	}
 	ci, err := c.connector.Resolve(ctx, path)
@@ -467,7 +479,7 @@ func (c *Cluster) PinPath(ctx context.Context, path string, opts PinOptions) (Pi
 // Unpin removes ci from the shared pinset and returns the pin it had, or
 // an error wrapping ErrNotFound.
 func (c *Cluster) Unpin(ctx context.Context, ci cid.Cid) (Pin, error) {
-	if err := c.live("unpin"); err != nil {
+	if err := c.writable("unpin"); err != nil {
 		return Pin{}, err
 	}
 	ctx, end := c.span(ctx, "Cluster.Unpin")
@@ -493,7 +505,7 @@ func (c *Cluster) unpin(ctx context.Context, ci cid.Cid) (Pin, error) {
 
 // UnpinPath resolves an /ipfs/ path and unpins the result.
 func (c *Cluster) UnpinPath(ctx context.Context, path string) (Pin, error) {
-	if err := c.live("unpin path"); err != nil {
+	if err := c.writable("unpin path"); err != nil {
 		return Pin{}, err
 	}
 	ci, err := c.connector.Resolve(ctx, path)
@@ -508,7 +520,7 @@ func (c *Cluster) UnpinPath(ctx context.Context, path string) (Pin, error) {
 // possible and PinUpdate set to from so that the allocated peers fetch only
 // the difference. The pin of from is kept; unpin it separately if wanted.
 func (c *Cluster) PinUpdate(ctx context.Context, from, to cid.Cid, opts PinOptions) (Pin, error) {
-	if err := c.live("pin update"); err != nil {
+	if err := c.writable("pin update"); err != nil {
 		return Pin{}, err
 	}
 	st, err := c.state(ctx)
@@ -594,7 +606,7 @@ func (c *Cluster) BlockPut(ctx context.Context, data []byte, prefix cid.Prefix) 
 // entries, root last. A failed import pins nothing; blocks already sent
 // stay on the node until its garbage collection.
 func (c *Cluster) Add(ctx context.Context, files iter.Seq2[string, io.Reader], p AddParams) ([]AddedFile, error) {
-	if err := c.live("add"); err != nil {
+	if err := c.writable("add"); err != nil {
 		return nil, err
 	}
 	var added []AddedFile

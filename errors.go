@@ -23,6 +23,12 @@ var (
 	// returns an error wrapping it.
 	ErrClosed = errors.New("pincluster: closed")
 
+	// ErrFollowerMode is returned (wrapped) by every call that would write
+	// to the shared pinset or the membership on a peer started with
+	// WithFollowerMode: followers replicate and pin what the trusted peers
+	// decide, and never write.
+	ErrFollowerMode = errors.New("pincluster: peer is in follower mode and cannot write")
+
 	// ErrNotFound is returned by State.Get, Cluster.PinGet and
 	// Cluster.Status when the CID is not in the pinset.
 	ErrNotFound = errors.New("pincluster: not found")

@@ -65,6 +65,7 @@ type config struct {
 	monitorInterval   time.Duration
 	metricTTL         time.Duration // 0: 2 × monitorInterval
 	repinning         bool
+	follower          bool
 	snapshotEvery     int
 	snapshotInterval  time.Duration
 	compaction        bool
@@ -523,6 +524,18 @@ func (c *config) ttl() time.Duration {
 func WithRepinning(on bool) Option {
 	return func(c *config) error {
 		c.repinning = on
+		return nil
+	}
+}
+
+// WithFollowerMode makes the peer a follower (IPFS Cluster's follower
+// peers): it replicates the pinset its trusted peers write, pins what is
+// allocated to it and publishes its metrics, but never writes: Pin, Unpin,
+// PinPath, UnpinPath, PinUpdate, Add, AddPeer and RmPeer return an error
+// wrapping ErrFollowerMode and change nothing. Default: off.
+func WithFollowerMode(on bool) Option {
+	return func(c *config) error {
+		c.follower = on
 		return nil
 	}
 }
