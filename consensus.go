@@ -142,7 +142,7 @@ func newCRDTConsensusOn(ctx context.Context, self peer.ID, ps *pubsub.PubSub, d 
 		DeleteHook:   c.onDelete,
 		// A pin record, local or in a peer's delta, must decode to a
 		// valid pin stored under its own CID: a delta holding one that
-		// does not is rejected whole (TESTPLAN T17).
+		// does not is rejected whole (hostile input).
 		ValidateValue: validatePinRecord,
 	}
 	if cfg.snapshotEvery > 0 {

@@ -10,7 +10,7 @@ import (
 )
 
 // TestValidatePinRecord checks the CRDT value hook of the default
-// consensus (TESTPLAN T17, delta side): a pin record that would be refused
+// consensus (hostile deltas): a pin record that would be refused
 // by Pin (here a 256-byte name) or that sits under another CID's key makes
 // the hook fail, so the CRDT rejects the delta holding it whole (its own
 // tests show that path); valid records pass.

@@ -19,8 +19,9 @@ var (
 	// about another peer.
 	ErrInvalidMetric = errors.New("pincluster: invalid metric")
 	// ErrClosed is returned by every method of a Cluster, State or
-	// component called after its Shutdown or Close; a second Shutdown
-	// returns an error wrapping it.
+	// component called after its Shutdown or Close began (a second
+	// Cluster.Shutdown is the exception: it waits for the first and
+	// returns nil).
 	ErrClosed = errors.New("pincluster: closed")
 
 	// ErrFollowerMode is returned (wrapped) by every call that would write

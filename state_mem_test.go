@@ -7,7 +7,7 @@ import (
 )
 
 // TestMemStoreSuite runs go-datastore's conformance suite on the in-memory
-// store behind NewMemoryState (TESTPLAN T22).
+// store behind NewMemoryState.
 func TestMemStoreSuite(t *testing.T) {
 	dstest.SubtestAll(t, newMemStore())
 }

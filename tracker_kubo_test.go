@@ -57,7 +57,7 @@ func freeTCPPort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// The default tracker on a real Kubo daemon (TESTPLAN T19, issue 5): 1,000
+// The default tracker on a real Kubo daemon (an IPFS node restart under load): 1,000
 // pins queued, the daemon killed after about 300 and started again on the
 // same repository: every pin ends pinned, none lost, none pinned twice,
 // at most 3 attempts per CID.

@@ -35,8 +35,8 @@ func readRequest(data []byte, maxFrame int) {
 	}
 }
 
-// FuzzFrameReader is fuzz target 4 of TESTPLAN: the RPC frame reader
-// (length prefix, header with method name, body). No input may panic, and
+// FuzzFrameReader fuzzes the RPC frame reader (length prefix, header with
+// method name, body). No input may panic, and
 // reading n bytes may allocate at most 64·n + 1 MiB, whatever lengths the
 // input announces.
 //

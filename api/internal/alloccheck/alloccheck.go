@@ -1,5 +1,5 @@
 // Package alloccheck helps fuzz targets assert that decoding an input of n
-// bytes allocates less than 64·n + 1 MiB (TESTPLAN, fuzz targets).
+// bytes allocates less than 64·n + 1 MiB (used by the fuzz targets).
 package alloccheck
 
 import (

@@ -9,9 +9,8 @@ import (
 	"testing"
 )
 
-// TestConstantTimeCompare is the unit half of TESTPLAN T18's
-// constant-time check: secrets are compared with crypto/subtle's
-// ConstantTimeCompare, always over two SHA-256 digests (so the secret's
+// TestConstantTimeCompare is the unit half of the constant-time check:
+// secrets are compared with crypto/subtle's ConstantTimeCompare, always over two SHA-256 digests (so the secret's
 // length does not matter), and against every configured entry whatever
 // the position of the match (no early exit). It does not measure timing.
 func TestConstantTimeCompare(t *testing.T) {

@@ -6,11 +6,11 @@
 //     (Network.SetConnected lets a test follow a mocknet partition).
 //   - FaultDAG: wraps any crdt.DAG to fail, hang, delay or corrupt fetches
 //     of chosen CIDs or of every k-th fetch, and counts fetch attempts per
-//     CID (TESTPLAN 4.1.3).
+//     CID (fetch failures).
 //   - Bus: a broadcast medium whose Endpoints implement crdt.Broadcaster,
 //     with drop %, duplicate %, random delay (which reorders), a
 //     "drop everything from peer X" switch and link cuts, all driven by a
-//     seeded random source (TESTPLAN 4.1.2).
+//     seeded random source (lossy, reordering networks).
 //
 // Nothing here starts goroutines.
 package crdttest
