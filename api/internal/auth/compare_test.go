@@ -10,9 +10,10 @@ import (
 )
 
 // TestConstantTimeCompare is the unit half of the constant-time check:
-// secrets are compared with crypto/subtle's ConstantTimeCompare, always over two SHA-256 digests (so the secret's
-// length does not matter), and against every configured entry whatever
-// the position of the match (no early exit). It does not measure timing.
+// secrets are compared with crypto/subtle's ConstantTimeCompare, always
+// over two SHA-256 digests (so the secret's length does not matter), and
+// against every configured entry whatever the position of the match (no
+// early exit). It does not measure timing.
 func TestConstantTimeCompare(t *testing.T) {
 	if reflect.ValueOf(constantTimeCompare).Pointer() != reflect.ValueOf(subtle.ConstantTimeCompare).Pointer() {
 		t.Fatal("secrets are not compared with subtle.ConstantTimeCompare")
