@@ -1,0 +1,511 @@
+// Command httppin measures the HTTP pin path: three pincluster peers in this
+// process, each with its own libp2p host on loopback, its state on disk and
+// IPFS Cluster's REST API (api/rest) on a real socket; N distinct 1 KiB raw
+// blocks put into every peer's IPFS node first; then POST /pins/{cid} to
+// peer 1 from -clients keep-alive Go HTTP clients, replication -1 (every
+// peer). It reports the accepted rate, request latencies, the time until
+// all three states hold the N pins and until all three IPFS nodes pinned
+// them, the process's RSS and CPU seconds, and (with -kubo) the Kubo RPC
+// calls per pin by endpoint. Then it times single pins on the idle
+// cluster (visible on peer 3, pinned on all 3), polled every 500 µs.
+//
+//	go run ./bench/httppin -n 5000 -clients 8
+//	go run ./bench/httppin -n 5000 -clients 8 -kubo /ip4/127.0.0.1/tcp/5001,/ip4/127.0.0.1/tcp/5002,/ip4/127.0.0.1/tcp/5003
+//
+// With -target URL (a REST API of another implementation, such as IPFS
+// Cluster's), it only drives the load against that URL and reports the
+// accepted rate and latencies, so that both are measured with the same
+// client.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	cid "github.com/ipfs/go-cid"
+	pebbleds "github.com/ipfs/go-ds-pebble"
+	libp2p "github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mc "github.com/multiformats/go-multicodec"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/pincluster/pincluster"
+	"github.com/pincluster/pincluster/api/rest"
+	"github.com/pincluster/pincluster/connector/kubo"
+)
+
+func main() {
+	n := flag.Int("n", 5000, "pins to send")
+	clients := flag.Int("clients", 8, "parallel keep-alive HTTP clients")
+	store := flag.String("store", "badger", "state store: badger, pebble or memory")
+	kuboAddrs := flag.String("kubo", "", "three Kubo RPC multiaddrs, comma separated (default: the in-process IPFS node)")
+	target := flag.String("target", "", "drive only this REST API base URL (another implementation); no cluster is started")
+	singles := flag.Int("singles", 50, "single pins timed on the idle cluster after the burst")
+	flag.Parse()
+	if err := run(*n, *clients, *store, *kuboAddrs, *target, *singles); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// randomCIDs makes n raw 1 KiB blocks of random bytes and their CIDv1s.
+func randomBlocks(n int) ([][]byte, []cid.Cid) {
+	data := make([][]byte, n)
+	cids := make([]cid.Cid, n)
+	for i := range n {
+		b := make([]byte, 1024)
+		_, _ = rand.Read(b)
+		h, _ := mh.Sum(b, mh.SHA2_256, -1)
+		data[i], cids[i] = b, cid.NewCidV1(uint64(mc.Raw), h)
+	}
+	return data, cids
+}
+
+func run(n, clients int, store, kuboAddrs, target string, singles int) error {
+	ctx := context.Background()
+	data, cids := randomBlocks(n)
+	if target != "" {
+		res := drive(strings.TrimRight(target, "/"), cids, clients)
+		res.print(n)
+		return nil
+	}
+
+	var kubos []string
+	if kuboAddrs != "" {
+		kubos = strings.Split(kuboAddrs, ",")
+		if len(kubos) != 3 {
+			return fmt.Errorf("-kubo: want 3 addresses, got %d", len(kubos))
+		}
+	}
+	dir, err := os.MkdirTemp("", "httppin")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	var peers []*benchPeer
+	for i := range 3 {
+		p, err := startPeer(ctx, filepath.Join(dir, fmt.Sprint(i)), store, kubos, i)
+		if err != nil {
+			return err
+		}
+		defer p.stop()
+		peers = append(peers, p)
+	}
+	for _, a := range peers {
+		for _, b := range peers {
+			if a != b {
+				if err := a.h.Connect(ctx, peer.AddrInfo{ID: b.h.ID(), Addrs: b.h.Addrs()}); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, p := range peers {
+		if err := p.c.WaitReady(ctx); err != nil {
+			return err
+		}
+	}
+	// Every peer has heard every other's metrics (replication -1 needs them).
+	if err := waitFor(2*time.Minute, func() bool {
+		for _, p := range peers {
+			if len(p.c.Metrics(ctx, "ping")) < 3 {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	for _, p := range peers {
+		for i, b := range data {
+			if _, err := p.c.BlockPut(ctx, b, cids[i].Prefix()); err != nil {
+				return fmt.Errorf("block put: %w", err)
+			}
+		}
+	}
+	for _, p := range peers {
+		p.calls.reset()
+	}
+	cpu0 := cpuSeconds()
+
+	start := time.Now()
+	stateDone := make(chan []time.Duration, 1)
+	pinnedDone := make(chan []time.Duration, 1)
+	go func() { stateDone <- waitEach(peers, start, func(p *benchPeer) bool { return p.holds(ctx, cids) }) }()
+	go func() { pinnedDone <- waitEach(peers, start, func(p *benchPeer) bool { return p.held() >= n }) }()
+	res := drive(peers[0].url, cids, clients)
+	res.print(n)
+	st := <-stateDone
+	fmt.Printf("state holds N on peers 1,2,3 after %v (from the start; last ack at %v)\n", st, res.elapsed.Round(time.Millisecond))
+	pt := <-pinnedDone
+	fmt.Printf("pinned on peers 1,2,3 after %v\n", pt)
+	if res.failed > 0 || slices.Contains(st, 0) || slices.Contains(pt, 0) {
+		return fmt.Errorf("%d pins refused, or not converged on every peer within 90 s", res.failed)
+	}
+	fmt.Printf("process: CPU %.2f s for the run, RSS %d MiB\n", cpuSeconds()-cpu0, rssMiB())
+	if kubos != nil {
+		for i, p := range peers {
+			fmt.Printf("kubo %d RPC calls per pin: %s\n", i+1, p.calls.perPin(n))
+		}
+	}
+
+	// Single pins on the idle cluster.
+	if singles > 0 {
+		sdata, scids := randomBlocks(singles)
+		for _, p := range peers {
+			for i, b := range sdata {
+				if _, err := p.c.BlockPut(ctx, b, scids[i].Prefix()); err != nil {
+					return err
+				}
+			}
+		}
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+		var visible, pinned []time.Duration
+		for i, ci := range scids {
+			base := make([]int, 3)
+			for j, p := range peers {
+				base[j] = p.held()
+			}
+			t0 := time.Now()
+			if err := post(client, peers[0].url, ci); err != nil {
+				return err
+			}
+			var vis time.Duration
+			for {
+				if vis == 0 {
+					if _, err := peers[2].c.PinGet(ctx, ci); err == nil {
+						vis = time.Since(t0)
+					}
+				}
+				all := true
+				for j, p := range peers {
+					if p.held() < base[j]+1 {
+						all = false
+					}
+				}
+				if all && vis != 0 {
+					pinned = append(pinned, time.Since(t0))
+					visible = append(visible, vis)
+					break
+				}
+				if time.Since(t0) > time.Minute {
+					return fmt.Errorf("single pin %d not pinned on all 3 within a minute", i)
+				}
+				time.Sleep(500 * time.Microsecond)
+			}
+		}
+		fmt.Printf("single pin on the idle cluster (%d): visible on peer 3 p50 %v p90 %v; pinned on all 3 p50 %v p90 %v\n",
+			singles, pct(visible, 50), pct(visible, 90), pct(pinned, 50), pct(pinned, 90))
+	}
+	return nil
+}
+
+// benchPeer is one cluster peer with its REST API.
+type benchPeer struct {
+	h     host.Host
+	c     *pincluster.Cluster
+	url   string
+	calls *counter
+	stop  func()
+	seen  int // holds' cursor: cids[:seen] are known to be in the state
+}
+
+func startPeer(ctx context.Context, dir, store string, kubos []string, i int) (_ *benchPeer, err error) {
+	p := &benchPeer{calls: newCounter()}
+	var undo []func() // run in reverse by stop
+	p.stop = func() {
+		for _, f := range slices.Backward(undo) {
+			f()
+		}
+	}
+	defer func() {
+		if err != nil {
+			p.stop()
+		}
+	}()
+	if p.h, err = libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0")); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { _ = p.h.Close() })
+	psCtx, psCancel := context.WithCancel(context.Background())
+	undo = append(undo, psCancel)
+	ps, err := pubsub.NewGossipSub(psCtx, p.h)
+	if err != nil {
+		return nil, err
+	}
+	opts := []pincluster.Option{pincluster.WithReplication(-1, -1), pincluster.WithPeerName(fmt.Sprint("peer", i+1))}
+	switch store {
+	case "badger":
+		opts = append(opts, pincluster.WithBadger(dir))
+	case "pebble":
+		d, err := pebbleds.NewDatastore(dir)
+		if err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { _ = d.Close() })
+		opts = append(opts, pincluster.WithDatastore(d))
+	case "memory":
+	default:
+		return nil, fmt.Errorf("-store %q: want badger, pebble or memory", store)
+	}
+	if kubos != nil {
+		addr, srv, err := countingProxy(kubos[i], p.calls)
+		if err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { _ = srv.Close() })
+		conn, err := kubo.New(kubo.Config{APIAddr: addr})
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, pincluster.WithConnector(conn))
+	}
+	var api *rest.API
+	opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.API, error) {
+		a, err := rest.New(c, rest.Config{ListenAddr: "127.0.0.1:0"})
+		if err != nil {
+			return nil, err
+		}
+		api = a
+		return a, a.Start()
+	}))
+	if p.c, err = pincluster.New(ctx, p.h, nil, ps, opts...); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = p.c.Shutdown(sctx)
+	})
+	p.url = "http://" + api.Addr().String()
+	return p, nil
+}
+
+// holds reports whether the peer's state has every CID, resuming from the
+// last one found so that each poll costs only the new ones.
+func (p *benchPeer) holds(ctx context.Context, cids []cid.Cid) bool {
+	for p.seen < len(cids) {
+		if _, err := p.c.PinGet(ctx, cids[p.seen]); err != nil {
+			return false
+		}
+		p.seen++
+	}
+	return true
+}
+
+// held is the number of CIDs the peer's tracker knows its node holds.
+func (p *benchPeer) held() int {
+	s, ok := p.c.TrackerStats()
+	if !ok {
+		return 0
+	}
+	return s.Held
+}
+
+// waitEach polls cond for each peer every millisecond and returns the time
+// from start at which each first held (or a minute and a half).
+func waitEach(peers []*benchPeer, start time.Time, cond func(*benchPeer) bool) []time.Duration {
+	out := make([]time.Duration, len(peers))
+	left := len(peers)
+	for left > 0 && time.Since(start) < 90*time.Second {
+		for i, p := range peers {
+			if out[i] == 0 && cond(p) {
+				out[i] = time.Since(start).Round(time.Millisecond)
+				left--
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return out
+}
+
+func waitFor(d time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %v", d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// result is what drive measured.
+type result struct {
+	elapsed  time.Duration
+	failed   int64
+	lat      []time.Duration
+	firstErr string
+}
+
+func (r result) print(n int) {
+	fmt.Printf("accepted %d of %d in %v: %.0f pins/s; latency p50 %v p90 %v p99 %v max %v\n",
+		n-int(r.failed), n, r.elapsed.Round(time.Millisecond), float64(n-int(r.failed))/r.elapsed.Seconds(),
+		pct(r.lat, 50), pct(r.lat, 90), pct(r.lat, 99), pct(r.lat, 100))
+	if r.failed > 0 {
+		fmt.Printf("failed: %d (first: %s)\n", r.failed, r.firstErr)
+	}
+}
+
+// drive posts every CID to base/pins/{cid} from clients goroutines, each
+// with its own keep-alive connection.
+func drive(base string, cids []cid.Cid, clients int) result {
+	var next atomic.Int64
+	var failed atomic.Int64
+	var mu sync.Mutex
+	var firstErr string
+	lats := make([][]time.Duration, clients)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
+			for {
+				i := next.Add(1) - 1
+				if int(i) >= len(cids) {
+					return
+				}
+				t0 := time.Now()
+				if err := post(client, base, cids[i]); err != nil {
+					failed.Add(1)
+					mu.Lock()
+					if firstErr == "" {
+						firstErr = err.Error()
+					}
+					mu.Unlock()
+					continue
+				}
+				lats[w] = append(lats[w], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	r := result{elapsed: time.Since(start), failed: failed.Load(), firstErr: firstErr}
+	for _, l := range lats {
+		r.lat = append(r.lat, l...)
+	}
+	return r
+}
+
+func post(client *http.Client, base string, ci cid.Cid) error {
+	resp, err := client.Post(base+"/pins/"+ci.String(), "", nil)
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	return nil
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := (len(s) - 1) * p / 100
+	return s[i].Round(10 * time.Microsecond)
+}
+
+// counter counts HTTP requests by path.
+type counter struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func newCounter() *counter { return &counter{m: map[string]int{}} }
+
+func (c *counter) add(path string) {
+	c.mu.Lock()
+	c.m[path]++
+	c.mu.Unlock()
+}
+
+func (c *counter) reset() {
+	c.mu.Lock()
+	clear(c.m)
+	c.mu.Unlock()
+}
+
+func (c *counter) perPin(n int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keys := make([]string, 0, len(c.m))
+	for k := range c.m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.2f", k, float64(c.m[k])/float64(n)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// countingProxy serves a reverse proxy to the Kubo RPC API at maddr
+// (/ip4/H/tcp/P) that counts requests by path; it returns its multiaddr.
+func countingProxy(maddr string, calls *counter) (string, *http.Server, error) {
+	parts := strings.Split(strings.Trim(maddr, "/"), "/")
+	if len(parts) != 4 {
+		return "", nil, fmt.Errorf("kubo address %q: want /ip4/HOST/tcp/PORT", maddr)
+	}
+	u, _ := url.Parse("http://" + net.JoinHostPort(parts[1], parts[3]))
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.FlushInterval = -1
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.add(r.URL.Path)
+		rp.ServeHTTP(w, r)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	port := ln.Addr().(*net.TCPAddr).Port
+	return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), srv, nil
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func rssMiB() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for l := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			var kb int
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb / 1024
+		}
+	}
+	return 0
+}
