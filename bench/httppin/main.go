@@ -32,6 +32,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -53,6 +54,12 @@ import (
 	"github.com/pincluster/pincluster/connector/kubo"
 )
 
+// profile is -cpuprofile; direct is -direct.
+var (
+	profile string
+	direct  bool
+)
+
 func main() {
 	n := flag.Int("n", 5000, "pins to send")
 	clients := flag.Int("clients", 8, "parallel keep-alive HTTP clients")
@@ -60,7 +67,10 @@ func main() {
 	kuboAddrs := flag.String("kubo", "", "three Kubo RPC multiaddrs, comma separated (default: the in-process IPFS node)")
 	target := flag.String("target", "", "drive only this REST API base URL (another implementation); no cluster is started")
 	singles := flag.Int("singles", 50, "single pins timed on the idle cluster after the burst")
+	flag.BoolVar(&direct, "direct", false, "call Cluster.Pin of peer 1 in process instead of POST /pins (to split HTTP from the rest)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the burst to this file")
 	flag.Parse()
+	profile = *cpuprofile
 	if err := run(*n, *clients, *store, *kuboAddrs, *target, *singles); err != nil {
 		log.Fatal(err)
 	}
@@ -135,6 +145,29 @@ func run(n, clients int, store, kuboAddrs, target string, singles int) error {
 	}); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	// A warm-up pin through HTTP, held by all three, before the clock
+	// starts: every peer has joined and can allocate.
+	wdata, wcids := randomBlocks(1)
+	for _, p := range peers {
+		if _, err := p.c.BlockPut(ctx, wdata[0], wcids[0].Prefix()); err != nil {
+			return fmt.Errorf("block put: %w", err)
+		}
+	}
+	warm := &http.Client{}
+	if err := waitFor(2*time.Minute, func() bool { return post(warm, peers[0].url, wcids[0]) == nil }); err != nil {
+		return fmt.Errorf("warm-up pin: %w", err)
+	}
+	if err := waitFor(2*time.Minute, func() bool {
+		for _, p := range peers {
+			if p.held() < 1 {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return fmt.Errorf("warm-up pin on all 3: %w", err)
+	}
+	warm.CloseIdleConnections()
 	for _, p := range peers {
 		for i, b := range data {
 			if _, err := p.c.BlockPut(ctx, b, cids[i].Prefix()); err != nil {
@@ -146,13 +179,31 @@ func run(n, clients int, store, kuboAddrs, target string, singles int) error {
 		p.calls.reset()
 	}
 	cpu0 := cpuSeconds()
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 
 	start := time.Now()
 	stateDone := make(chan []time.Duration, 1)
 	pinnedDone := make(chan []time.Duration, 1)
 	go func() { stateDone <- waitEach(peers, start, func(p *benchPeer) bool { return p.holds(ctx, cids) }) }()
-	go func() { pinnedDone <- waitEach(peers, start, func(p *benchPeer) bool { return p.held() >= n }) }()
-	res := drive(peers[0].url, cids, clients)
+	go func() { pinnedDone <- waitEach(peers, start, func(p *benchPeer) bool { return p.held() >= n+1 }) }()
+	var res result
+	if direct {
+		res = driveFunc(cids, clients, func(_ *http.Client, ci cid.Cid) error {
+			_, err := peers[0].c.Pin(ctx, ci, pincluster.PinOptions{})
+			return err
+		})
+	} else {
+		res = drive(peers[0].url, cids, clients)
+	}
 	res.print(n)
 	st := <-stateDone
 	fmt.Printf("state holds N on peers 1,2,3 after %v (from the start; last ack at %v)\n", st, res.elapsed.Round(time.Millisecond))
@@ -160,6 +211,9 @@ func run(n, clients int, store, kuboAddrs, target string, singles int) error {
 	fmt.Printf("pinned on peers 1,2,3 after %v\n", pt)
 	if res.failed > 0 || slices.Contains(st, 0) || slices.Contains(pt, 0) {
 		return fmt.Errorf("%d pins refused, or not converged on every peer within 90 s", res.failed)
+	}
+	if profile != "" {
+		pprof.StopCPUProfile()
 	}
 	fmt.Printf("process: CPU %.2f s for the run, RSS %d MiB\n", cpuSeconds()-cpu0, rssMiB())
 	if kubos != nil {
@@ -369,6 +423,12 @@ func (r result) print(n int) {
 // drive posts every CID to base/pins/{cid} from clients goroutines, each
 // with its own keep-alive connection.
 func drive(base string, cids []cid.Cid, clients int) result {
+	return driveFunc(cids, clients, func(client *http.Client, ci cid.Cid) error { return post(client, base, ci) })
+}
+
+// driveFunc calls do for every CID from clients goroutines, each with its
+// own keep-alive HTTP client.
+func driveFunc(cids []cid.Cid, clients int, do func(*http.Client, cid.Cid) error) result {
 	var next atomic.Int64
 	var failed atomic.Int64
 	var mu sync.Mutex
@@ -387,7 +447,7 @@ func drive(base string, cids []cid.Cid, clients int) result {
 					return
 				}
 				t0 := time.Now()
-				if err := post(client, base, cids[i]); err != nil {
+				if err := do(client, cids[i]); err != nil {
 					failed.Add(1)
 					mu.Lock()
 					if firstErr == "" {
