@@ -86,6 +86,9 @@ type AddParams struct {
 	Wrap bool
 	// Local adds and pins only on this peer's IPFS node first.
 	Local bool
+	// NoPin imports the files without pinning the result (IPFS Cluster's
+	// no-pin): the blocks stay on this peer's IPFS node until collected.
+	NoPin bool
 }
 
 // AddedFile is one entry produced by an import.

@@ -21,6 +21,8 @@ const (
 	rpcStatusMany = "Tracker.StatusMany"
 	rpcRecover    = "Tracker.Recover"
 	rpcRecoverAll = "Tracker.RecoverAll"
+	rpcLinks      = "Cluster.Links"
+	rpcRepoGC     = "IPFS.RepoGC"
 )
 
 // maxStatusBatch bounds the CIDs of one StatusMany call.
@@ -162,11 +164,7 @@ func (c *Cluster) startRPC() error {
 	c.rpcClient = cli
 	c.remote = rpcPeers{cli}
 
-	regs := []struct {
-		name string
-		perm rpc.Permission
-		h    rpc.Handler
-	}{
+	regs := []rpcReg{
 		{rpcID, rpc.Open, rpc.Handle(func(ctx context.Context, _ peer.ID, _ struct{}) (idWire, error) {
 			return toIDWire(c.ID(ctx)), nil
 		})},
@@ -214,6 +212,7 @@ func (c *Cluster) startRPC() error {
 			return n, nil
 		})},
 	}
+	regs = append(regs, c.graphGCHandlers()...)
 	for _, r := range regs {
 		if err := srv.Register(r.name, r.perm, r.h); err != nil {
 			return fmt.Errorf("rpc register %s: %w", r.name, err)

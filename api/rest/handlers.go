@@ -44,6 +44,8 @@ func (a *API) routes() http.Handler {
 	authed.HandleFunc("GET /monitor/metrics", a.metricNames)
 	authed.HandleFunc("GET /monitor/metrics/{name}", a.metrics)
 	authed.HandleFunc("GET /health/alerts", a.alerts)
+	authed.HandleFunc("GET /health/graph", a.graph)
+	authed.HandleFunc("POST /ipfs/gc", a.repoGC)
 	authed.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, http.StatusNotFound, "not found: "+r.Method+" "+r.URL.Path)
 	})
@@ -330,6 +332,14 @@ func parsePinTarget(rest string) (pinTarget, error) {
 			return t, badRequest("%v", err)
 		}
 		t.path = p
+		// /ipfs/<cid> with nothing below names the CID itself: no
+		// resolution needed (ipfs-cluster-ctl pins, unpins and updates
+		// through this route).
+		if first == "ipfs" && tail != "" && !strings.Contains(tail, "/") {
+			if c, err := httpx.ParseCID(tail); err == nil {
+				t.cid, t.path = c, ""
+			}
+		}
 		return t, nil
 	}
 	c, err := httpx.ParseCID(first)
@@ -378,7 +388,7 @@ func (a *API) pins(w http.ResponseWriter, r *http.Request) {
 		var pin pincluster.Pin
 		switch {
 		case t.path != "" && from.Defined():
-			err = badRequest("pin-update needs a cid, not a path")
+			err = badRequest("pin-update: the new pin must be a cid or /ipfs/<cid>, not a path below it")
 		case t.path != "":
 			pin, err = a.backend.PinPath(ctx, t.path, opts)
 		case from.Defined():
@@ -489,4 +499,36 @@ func (a *API) globalInfo(w http.ResponseWriter, r *http.Request, c cid.Cid,
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, toGlobalPinInfoJSON(g))
+}
+
+func (a *API) graph(w http.ResponseWriter, r *http.Request) {
+	if err := onlyKeys(r.URL.Query()); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	g, err := a.backend.ConnectGraph(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, toConnectGraphJSON(g))
+}
+
+func (a *API) repoGC(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if err := onlyKeys(q, "local"); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	local, err := parseBool(q, "local")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	g, err := a.backend.RepoGC(r.Context(), local)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, toGlobalRepoGCJSON(g))
 }
