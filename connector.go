@@ -107,7 +107,8 @@ type AddedFile struct {
 // directly into the node (the in-process node has it).
 type Adder interface {
 	// Add imports the named files (name -> content) and returns one entry
-	// per file, then the wrapping directory when params.Wrap is set; the
+	// per file, then (when params.Wrap is set) each inner directory after
+	// its contents and the wrapping directory; the
 	// last entry is the root.
 	Add(ctx context.Context, files iter.Seq2[string, io.Reader], params AddParams) ([]AddedFile, error)
 }

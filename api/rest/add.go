@@ -264,26 +264,59 @@ func (a *API) add(w http.ResponseWriter, r *http.Request) {
 	httpx.StreamNDJSON(w, seq, func(j addedJSON) any { return j }, func(err error) { a.fail(w, r, err) })
 }
 
-// addFiles streams the multipart files to Backend.Add.
+// addFiles streams the multipart files to Backend.Add. A request whose
+// first part is a directory (ipfs-cluster-ctl add -r <dir>) without
+// wrapping is imported as that directory: every file, then each directory
+// after its contents, the top directory last and pinned, as IPFS Cluster
+// does.
 func (a *API) addFiles(r *http.Request, mr *multipart.Reader, p pincluster.AddParams) ([]pincluster.AddedFile, error) {
+	first, err := mr.NextPart()
+	if err == io.EOF {
+		return nil, badRequest("no file in the request")
+	}
+	if err != nil {
+		return nil, bodyError("multipart", err)
+	}
+	top := ""
+	if isDirPart(first) && !p.Wrap {
+		if top, err = partName(first); err != nil {
+			return nil, err
+		}
+		if strings.Contains(top, "/") {
+			return nil, badRequest("directory %q comes before its parent", truncate(top))
+		}
+	}
+	wantPin := !p.NoPin
+	if top != "" {
+		p.Wrap, p.NoPin = true, true // pinned below: the top directory, not the wrapper
+	}
 	var partErr error
 	count := 0
 	seen := make(map[string]bool)
 	files := func(yield func(string, io.Reader) bool) {
+		part := first
 		for {
-			part, err := mr.NextPart()
-			if err == io.EOF {
-				return
+			if part == nil {
+				var err error
+				part, err = mr.NextPart()
+				if err == io.EOF {
+					return
+				}
+				if err != nil {
+					partErr = bodyError("multipart", err)
+					yield("", errReader{partErr}) // fail the import: nothing is pinned
+					return
+				}
 			}
-			if err != nil {
-				partErr = bodyError("multipart", err)
-				yield("", errReader{partErr}) // fail the import: nothing is pinned
-				return
-			}
-			if isDirPart(part) {
+			cur := part
+			part = nil
+			if isDirPart(cur) {
 				continue
 			}
-			name, err := partName(part)
+			name, err := partName(cur)
+			if err == nil && top != "" && !strings.HasPrefix(name, top+"/") {
+				err = badRequest("file %q is outside the directory %q", truncate(name), truncate(top))
+			}
 			if err == nil && p.Wrap && seen[name] {
 				err = badRequest("two files named %q in one request", truncate(name))
 			}
@@ -296,7 +329,7 @@ func (a *API) addFiles(r *http.Request, mr *multipart.Reader, p pincluster.AddPa
 				seen[name] = true
 			}
 			count++
-			if !yield(name, part) {
+			if !yield(name, cur) {
 				return
 			}
 		}
@@ -310,6 +343,25 @@ func (a *API) addFiles(r *http.Request, mr *multipart.Reader, p pincluster.AddPa
 	}
 	if err != nil {
 		return nil, err
+	}
+	if top == "" {
+		return added, nil
+	}
+	// Drop the wrapper: the top directory is the root.
+	if n := len(added); n > 0 && added[n-1].Name == "" {
+		added = added[:n-1]
+	}
+	if len(added) == 0 || added[len(added)-1].Name != top {
+		return nil, fmt.Errorf("rest: add: the import did not end with the directory %q", top)
+	}
+	if wantPin {
+		opts := p.PinOptions
+		if p.Local && len(opts.UserAllocations) == 0 {
+			opts.UserAllocations = []peer.ID{a.backend.ID(r.Context()).ID}
+		}
+		if _, err := a.backend.Pin(r.Context(), added[len(added)-1].Cid, opts); err != nil {
+			return nil, err
+		}
 	}
 	return added, nil
 }
