@@ -428,13 +428,55 @@ func (a *API) allocations(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if f := q.Get("filter"); f != "" && f != "all" && f != "pin" {
-		a.fail(w, r, badRequest("filter: only pin and all are known"))
+	types, err := parsePinTypes(q.Get("filter"))
+	if err != nil {
+		a.fail(w, r, err)
 		return
 	}
-	httpx.StreamNDJSON(w, a.backend.Pins(r.Context(), pincluster.PinFilter{}), func(p pincluster.Pin) any {
+	pins := a.backend.Pins(r.Context(), pincluster.PinFilter{})
+	seq := func(yield func(pincluster.Pin, error) bool) {
+		for p, err := range pins {
+			if err == nil && types&p.Type == 0 {
+				continue
+			}
+			if !yield(p, err) {
+				return
+			}
+		}
+	}
+	httpx.StreamNDJSON(w, seq, func(p pincluster.Pin) any {
 		return toPinJSON(p)
 	}, func(err error) { a.fail(w, r, err) })
+}
+
+// allPinTypes is the "all" filter of GET /allocations.
+const allPinTypes = pincluster.DataType | pincluster.MetaType | pincluster.ClusterDAGType | pincluster.ShardType
+
+// parsePinTypes parses the filter of GET /allocations: a comma-separated
+// list of pin types (pin, meta-pin, clusterdag-pin, shard-pin) or all;
+// empty is all.
+func parsePinTypes(s string) (pincluster.PinType, error) {
+	if s == "" {
+		return allPinTypes, nil
+	}
+	var out pincluster.PinType
+	for part := range strings.SplitSeq(s, ",") {
+		switch part {
+		case "all", "":
+			out |= allPinTypes
+		case "pin":
+			out |= pincluster.DataType
+		case "meta-pin":
+			out |= pincluster.MetaType
+		case "clusterdag-pin":
+			out |= pincluster.ClusterDAGType
+		case "shard-pin":
+			out |= pincluster.ShardType
+		default:
+			return 0, badRequest("filter: %q is not a pin type (pin, meta-pin, clusterdag-pin, shard-pin, all)", truncate(part))
+		}
+	}
+	return out, nil
 }
 
 func (a *API) allocation(w http.ResponseWriter, r *http.Request) {

@@ -510,5 +510,9 @@ func (b *Backend) MetricNames(ctx context.Context) []string {
 	return out
 }
 
-// Alerts returns no alerts.
-func (b *Backend) Alerts(ctx context.Context) []pincluster.Alert { return b.alerts }
+// Alerts returns the alerts set by SetAlerts (none by default).
+func (b *Backend) Alerts(ctx context.Context) []pincluster.Alert {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.alerts
+}

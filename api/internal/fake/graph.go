@@ -34,3 +34,10 @@ func (b *Backend) RepoGC(ctx context.Context, local bool) (pincluster.GlobalRepo
 		b.self: {Peer: b.self, PeerName: "fake", Keys: []cid.Cid{}},
 	}}, nil
 }
+
+// SetAlerts replaces the alerts Alerts returns.
+func (b *Backend) SetAlerts(as ...pincluster.Alert) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.alerts = as
+}
