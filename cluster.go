@@ -243,6 +243,7 @@ func (c *Cluster) ID(ctx context.Context) ID {
 	}
 	if peers, err := c.consensus.Peers(ctx); err == nil {
 		id.ClusterPeers = peers
+		id.ClusterPeersAddresses = c.peersAddresses(peers)
 	} else {
 		id.Error = err.Error()
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	peer "github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 )
 
@@ -49,6 +50,23 @@ type PeerLinks struct {
 	IPFSError string
 	// IPFSLinks are the peers its IPFS node is connected to.
 	IPFSLinks []peer.ID
+}
+
+// peersAddresses returns the addresses the host knows for the given
+// peers other than itself, each with its /p2p/ suffix (ID's
+// ClusterPeersAddresses, as IPFS Cluster lists them).
+func (c *Cluster) peersAddresses(peers []peer.ID) []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, p := range peers {
+		if p == c.host.ID() {
+			continue
+		}
+		as, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: p, Addrs: c.host.Peerstore().Addrs(p)})
+		if err == nil {
+			out = append(out, as...)
+		}
+	}
+	return out
 }
 
 // localLinks is this peer's PeerLinks.

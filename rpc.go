@@ -114,12 +114,14 @@ type idWire struct {
 	IPFSAddrs [][]byte `cbor:"9,keyasint,omitempty"`
 	IPFSError string   `cbor:"10,keyasint,omitempty"`
 	PeerName  string   `cbor:"11,keyasint,omitempty"`
+	PeerAddrs [][]byte `cbor:"12,keyasint,omitempty"`
 }
 
 func toIDWire(id ID) idWire {
 	return idWire{ID: []byte(id.ID), Addrs: addrsToBytes(id.Addresses), Peers: peersToBytes(id.ClusterPeers),
 		Version: id.Version, Commit: id.Commit, RPC: id.RPCProtocolVersion, Error: id.Error,
-		IPFS: []byte(id.IPFS.ID), IPFSAddrs: addrsToBytes(id.IPFS.Addresses), IPFSError: id.IPFS.Error, PeerName: id.PeerName}
+		IPFS: []byte(id.IPFS.ID), IPFSAddrs: addrsToBytes(id.IPFS.Addresses), IPFSError: id.IPFS.Error, PeerName: id.PeerName,
+		PeerAddrs: addrsToBytes(id.ClusterPeersAddresses)}
 }
 
 func fromIDWire(w idWire) (ID, error) {
@@ -131,7 +133,8 @@ func fromIDWire(w idWire) (ID, error) {
 	if err != nil {
 		return ID{}, err
 	}
-	return ID{ID: p, Addresses: bytesToAddrs(w.Addrs), ClusterPeers: peers, Version: w.Version, Commit: w.Commit,
+	return ID{ID: p, Addresses: bytesToAddrs(w.Addrs), ClusterPeers: peers, ClusterPeersAddresses: bytesToAddrs(w.PeerAddrs),
+		Version: w.Version, Commit: w.Commit,
 		RPCProtocolVersion: w.RPC, Error: w.Error, PeerName: w.PeerName,
 		IPFS: IPFSID{ID: peer.ID(w.IPFS), Addresses: bytesToAddrs(w.IPFSAddrs), Error: w.IPFSError}}, nil
 }

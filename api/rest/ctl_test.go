@@ -218,15 +218,31 @@ func TestReplicationRefused(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
 }
 
-// TestGraphAndGCCluster: GET /health/graph and POST /ipfs/gc on one peer
-// of a two-peer cluster answer IPFS Cluster's documents with one entry per
-// peer ("not found: POST /ipfs/gc" before).
+// TestGraphAndGCCluster: on one peer of a two-peer cluster, GET /id lists
+// both peers' addresses with /p2p/ (no suffix and no cluster peer
+// addresses before), and GET /health/graph and POST /ipfs/gc answer IPFS
+// Cluster's documents with one entry per peer ("not found: POST /ipfs/gc"
+// before).
 func TestGraphAndGCCluster(t *testing.T) {
 	cl := realPeers(t, 2)
 	e := clusterEnv(t, cl.Peer(0).Cluster)
 	p0, p1 := cl.Peer(0).ID().String(), cl.Peer(1).ID().String()
 
-	resp, b := e.do("GET", "/health/graph", nil)
+	// The other peer's addresses, with /p2p/, as IPFS Cluster lists them.
+	resp, b := e.do("GET", "/id", nil)
+	require.Equal(t, 200, resp.StatusCode, "%s", b)
+	var id upID
+	decodeUpstream(t, b, false, func() any { return &id })
+	require.NoError(t, json.Unmarshal(b, &id))
+	require.NotEmpty(t, id.ClusterPeersAddresses)
+	for _, a := range id.ClusterPeersAddresses {
+		require.True(t, strings.HasSuffix(a.String(), "/p2p/"+p1), a.String())
+	}
+	for _, a := range id.Addresses {
+		require.True(t, strings.HasSuffix(a.String(), "/p2p/"+p0), a.String())
+	}
+
+	resp, b = e.do("GET", "/health/graph", nil)
 	require.Equal(t, 200, resp.StatusCode, "%s", b)
 	var g upConnectGraph
 	decodeUpstream(t, b, false, func() any { return &g })

@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/metrics"
 	peer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pincluster/pincluster"
@@ -122,6 +124,7 @@ func goldenCases(t *testing.T, e *env) []goldenCase {
 		{name: "metric-names", method: "GET", path: "/monitor/metrics", into: newOf[[]string]()},
 		{name: "metrics", method: "GET", path: "/monitor/metrics/freespace", into: newOf[[]upMetric]()},
 		{name: "alerts", method: "GET", path: "/health/alerts", into: newOf[[]upAlert]()},
+		{name: "bandwidth", method: "GET", path: "/health/bandwidth", into: newOf[map[string]upBandwidth]()},
 		{name: "graph", method: "GET", path: "/health/graph", into: newOf[upConnectGraph]()},
 		{name: "gc", method: "POST", path: "/ipfs/gc?local=false", into: newOf[upGlobalRepoGC]()},
 		{name: "gc-local", method: "POST", path: "/ipfs/gc?local=true", into: newOf[upGlobalRepoGC]()},
@@ -134,10 +137,16 @@ func goldenCases(t *testing.T, e *env) []goldenCase {
 	}
 }
 
-// goldenEnv is a fake backend with two pins (a with metadata, b), an alert
-// and the default metrics.
+// fixedBandwidth is a BandwidthReporter with fixed stats.
+type fixedBandwidth map[protocol.ID]metrics.Stats
+
+func (f fixedBandwidth) GetBandwidthByProtocol() map[protocol.ID]metrics.Stats { return f }
+
+// goldenEnv is a fake backend with two pins (a with metadata, b), an
+// alert, the default metrics, and a bandwidth counter with some traffic.
 func goldenEnv(t *testing.T) *env {
-	e := newEnv(t, nil)
+	bw := fixedBandwidth{"/pincluster/rpc/default/1.0.0": {TotalIn: 500, TotalOut: 1000, RateIn: 12.5, RateOut: 25}}
+	e := newEnv(t, func(c *Config) { c.Bandwidth = bw })
 	ctx := t.Context()
 	_, err := e.fake.Pin(ctx, testCID(t, "golden-a"), pincluster.PinOptions{Name: "a", Metadata: map[string]string{"k": "v"}})
 	require.NoError(t, err)

@@ -45,6 +45,7 @@ func (a *API) routes() http.Handler {
 	authed.HandleFunc("GET /monitor/metrics/{name}", a.metrics)
 	authed.HandleFunc("GET /health/alerts", a.alerts)
 	authed.HandleFunc("GET /health/graph", a.graph)
+	authed.HandleFunc("GET /health/bandwidth", a.bandwidth)
 	authed.HandleFunc("POST /ipfs/gc", a.repoGC)
 	authed.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, http.StatusNotFound, "not found: "+r.Method+" "+r.URL.Path)
@@ -573,4 +574,20 @@ func (a *API) repoGC(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, toGlobalRepoGCJSON(g))
+}
+
+func (a *API) bandwidth(w http.ResponseWriter, r *http.Request) {
+	if err := onlyKeys(r.URL.Query()); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var out map[string]bandwidthJSON // null without a counter, as upstream
+	if a.cfg.Bandwidth != nil {
+		stats := a.cfg.Bandwidth.GetBandwidthByProtocol()
+		out = make(map[string]bandwidthJSON, len(stats))
+		for p, s := range stats {
+			out[string(p)] = bandwidthJSON{TotalIn: s.TotalIn, TotalOut: s.TotalOut, RateIn: s.RateIn, RateOut: s.RateOut}
+		}
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
 }

@@ -53,6 +53,14 @@ func addrStrings(as []ma.Multiaddr) []string {
 	return out
 }
 
+// addrStringsOrNull is addrStrings with nil (JSON null) for no addresses.
+func addrStringsOrNull(as []ma.Multiaddr) []string {
+	if len(as) == 0 {
+		return nil
+	}
+	return addrStrings(as)
+}
+
 // p2pAddrStrings returns the addresses of p as IPFS Cluster lists them:
 // each with its /p2p/<p> suffix; nil (JSON null) when there are none.
 func p2pAddrStrings(p peer.ID, as []ma.Multiaddr) []string {
@@ -105,14 +113,15 @@ func cidPtr(c cid.Cid) *string {
 
 func toIDJSON(id pincluster.ID) idJSON {
 	j := idJSON{
-		ID:                 id.ID.String(),
-		Addresses:          p2pAddrStrings(id.ID, id.Addresses),
-		ClusterPeers:       peerStringsOrNull(id.ClusterPeers),
-		Version:            id.Version,
-		Commit:             id.Commit,
-		RPCProtocolVersion: id.RPCProtocolVersion,
-		Error:              id.Error,
-		PeerName:           id.PeerName,
+		ID:                    id.ID.String(),
+		Addresses:             p2pAddrStrings(id.ID, id.Addresses),
+		ClusterPeers:          peerStringsOrNull(id.ClusterPeers),
+		ClusterPeersAddresses: addrStringsOrNull(id.ClusterPeersAddresses),
+		Version:               id.Version,
+		Commit:                id.Commit,
+		RPCProtocolVersion:    id.RPCProtocolVersion,
+		Error:                 id.Error,
+		PeerName:              id.PeerName,
 		IPFS: ipfsIDJSON{
 			Addresses: p2pAddrStrings(id.IPFS.ID, id.IPFS.Addresses),
 			Error:     id.IPFS.Error,
@@ -306,6 +315,14 @@ func toConnectGraphJSON(g pincluster.ConnectGraph) connectGraphJSON {
 		j.ClustertoIPFS[p.String()] = i.String()
 	}
 	return j
+}
+
+// bandwidthJSON is api.Bandwidth: one protocol's traffic.
+type bandwidthJSON struct {
+	TotalIn  int64   `json:"total_in"`
+	TotalOut int64   `json:"total_out"`
+	RateIn   float64 `json:"rate_in"`
+	RateOut  float64 `json:"rate_out"`
 }
 
 // ipfsRepoGCJSON is api.IPFSRepoGC: one removed block.

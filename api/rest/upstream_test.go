@@ -214,6 +214,15 @@ type upConnectGraph struct {
 	ClustertoIPFS     map[string]peer.ID   `json:"cluster_to_ipfs"`
 }
 
+// upBandwidth is api.Bandwidth (GET /health/bandwidth answers
+// api.BandwidthByProtocol, a map of them by protocol).
+type upBandwidth struct {
+	TotalIn  int64   `json:"total_in"`
+	TotalOut int64   `json:"total_out"`
+	RateIn   float64 `json:"rate_in"`
+	RateOut  float64 `json:"rate_out"`
+}
+
 // upIPFSRepoGC is api.IPFSRepoGC.
 type upIPFSRepoGC struct {
 	Key   upCid  `json:"key,omitempty"`
