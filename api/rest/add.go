@@ -26,8 +26,8 @@ import (
 
 // addKeys are the /add query options besides the pin options: the whole
 // set ipfs-cluster-ctl and IPFS Cluster's Go client send (api.AddParams).
-// Options pincluster cannot honour (shard, nocopy) are accepted only with
-// their neutral value; recursive, hidden, quiet and quieter shape what the
+// Options pincluster cannot honour (shard, nocopy, progress: no progress
+// entries are streamed) are accepted only with their neutral value; recursive, hidden, quiet and quieter shape what the
 // client reads from its disk or prints, so the server has nothing to do
 // with them.
 var addKeys = map[string]bool{
@@ -117,14 +117,14 @@ func parseAddQuery(q url.Values) (addQuery, error) {
 	if aq.streamChannels, err = boolOpt("stream-channels", true); err != nil {
 		return aq, err
 	}
-	for _, k := range []string{"shard", "no-copy", "nocopy"} {
+	for _, k := range []string{"shard", "no-copy", "nocopy", "progress"} {
 		if on, err := boolOpt(k, false); err != nil {
 			return aq, err
 		} else if on {
 			return aq, badRequest("%s=true is not supported", k)
 		}
 	}
-	for _, k := range []string{"progress", "hidden", "quiet", "quieter", "recursive"} {
+	for _, k := range []string{"hidden", "quiet", "quieter", "recursive"} {
 		if _, err := boolOpt(k, false); err != nil {
 			return aq, err
 		}

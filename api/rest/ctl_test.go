@@ -103,8 +103,8 @@ func ctlMultipart(t *testing.T, parts ...[2]string) (*bytes.Buffer, string) {
 
 // TestCtlAddOptions: /add accepts the whole option set the Go client sends
 // (refused with "unknown query option no-pin" before); no-pin adds
-// without pinning; shard=true and nocopy=true, which pincluster cannot
-// honour, are a 400 naming them.
+// without pinning; shard=true, nocopy=true and progress=true, which
+// pincluster cannot honour, are a 400 naming them.
 func TestCtlAddOptions(t *testing.T) {
 	e := newEnv(t, nil)
 	body, ct := ctlMultipart(t, [2]string{"a.txt", "hello\n"})
@@ -120,7 +120,7 @@ func TestCtlAddOptions(t *testing.T) {
 	require.Equal(t, 200, resp.StatusCode, "%s", b)
 	require.Equal(t, 1, e.fake.PinCount(), "no-pin pins nothing")
 
-	for _, opt := range []string{"shard", "nocopy"} {
+	for _, opt := range []string{"shard", "nocopy", "progress"} {
 		body, ct = ctlMultipart(t, [2]string{"c.txt", "c\n"})
 		resp, b = e.do("POST", "/add?"+strings.Replace(ctlAddQuery, opt+"=false", opt+"=true", 1), body, "Content-Type", ct)
 		requireError(t, resp.StatusCode, 400, b)

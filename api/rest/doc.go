@@ -52,9 +52,9 @@
 // /add takes, besides the pin options, the whole set the Go client sends:
 // chunker, raw-leaves, cid-version, hash, layout (balanced|trickle),
 // wrap-with-directory, local, no-pin, format (unixfs|car),
-// stream-channels, and recursive, hidden, progress, quiet and quieter
-// (the client's concern; accepted). shard and nocopy, which pincluster
-// cannot honour, are refused with a 400 naming them when true. A bad
+// stream-channels, and recursive, hidden, quiet and quieter (the
+// client's concern; accepted). shard, nocopy and progress, which
+// pincluster cannot honour, are refused with a 400 naming them when true. A bad
 // chunker or hash (identity, or one IPFS refuses such as md5), an empty
 // body and two files of one name in a wrapped add are 400s. A request
 // whose first part is a directory (add -r <dir>) imports that directory
