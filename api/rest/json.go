@@ -130,6 +130,9 @@ func toIDJSON(id pincluster.ID) idJSON {
 	if id.IPFS.ID != "" {
 		j.IPFS.ID = id.IPFS.ID.String()
 	}
+	if len(id.ClusterPeers) > 0 && j.ClusterPeersAddresses == nil {
+		j.ClusterPeersAddresses = []string{} // a peer that answered: [] as upstream
+	}
 	return j
 }
 
