@@ -3,6 +3,7 @@ package pincluster_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -124,4 +125,49 @@ func TestRepoGC(t *testing.T) {
 
 	_, err = cl.Peer(2).RepoGC(ctx, true)
 	require.ErrorContains(t, err, "repo locked")
+}
+
+// TestPingValue: the ping metric carries the peer's name and its IPFS
+// node's ID as JSON, as IPFS Cluster's does (ipfs-cluster-ctl health
+// metrics ping prints it; it was empty before).
+func TestPingValue(t *testing.T) {
+	cl := clustertest.Start(t, clustertest.Setup{N: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ms := cl.Peer(0).Metrics(ctx, pincluster.MetricPing)
+	require.Len(t, ms, 2)
+	for _, m := range ms {
+		i := 0
+		if m.Peer == cl.Peer(1).ID() {
+			i = 1
+		}
+		ipfs, err := cl.Peer(i).Mock.ID(ctx)
+		require.NoError(t, err)
+		var v struct {
+			PeerName string `json:"peer_name"`
+			IPFSID   string `json:"ipfs_id"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(m.Value), &v), "value %q", m.Value)
+		require.Equal(t, fmt.Sprintf("peer%d", i), v.PeerName)
+		require.Equal(t, ipfs.ID.String(), v.IPFSID)
+	}
+
+	// With the IPFS node down, the last value with an IPFS ID is kept.
+	cl.Peer(0).Mock.FailCalls(clustertest.MethodID, -1, errors.New("ipfs down"))
+	// The second ping received after the failure was made after it.
+	since := time.Now()
+	var last pincluster.Metric
+	for range 2 {
+		require.Eventually(t, func() bool {
+			for _, m := range cl.Peer(0).Metrics(ctx, pincluster.MetricPing) {
+				if m.Peer == cl.Peer(0).ID() && m.ReceivedAt.After(since) {
+					last = m
+					return true
+				}
+			}
+			return false
+		}, 20*time.Second, 20*time.Millisecond, "a ping published after the IPFS node went down")
+		since = last.ReceivedAt
+	}
+	require.Contains(t, last.Value, `"ipfs_id":"`)
 }
