@@ -271,3 +271,22 @@ func TestGraphAndGCCluster(t *testing.T) {
 		require.Empty(t, gc.PeerMap[p0].Error)
 	}
 }
+
+// TestPinOptionsAsUpstream: the pin options IPFS Cluster refuses are
+// refused with a 400 naming them: an origin without /p2p/ and an
+// expire-in under one second (both were accepted before).
+func TestPinOptionsAsUpstream(t *testing.T) {
+	e := newEnv(t, nil)
+	c := testCID(t, "options").String()
+	for q, want := range map[string]string{
+		"origins=/ip4/1.2.3.4/tcp/4001": "origins",
+		"expire-in=500ms":               "expire-in",
+	} {
+		resp, b := e.do("POST", "/pins/"+c+"?"+q, nil)
+		requireError(t, resp.StatusCode, 400, b)
+		require.Contains(t, string(b), want)
+	}
+	require.Equal(t, 0, e.fake.PinCount())
+	resp, b := e.do("POST", "/pins/"+c+"?expire-in=1s&origins=/ip4/1.2.3.4/tcp/4001/p2p/"+e.fake.IPFSID().String(), nil)
+	require.Equal(t, 200, resp.StatusCode, "%s", b)
+}

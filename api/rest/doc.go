@@ -43,7 +43,8 @@
 // replication-min, replication-max, shard-size, user-allocations (comma
 // list), expire-at (RFC 3339) or expire-in (Go duration), pin-update (a
 // CID: ctl's "pin update" posts /pins/ipfs/<to>?pin-update=<from>),
-// origins (comma list of multiaddrs) and meta-<key>=<value>. A path of
+// origins (comma list of multiaddrs with /p2p/) and meta-<key>=<value>;
+// expire-in must be at least 1s. A path of
 // exactly /ipfs/<cid> names the CID itself (no resolution). Unknown or
 // repeated options, and values beyond pincluster's limits
 // (pincluster.MaxNameLen, MaxMetadataKeys, MaxOrigins, ...), are answered
