@@ -41,14 +41,14 @@
 //
 // Pin query options: name, mode (recursive|direct), replication,
 // replication-min, replication-max, shard-size, user-allocations (comma
-// list), expire-at (RFC 3339) or expire-in (Go duration), pin-update (a
-// CID: ctl's "pin update" posts /pins/ipfs/<to>?pin-update=<from>),
-// origins (comma list of multiaddrs with /p2p/) and meta-<key>=<value>;
-// expire-in must be at least 1s. A path of
-// exactly /ipfs/<cid> names the CID itself (no resolution). Unknown or
-// repeated options, and values beyond pincluster's limits
-// (pincluster.MaxNameLen, MaxMetadataKeys, MaxOrigins, ...), are answered
-// 400 before anything reaches the cluster.
+// list), expire-at (RFC 3339) or expire-in (Go duration, at least 1s),
+// pin-update (a CID: ctl's "pin update" posts
+// /pins/ipfs/<to>?pin-update=<from>; <to> must be a CID, not a path below
+// one), origins (comma list of multiaddrs with /p2p/) and
+// meta-<key>=<value>. A path of exactly /ipfs/<cid> names the CID itself
+// (no resolution). Unknown or repeated options, and values beyond
+// pincluster's limits (pincluster.MaxNameLen, MaxMetadataKeys,
+// MaxOrigins, ...), are answered 400 before anything reaches the cluster.
 //
 // /add takes, besides the pin options, the whole set the Go client sends:
 // chunker, raw-leaves, cid-version, hash, layout (balanced|trickle),
