@@ -46,8 +46,8 @@ type importer struct {
 
 // importFiles is the Add logic shared by the in-process node and the
 // BlockPut fallback. Without p.Wrap each file is imported on its own;
-// with it, into one directory whose root comes last (inner directories
-// are not listed).
+// with it, into one directory whose root comes last, each inner directory
+// listed after its contents (as ipfs add lists them).
 func importFiles(ctx context.Context, files iter.Seq2[string, io.Reader], p AddParams, im importer) ([]AddedFile, error) {
 	opts := addOptions(p)
 	var out []AddedFile
@@ -57,9 +57,6 @@ func importFiles(ctx context.Context, files iter.Seq2[string, io.Reader], p AddP
 			return nil, im.wrap("add", err)
 		}
 		for _, a := range added {
-			if a.Dir && a.Path != "" {
-				continue
-			}
 			out = append(out, AddedFile{Name: a.Path, Cid: a.Cid, Size: a.Size, Bytes: a.Bytes})
 		}
 		return out, nil

@@ -95,8 +95,11 @@ func TestAddThroughBlockPut(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, want, got, "same CIDs, sizes and entries as the in-process node")
 			if p.Wrap {
-				require.Len(t, got, 3)
-				require.Equal(t, "", got[2].Name)
+				// the files, the inner directory after its contents (as
+				// ipfs add lists it), the wrapper last
+				require.Len(t, got, 4)
+				require.Equal(t, "dir", got[2].Name)
+				require.Equal(t, "", got[3].Name)
 			} else {
 				require.Len(t, got, 2)
 			}

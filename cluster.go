@@ -78,6 +78,8 @@ type Cluster struct {
 	apis         []API
 	tracer       Tracer
 	remote       remotePeers // calls to other peers (internal/rpc)
+	pingMu       sync.Mutex  // guards lastPing
+	lastPing     pingJSON    // the last MetricPing value (graph.go)
 	rpcServer    *rpc.Server
 	rpcClient    *rpc.Client
 
@@ -241,6 +243,7 @@ func (c *Cluster) ID(ctx context.Context) ID {
 	}
 	if peers, err := c.consensus.Peers(ctx); err == nil {
 		id.ClusterPeers = peers
+		id.ClusterPeersAddresses = c.peersAddresses(peers)
 	} else {
 		id.Error = err.Error()
 	}
@@ -385,8 +388,12 @@ func (c *Cluster) normalise(opts PinOptions) (PinOptions, error) {
 	if opts.ReplicationMax == 0 {
 		opts.ReplicationMax = c.cfg.replicationMax
 	}
-	if opts.ReplicationMin == -1 || opts.ReplicationMax == -1 {
-		opts.ReplicationMin, opts.ReplicationMax = -1, -1
+	if (opts.ReplicationMin == -1) != (opts.ReplicationMax == -1) {
+		// As IPFS Cluster: after the defaults are filled, -1 (everywhere)
+		// must be both factors; widening a number to -1 would silently
+		// ignore what was asked.
+		return opts, &ValidationError{Field: "replication", Err: ErrInvalidReplication,
+			Detail: fmt.Sprintf("min %d, max %d: if one factor is -1 (everywhere), the other must be too", opts.ReplicationMin, opts.ReplicationMax)}
 	}
 	if opts.ReplicationMax > 0 && opts.ReplicationMin > opts.ReplicationMax {
 		return opts, &ValidationError{Field: "replication", Err: ErrInvalidReplication,
@@ -602,8 +609,8 @@ func (c *Cluster) BlockPut(ctx context.Context, data []byte, prefix cid.Prefix) 
 // sends every block to the connector's BlockPut with the block's CID
 // prefix; the CIDs are those the in-process node gives. Without p.Wrap
 // each file is imported on its own and the last one is pinned; with it,
-// the files go into one directory, which is pinned. It returns the added
-// entries, root last. A failed import pins nothing; blocks already sent
+// the files go into one directory, which is pinned; with p.NoPin nothing
+// is pinned. It returns the added entries, root last. A failed import pins nothing; blocks already sent
 // stay on the node until its garbage collection.
 func (c *Cluster) Add(ctx context.Context, files iter.Seq2[string, io.Reader], p AddParams) ([]AddedFile, error) {
 	if err := c.writable("add"); err != nil {
@@ -621,6 +628,9 @@ func (c *Cluster) Add(ctx context.Context, files iter.Seq2[string, io.Reader], p
 	}
 	if len(added) == 0 {
 		return nil, fmt.Errorf("pincluster: add: nothing was added")
+	}
+	if p.NoPin {
+		return added, nil
 	}
 	opts := p.PinOptions
 	if p.Local && len(opts.UserAllocations) == 0 {

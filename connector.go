@@ -86,6 +86,9 @@ type AddParams struct {
 	Wrap bool
 	// Local adds and pins only on this peer's IPFS node first.
 	Local bool
+	// NoPin imports the files without pinning the result (IPFS Cluster's
+	// no-pin): the blocks stay on this peer's IPFS node until collected.
+	NoPin bool
 }
 
 // AddedFile is one entry produced by an import.
@@ -104,7 +107,8 @@ type AddedFile struct {
 // directly into the node (the in-process node has it).
 type Adder interface {
 	// Add imports the named files (name -> content) and returns one entry
-	// per file, then the wrapping directory when params.Wrap is set; the
+	// per file, then (when params.Wrap is set) each inner directory after
+	// its contents and the wrapping directory; the
 	// last entry is the root.
 	Add(ctx context.Context, files iter.Seq2[string, io.Reader], params AddParams) ([]AddedFile, error)
 }

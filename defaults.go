@@ -91,6 +91,7 @@ func (c *Cluster) defaultMonitor() (PeerMonitor, error) {
 		Interval:    c.cfg.monitorInterval,
 		TTL:         c.cfg.ttl(),
 		Informers:   c.informers,
+		PingValue:   c.pingValue,
 		Trusted:     func(p peer.ID) bool { return c.consensus.IsTrustedPeer(context.Background(), p) },
 		Logger:      c.log.With("component", "monitor"),
 	})

@@ -84,6 +84,10 @@ type PubsubMonitorConfig struct {
 	// MetricPing. Their ValidUntil is replaced by now + TTL. The monitor
 	// does not shut them down. Default: none.
 	Informers []Informer
+	// PingValue, when set, gives the Value of every MetricPing published
+	// (the cluster's describes the peer as IPFS Cluster's ping does: its
+	// name and IPFS node as JSON). Default: nil, an empty value.
+	PingValue func(ctx context.Context) string
 	// Trusted, when set, restricts the peers whose metrics are accepted:
 	// messages signed by a peer for which it returns false are ignored
 	// (pubsub.ValidationIgnore) and counted in Stats.Untrusted. This
@@ -406,7 +410,11 @@ func (m *PubsubMonitor) publishLoop(ctx context.Context) {
 func (m *PubsubMonitor) publishOnce(ctx context.Context) {
 	gctx, cancel := context.WithTimeout(ctx, m.cfg.Interval)
 	defer cancel()
-	out := []Metric{{Name: MetricPing}}
+	ping := Metric{Name: MetricPing}
+	if m.cfg.PingValue != nil {
+		ping.Value = m.cfg.PingValue(gctx)
+	}
+	out := []Metric{ping}
 	for _, inf := range m.cfg.Informers {
 		out = append(out, inf.GetMetrics(gctx)...)
 	}

@@ -21,6 +21,8 @@ const (
 	rpcStatusMany = "Tracker.StatusMany"
 	rpcRecover    = "Tracker.Recover"
 	rpcRecoverAll = "Tracker.RecoverAll"
+	rpcLinks      = "Cluster.Links"
+	rpcRepoGC     = "IPFS.RepoGC"
 )
 
 // maxStatusBatch bounds the CIDs of one StatusMany call.
@@ -112,12 +114,14 @@ type idWire struct {
 	IPFSAddrs [][]byte `cbor:"9,keyasint,omitempty"`
 	IPFSError string   `cbor:"10,keyasint,omitempty"`
 	PeerName  string   `cbor:"11,keyasint,omitempty"`
+	PeerAddrs [][]byte `cbor:"12,keyasint,omitempty"`
 }
 
 func toIDWire(id ID) idWire {
 	return idWire{ID: []byte(id.ID), Addrs: addrsToBytes(id.Addresses), Peers: peersToBytes(id.ClusterPeers),
 		Version: id.Version, Commit: id.Commit, RPC: id.RPCProtocolVersion, Error: id.Error,
-		IPFS: []byte(id.IPFS.ID), IPFSAddrs: addrsToBytes(id.IPFS.Addresses), IPFSError: id.IPFS.Error, PeerName: id.PeerName}
+		IPFS: []byte(id.IPFS.ID), IPFSAddrs: addrsToBytes(id.IPFS.Addresses), IPFSError: id.IPFS.Error, PeerName: id.PeerName,
+		PeerAddrs: addrsToBytes(id.ClusterPeersAddresses)}
 }
 
 func fromIDWire(w idWire) (ID, error) {
@@ -129,7 +133,8 @@ func fromIDWire(w idWire) (ID, error) {
 	if err != nil {
 		return ID{}, err
 	}
-	return ID{ID: p, Addresses: bytesToAddrs(w.Addrs), ClusterPeers: peers, Version: w.Version, Commit: w.Commit,
+	return ID{ID: p, Addresses: bytesToAddrs(w.Addrs), ClusterPeers: peers, ClusterPeersAddresses: bytesToAddrs(w.PeerAddrs),
+		Version: w.Version, Commit: w.Commit,
 		RPCProtocolVersion: w.RPC, Error: w.Error, PeerName: w.PeerName,
 		IPFS: IPFSID{ID: peer.ID(w.IPFS), Addresses: bytesToAddrs(w.IPFSAddrs), Error: w.IPFSError}}, nil
 }
@@ -162,11 +167,7 @@ func (c *Cluster) startRPC() error {
 	c.rpcClient = cli
 	c.remote = rpcPeers{cli}
 
-	regs := []struct {
-		name string
-		perm rpc.Permission
-		h    rpc.Handler
-	}{
+	regs := []rpcReg{
 		{rpcID, rpc.Open, rpc.Handle(func(ctx context.Context, _ peer.ID, _ struct{}) (idWire, error) {
 			return toIDWire(c.ID(ctx)), nil
 		})},
@@ -214,6 +215,7 @@ func (c *Cluster) startRPC() error {
 			return n, nil
 		})},
 	}
+	regs = append(regs, c.graphGCHandlers()...)
 	for _, r := range regs {
 		if err := srv.Register(r.name, r.perm, r.h); err != nil {
 			return fmt.Errorf("rpc register %s: %w", r.name, err)

@@ -29,6 +29,10 @@ type remotePeers interface {
 	recoverAll(ctx context.Context, p peer.ID) (int, error)
 	// id asks the peer to describe itself.
 	id(ctx context.Context, p peer.ID) (ID, error)
+	// links asks the peer for its connections (graph.go).
+	links(ctx context.Context, p peer.ID) (PeerLinks, error)
+	// repoGC runs garbage collection on the peer's IPFS node (repogc.go).
+	repoGC(ctx context.Context, p peer.ID) (PeerRepoGC, error)
 }
 
 // peersToAsk returns the consensus peers, this peer first.

@@ -722,6 +722,9 @@ type ID struct {
 	Addresses []ma.Multiaddr
 	// ClusterPeers are the peers it knows.
 	ClusterPeers []peer.ID
+	// ClusterPeersAddresses are the known addresses of the other cluster
+	// peers, each with its /p2p/ suffix.
+	ClusterPeersAddresses []ma.Multiaddr
 	// Version is pincluster's version.
 	Version string
 	// Commit is the source revision, when known.

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	chunker "github.com/ipfs/boxo/chunker"
+	"github.com/ipfs/boxo/verifcid"
 	cid "github.com/ipfs/go-cid"
 	peer "github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
@@ -22,14 +24,18 @@ import (
 	"github.com/pincluster/pincluster/api/internal/httpx"
 )
 
-// addKeys are the /add query options besides the pin options. Those IPFS
-// Cluster knows but pincluster does not implement are accepted only with
-// their neutral value (see parseAddQuery).
+// addKeys are the /add query options besides the pin options: the whole
+// set ipfs-cluster-ctl and IPFS Cluster's Go client send (api.AddParams).
+// Options pincluster cannot honour (shard, nocopy, progress: no progress
+// entries are streamed) are accepted only with their neutral value; recursive, hidden, quiet and quieter shape what the
+// client reads from its disk or prints, so the server has nothing to do
+// with them.
 var addKeys = map[string]bool{
 	"chunker": true, "raw-leaves": true, "cid-version": true, "wrap-with-directory": true,
 	"wrap": true, "local": true, "format": true, "stream-channels": true, "hash": true,
 	"trickle": true, "layout": true, "progress": true, "hidden": true, "recursive": true,
 	"shard": true, "no-copy": true, "nocopy": true, "quieter": true, "quiet": true,
+	"no-pin": true,
 }
 
 // addQuery is a parsed /add query.
@@ -38,6 +44,9 @@ type addQuery struct {
 	car            bool
 	streamChannels bool
 }
+
+// maxAddNames bounds the file names remembered to refuse duplicates.
+const maxAddNames = 1 << 16
 
 // maxChunkerLen bounds the chunker option.
 const maxChunkerLen = 64
@@ -58,14 +67,17 @@ func parseAddQuery(q url.Values) (addQuery, error) {
 		}
 		return parseBool(q, k)
 	}
-	if p.Chunker = q.Get("chunker"); len(p.Chunker) > maxChunkerLen {
-		return aq, badRequest("chunker: longer than %d bytes", maxChunkerLen)
+	if p.Chunker, err = parseChunker(q.Get("chunker")); err != nil {
+		return aq, err
 	}
 	if s := q.Get("cid-version"); s != "" {
 		if s != "0" && s != "1" {
 			return aq, badRequest("cid-version: %q is not 0 or 1", truncate(s))
 		}
 		p.CIDVersion, _ = strconv.Atoi(s)
+	}
+	if p.HashFun, err = parseHash(q.Get("hash")); err != nil {
+		return aq, err
 	}
 	if p.RawLeaves, err = boolOpt("raw-leaves", p.CIDVersion == 1); err != nil {
 		return aq, err
@@ -82,6 +94,9 @@ func parseAddQuery(q url.Values) (addQuery, error) {
 	if p.Local, err = boolOpt("local", false); err != nil {
 		return aq, err
 	}
+	if p.NoPin, err = boolOpt("no-pin", false); err != nil {
+		return aq, err
+	}
 	if p.Trickle, err = boolOpt("trickle", false); err != nil {
 		return aq, err
 	}
@@ -91,12 +106,6 @@ func parseAddQuery(q url.Values) (addQuery, error) {
 		p.Trickle = true
 	default:
 		return aq, badRequest("layout: %q is not balanced or trickle", truncate(l))
-	}
-	if h := q.Get("hash"); h != "" {
-		if _, ok := mh.Names[h]; !ok {
-			return aq, badRequest("hash: unknown function %q", truncate(h))
-		}
-		p.HashFun = h
 	}
 	switch f := q.Get("format"); f {
 	case "", "unixfs":
@@ -108,25 +117,64 @@ func parseAddQuery(q url.Values) (addQuery, error) {
 	if aq.streamChannels, err = boolOpt("stream-channels", true); err != nil {
 		return aq, err
 	}
-	for _, k := range []string{"shard", "no-copy", "nocopy"} {
+	for _, k := range []string{"shard", "no-copy", "nocopy", "progress"} {
 		if on, err := boolOpt(k, false); err != nil {
 			return aq, err
 		} else if on {
-			return aq, badRequest("%s is not supported", k)
+			return aq, badRequest("%s=true is not supported", k)
 		}
 	}
-	for _, k := range []string{"progress", "hidden", "quiet", "quieter"} {
+	for _, k := range []string{"hidden", "quiet", "quieter", "recursive"} {
 		if _, err := boolOpt(k, false); err != nil {
 			return aq, err
 		}
 	}
-	if on, err := boolOpt("recursive", true); err != nil {
-		return aq, err
-	} else if !on {
-		return aq, badRequest("recursive=false is not supported")
-	}
 	aq.params = p
 	return aq, nil
+}
+
+// parseChunker checks a chunker option as the importer reads it
+// ("size-N", "rabin[-min-avg-max]", "buzhash"); "" is the default.
+func parseChunker(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	if len(s) > maxChunkerLen {
+		return "", badRequest("chunker: longer than %d bytes", maxChunkerLen)
+	}
+	if _, err := chunker.FromString(bytes.NewReader(nil), s); err != nil {
+		return "", badRequest("chunker: %q: %v", truncate(s), err)
+	}
+	if size, ok := strings.CutPrefix(s, "size-"); ok {
+		if n, err := strconv.ParseUint(size, 10, 64); err != nil || n == 0 {
+			return "", badRequest("chunker: %q: the size must be a positive integer", truncate(s))
+		}
+	}
+	return s, nil
+}
+
+// parseHash checks a hash option: a multihash function IPFS allows
+// (boxo's verifcid: no md5, no sha1) and this process can compute, not
+// identity (which would put whole chunks in CIDs); "" is the
+// default (sha2-256).
+func parseHash(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	code, ok := mh.Names[s]
+	if !ok {
+		return "", badRequest("hash: unknown function %q", truncate(s))
+	}
+	if code == mh.IDENTITY {
+		return "", badRequest("hash: identity cannot be used to add files")
+	}
+	if !verifcid.DefaultAllowlist.IsAllowed(code) {
+		return "", badRequest("hash: %q is not allowed in IPFS (insecure or unknown)", s)
+	}
+	if _, err := mh.Sum(nil, code, -1); err != nil {
+		return "", badRequest("hash: %q is not supported: %v", s, err)
+	}
+	return s, nil
 }
 
 // partName returns the file name of a multipart part, with its directory
@@ -216,32 +264,72 @@ func (a *API) add(w http.ResponseWriter, r *http.Request) {
 	httpx.StreamNDJSON(w, seq, func(j addedJSON) any { return j }, func(err error) { a.fail(w, r, err) })
 }
 
-// addFiles streams the multipart files to Backend.Add.
+// addFiles streams the multipart files to Backend.Add. A request whose
+// first part is a directory (ipfs-cluster-ctl add -r <dir>) without
+// wrapping is imported as that directory: every file, then each directory
+// after its contents, the top directory last and pinned, as IPFS Cluster
+// does.
 func (a *API) addFiles(r *http.Request, mr *multipart.Reader, p pincluster.AddParams) ([]pincluster.AddedFile, error) {
+	first, err := mr.NextPart()
+	if err == io.EOF {
+		return nil, badRequest("no file in the request")
+	}
+	if err != nil {
+		return nil, bodyError("multipart", err)
+	}
+	top := ""
+	if isDirPart(first) && !p.Wrap {
+		if top, err = partName(first); err != nil {
+			return nil, err
+		}
+		if strings.Contains(top, "/") {
+			return nil, badRequest("directory %q comes before its parent", truncate(top))
+		}
+	}
+	wantPin := !p.NoPin
+	if top != "" {
+		p.Wrap, p.NoPin = true, true // pinned below: the top directory, not the wrapper
+	}
 	var partErr error
 	count := 0
+	seen := make(map[string]bool)
 	files := func(yield func(string, io.Reader) bool) {
+		part := first
 		for {
-			part, err := mr.NextPart()
-			if err == io.EOF {
-				return
+			if part == nil {
+				var err error
+				part, err = mr.NextPart()
+				if err == io.EOF {
+					return
+				}
+				if err != nil {
+					partErr = bodyError("multipart", err)
+					yield("", errReader{partErr}) // fail the import: nothing is pinned
+					return
+				}
 			}
-			if err != nil {
-				partErr = bodyError("multipart", err)
-				yield("", errReader{partErr}) // fail the import: nothing is pinned
-				return
-			}
-			if isDirPart(part) {
+			cur := part
+			part = nil
+			if isDirPart(cur) {
 				continue
 			}
-			name, err := partName(part)
+			name, err := partName(cur)
+			if err == nil && top != "" && !strings.HasPrefix(name, top+"/") {
+				err = badRequest("file %q is outside the directory %q", truncate(name), truncate(top))
+			}
+			if err == nil && p.Wrap && seen[name] {
+				err = badRequest("two files named %q in one request", truncate(name))
+			}
 			if err != nil {
 				partErr = err
 				yield("", errReader{err})
 				return
 			}
+			if len(seen) < maxAddNames {
+				seen[name] = true
+			}
 			count++
-			if !yield(name, part) {
+			if !yield(name, cur) {
 				return
 			}
 		}
@@ -250,11 +338,30 @@ func (a *API) addFiles(r *http.Request, mr *multipart.Reader, p pincluster.AddPa
 	if partErr != nil {
 		return nil, partErr
 	}
+	if count == 0 {
+		return nil, badRequest("no file in the request")
+	}
 	if err != nil {
 		return nil, err
 	}
-	if count == 0 {
-		return nil, badRequest("no file in the request")
+	if top == "" {
+		return added, nil
+	}
+	// Drop the wrapper: the top directory is the root.
+	if n := len(added); n > 0 && added[n-1].Name == "" {
+		added = added[:n-1]
+	}
+	if len(added) == 0 || added[len(added)-1].Name != top {
+		return nil, fmt.Errorf("rest: add: the import did not end with the directory %q", top)
+	}
+	if wantPin {
+		opts := p.PinOptions
+		if p.Local && len(opts.UserAllocations) == 0 {
+			opts.UserAllocations = []peer.ID{a.backend.ID(r.Context()).ID}
+		}
+		if _, err := a.backend.Pin(r.Context(), added[len(added)-1].Cid, opts); err != nil {
+			return nil, err
+		}
 	}
 	return added, nil
 }

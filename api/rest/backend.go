@@ -36,6 +36,8 @@ type Backend interface {
 	Metrics(ctx context.Context, name string) []pincluster.Metric
 	MetricNames(ctx context.Context) []string
 	Alerts(ctx context.Context) []pincluster.Alert
+	ConnectGraph(ctx context.Context) (pincluster.ConnectGraph, error)
+	RepoGC(ctx context.Context, local bool) (pincluster.GlobalRepoGC, error)
 }
 
 var _ Backend = (*pincluster.Cluster)(nil)

@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/metrics"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
 	"github.com/pincluster/pincluster/api/internal/auth"
 	"github.com/pincluster/pincluster/api/internal/httpx"
 )
@@ -48,6 +51,13 @@ type CORS struct {
 	MaxAge time.Duration
 }
 
+// BandwidthReporter gives traffic statistics by libp2p protocol, as a
+// libp2p bandwidth counter (metrics.BandwidthCounter) does.
+type BandwidthReporter interface {
+	// GetBandwidthByProtocol returns the totals and rates of each protocol.
+	GetBandwidthByProtocol() map[protocol.ID]metrics.Stats
+}
+
 // Config configures the REST API. The zero Config serves an API without
 // authentication (fine on loopback; set BasicAuth or BearerTokens for
 // anything else).
@@ -70,6 +80,12 @@ type Config struct {
 
 	// CORS configures cross-origin requests. Default: none.
 	CORS CORS
+
+	// Bandwidth, when set, is the libp2p host's bandwidth counter (the
+	// one given to libp2p.BandwidthReporter): GET /health/bandwidth
+	// answers its totals and rates by protocol. Default: nil, and that
+	// endpoint answers null, as IPFS Cluster does without a counter.
+	Bandwidth BandwidthReporter
 
 	// MaxBodyBytes bounds request bodies other than /add, in bytes.
 	// Default: DefaultMaxBodyBytes (1 MiB).

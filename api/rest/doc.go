@@ -1,6 +1,6 @@
 // Package rest serves IPFS Cluster's REST API for a pincluster peer, so
-// that existing IPFS Cluster clients (ipfs-cluster-ctl's requests, the JS
-// client @nftstorage/ipfs-cluster) work unchanged.
+// that existing IPFS Cluster clients (ipfs-cluster-ctl, IPFS Cluster's Go
+// client, the JS client @nftstorage/ipfs-cluster) work unchanged.
 //
 // # Quick start
 //
@@ -18,7 +18,9 @@
 //
 // # Endpoints
 //
-// The paths, verbs and JSON field names (snake_case) are IPFS Cluster's:
+// The paths, verbs, query options and JSON documents are IPFS Cluster
+// v1.1.6's; ipfs-cluster-ctl and IPFS Cluster's Go client
+// (api/rest/client) work against them unchanged:
 //
 //	GET    /health                       204, the only route without authentication
 //	POST   /token                        basic auth -> {"token": JWT}
@@ -31,24 +33,45 @@
 //	POST   /pins/{cid}, /pins/ipfs/{path...}  pin (query options below)
 //	DELETE /pins/{cid}, /pins/ipfs/{path...}  unpin
 //	POST   /pins/{cid}/recover?local=, /pins/recover?local=
-//	GET    /allocations, /allocations/{cid}
+//	GET    /allocations?filter=pin,meta-pin,...|all, /allocations/{cid}
 //	POST   /add                          multipart files, or format=car
 //	GET    /monitor/metrics, /monitor/metrics/{name}
-//	GET    /health/alerts
+//	GET    /health/alerts, /health/graph, /health/bandwidth
+//	POST   /ipfs/gc?local=               garbage collection, one entry per peer
 //
 // Pin query options: name, mode (recursive|direct), replication,
 // replication-min, replication-max, shard-size, user-allocations (comma
-// list), expire-at (RFC 3339) or expire-in (Go duration), pin-update (a
-// CID), origins (comma list of multiaddrs) and meta-<key>=<value>. Unknown
-// or repeated options, and values beyond pincluster's limits
-// (pincluster.MaxNameLen, MaxMetadataKeys, MaxOrigins, ...), are answered
-// 400 before anything reaches the cluster.
+// list), expire-at (RFC 3339) or expire-in (Go duration, at least 1s),
+// pin-update (a CID: ctl's "pin update" posts
+// /pins/ipfs/<to>?pin-update=<from>; <to> must be a CID, not a path below
+// one), origins (comma list of multiaddrs with /p2p/) and
+// meta-<key>=<value>. A path of exactly /ipfs/<cid> names the CID itself
+// (no resolution). Unknown or repeated options, and values beyond
+// pincluster's limits (pincluster.MaxNameLen, MaxMetadataKeys,
+// MaxOrigins, ...), are answered 400 before anything reaches the cluster.
 //
-// CIDs are written as plain strings, as IPFS Cluster 1.x and its JS client
-// do. Streams are NDJSON, exactly one JSON object per line; an error after
-// the first line is reported in the X-Stream-Error trailer. Errors are
-// {"code": N, "message": "..."}. /add answers a JSON array when
-// stream-channels=false and NDJSON otherwise.
+// /add takes, besides the pin options, the whole set the Go client sends:
+// chunker, raw-leaves, cid-version, hash, layout (balanced|trickle),
+// wrap-with-directory, local, no-pin, format (unixfs|car),
+// stream-channels, and recursive, hidden, quiet and quieter (the
+// client's concern; accepted). shard, nocopy and progress, which
+// pincluster cannot honour, are refused with a 400 naming them when true. A bad
+// chunker or hash (identity, or one IPFS refuses such as md5), an empty
+// body and two files of one name in a wrapped add are 400s. A request
+// whose first part is a directory (add -r <dir>) imports that directory
+// and pins it; entries are listed as ipfs add lists them, each directory
+// after its contents.
+//
+// The JSON documents are IPFS Cluster's field by field (its api package):
+// snake_case names; CIDs, peer IDs and multiaddrs as strings (addresses
+// with their /p2p/ suffix); pin type ("pin"), pin mode and tracker status
+// as names; and the same null, [] or omitted for empty values.
+// testdata/golden holds a request and answer for every endpoint, checked
+// by structs that mirror upstream's types. Streams are NDJSON, exactly one
+// JSON object per line; an error after the first line is reported in the
+// X-Stream-Error trailer. Errors are api.Error, {"code": N, "message":
+// "..."}. /add answers a JSON array when stream-channels=false and NDJSON
+// otherwise.
 //
 // /add?format=car reads the first file part as a CAR v1 with exactly one
 // root: every block is checked against its CID, bounded in size (2 MiB)

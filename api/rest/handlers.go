@@ -44,6 +44,9 @@ func (a *API) routes() http.Handler {
 	authed.HandleFunc("GET /monitor/metrics", a.metricNames)
 	authed.HandleFunc("GET /monitor/metrics/{name}", a.metrics)
 	authed.HandleFunc("GET /health/alerts", a.alerts)
+	authed.HandleFunc("GET /health/graph", a.graph)
+	authed.HandleFunc("GET /health/bandwidth", a.bandwidth)
+	authed.HandleFunc("POST /ipfs/gc", a.repoGC)
 	authed.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, http.StatusNotFound, "not found: "+r.Method+" "+r.URL.Path)
 	})
@@ -330,6 +333,14 @@ func parsePinTarget(rest string) (pinTarget, error) {
 			return t, badRequest("%v", err)
 		}
 		t.path = p
+		// /ipfs/<cid> with nothing below names the CID itself: no
+		// resolution needed (ipfs-cluster-ctl pins, unpins and updates
+		// through this route).
+		if first == "ipfs" && tail != "" && !strings.Contains(tail, "/") {
+			if c, err := httpx.ParseCID(tail); err == nil {
+				t.cid, t.path = c, ""
+			}
+		}
 		return t, nil
 	}
 	c, err := httpx.ParseCID(first)
@@ -378,7 +389,7 @@ func (a *API) pins(w http.ResponseWriter, r *http.Request) {
 		var pin pincluster.Pin
 		switch {
 		case t.path != "" && from.Defined():
-			err = badRequest("pin-update needs a cid, not a path")
+			err = badRequest("pin-update: the new pin must be a cid or /ipfs/<cid>, not a path below it")
 		case t.path != "":
 			pin, err = a.backend.PinPath(ctx, t.path, opts)
 		case from.Defined():
@@ -418,13 +429,55 @@ func (a *API) allocations(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if f := q.Get("filter"); f != "" && f != "all" && f != "pin" {
-		a.fail(w, r, badRequest("filter: only pin and all are known"))
+	types, err := parsePinTypes(q.Get("filter"))
+	if err != nil {
+		a.fail(w, r, err)
 		return
 	}
-	httpx.StreamNDJSON(w, a.backend.Pins(r.Context(), pincluster.PinFilter{}), func(p pincluster.Pin) any {
+	pins := a.backend.Pins(r.Context(), pincluster.PinFilter{})
+	seq := func(yield func(pincluster.Pin, error) bool) {
+		for p, err := range pins {
+			if err == nil && types&p.Type == 0 {
+				continue
+			}
+			if !yield(p, err) {
+				return
+			}
+		}
+	}
+	httpx.StreamNDJSON(w, seq, func(p pincluster.Pin) any {
 		return toPinJSON(p)
 	}, func(err error) { a.fail(w, r, err) })
+}
+
+// allPinTypes is the "all" filter of GET /allocations.
+const allPinTypes = pincluster.DataType | pincluster.MetaType | pincluster.ClusterDAGType | pincluster.ShardType
+
+// parsePinTypes parses the filter of GET /allocations: a comma-separated
+// list of pin types (pin, meta-pin, clusterdag-pin, shard-pin) or all;
+// empty is all.
+func parsePinTypes(s string) (pincluster.PinType, error) {
+	if s == "" {
+		return allPinTypes, nil
+	}
+	var out pincluster.PinType
+	for part := range strings.SplitSeq(s, ",") {
+		switch part {
+		case "all", "":
+			out |= allPinTypes
+		case "pin":
+			out |= pincluster.DataType
+		case "meta-pin":
+			out |= pincluster.MetaType
+		case "clusterdag-pin":
+			out |= pincluster.ClusterDAGType
+		case "shard-pin":
+			out |= pincluster.ShardType
+		default:
+			return 0, badRequest("filter: %q is not a pin type (pin, meta-pin, clusterdag-pin, shard-pin, all)", truncate(part))
+		}
+	}
+	return out, nil
 }
 
 func (a *API) allocation(w http.ResponseWriter, r *http.Request) {
@@ -489,4 +542,52 @@ func (a *API) globalInfo(w http.ResponseWriter, r *http.Request, c cid.Cid,
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, toGlobalPinInfoJSON(g))
+}
+
+func (a *API) graph(w http.ResponseWriter, r *http.Request) {
+	if err := onlyKeys(r.URL.Query()); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	g, err := a.backend.ConnectGraph(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, toConnectGraphJSON(g))
+}
+
+func (a *API) repoGC(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if err := onlyKeys(q, "local"); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	local, err := parseBool(q, "local")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	g, err := a.backend.RepoGC(r.Context(), local)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, toGlobalRepoGCJSON(g))
+}
+
+func (a *API) bandwidth(w http.ResponseWriter, r *http.Request) {
+	if err := onlyKeys(r.URL.Query()); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var out map[string]bandwidthJSON // null without a counter, as upstream
+	if a.cfg.Bandwidth != nil {
+		stats := a.cfg.Bandwidth.GetBandwidthByProtocol()
+		out = make(map[string]bandwidthJSON, len(stats))
+		for p, s := range stats {
+			out[string(p)] = bandwidthJSON{TotalIn: s.TotalIn, TotalOut: s.TotalOut, RateIn: s.RateIn, RateOut: s.RateOut}
+		}
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
 }

@@ -25,8 +25,9 @@ var pinQueryKeys = []string{
 
 // parsePinQuery reads IPFS Cluster's pin options from a query: name, mode,
 // replication(-min|-max), shard-size, user-allocations (comma list),
-// expire-at (RFC 3339) or expire-in (Go duration), pin-update (a CID,
-// returned separately), origins (comma list of multiaddrs) and
+// expire-at (RFC 3339) or expire-in (Go duration, at least 1s),
+// pin-update (a CID, returned separately), origins (comma list of
+// multiaddrs, each with /p2p/<peer id>, as IPFS Cluster requires) and
 // meta-<key>=<value>. Unknown or repeated options, malformed values and
 // options beyond pincluster's limits return an error answered 400.
 func parsePinQuery(q url.Values) (pincluster.PinOptions, cid.Cid, error) {
@@ -130,8 +131,8 @@ func parsePinQueryExtra(q url.Values, extra map[string]bool) (pincluster.PinOpti
 		opts.ExpireAt = t.UTC()
 	case expIn != "":
 		d, err := time.ParseDuration(expIn)
-		if err != nil || d <= 0 {
-			return opts, from, badRequest("expire-in: %q is not a positive duration", truncate(expIn))
+		if err != nil || d < time.Second {
+			return opts, from, badRequest("expire-in: %q is not a duration of at least 1s", truncate(expIn))
 		}
 		opts.ExpireAt = time.Now().Add(d).UTC()
 	}
@@ -153,6 +154,9 @@ func parsePinQueryExtra(q url.Values, extra map[string]bool) (pincluster.PinOpti
 			a, err := ma.NewMultiaddr(p)
 			if err != nil {
 				return opts, from, badRequest("origins: %q: %v", truncate(p), err)
+			}
+			if _, err := a.ValueForProtocol(ma.P_P2P); err != nil {
+				return opts, from, badRequest("origins: %q has no /p2p/<peer id>", truncate(p))
 			}
 			opts.Origins = append(opts.Origins, a)
 		}

@@ -40,6 +40,7 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -165,7 +166,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
-	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings(splitList(o.listen)...))
+	bw := metrics.NewBandwidthCounter() // REST GET /health/bandwidth
+	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings(splitList(o.listen)...), libp2p.BandwidthReporter(bw))
 	if err != nil {
 		return fmt.Errorf("libp2p: %w", err)
 	}
@@ -220,7 +222,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	var lines []string
 	if o.restListen != "" {
-		cfg := rest.Config{ListenAddr: o.restListen, Logger: logger}
+		cfg := rest.Config{ListenAddr: o.restListen, Logger: logger, Bandwidth: bw}
 		if o.restPassword != "" {
 			cfg.BasicAuth = map[string]string{o.restUser: o.restPassword}
 		}

@@ -450,6 +450,9 @@ func (b *Backend) Add(ctx context.Context, files iter.Seq2[string, io.Reader], p
 		size, _ := dn.Size()
 		out = append(out, pincluster.AddedFile{Name: "", Cid: dn.Cid(), Size: size})
 	}
+	if p.NoPin {
+		return out, nil
+	}
 	opts := p.PinOptions
 	if _, err := b.Pin(ctx, out[len(out)-1].Cid, opts); err != nil {
 		return out, err
@@ -507,5 +510,9 @@ func (b *Backend) MetricNames(ctx context.Context) []string {
 	return out
 }
 
-// Alerts returns no alerts.
-func (b *Backend) Alerts(ctx context.Context) []pincluster.Alert { return b.alerts }
+// Alerts returns the alerts set by SetAlerts (none by default).
+func (b *Backend) Alerts(ctx context.Context) []pincluster.Alert {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.alerts
+}
