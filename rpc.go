@@ -213,6 +213,7 @@ func (c *Cluster) startRPC() error {
 			}
 			return n, nil
 		})},
+		{rpcRepoStat, rpc.Trusted, c.repoStatHandler()},
 	}
 	for _, r := range regs {
 		if err := srv.Register(r.name, r.perm, r.h); err != nil {
