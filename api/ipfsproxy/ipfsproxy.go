@@ -625,23 +625,24 @@ func (p *Proxy) repoStat(w http.ResponseWriter, r *http.Request) {
 	}
 	if sizeOnly {
 		out.NumObjects = 0
-	} else {
-		// The path and version are this peer's node's.
-		local, err := p.nodeRepoPath(r.Context())
-		if err == nil {
-			out.RepoPath, out.Version = local.RepoPath, local.Version
+	} else if local, err := p.nodeRepoStat(r.Context()); err == nil {
+		// Peers report sizes only; this peer's node (first in stats)
+		// gives its object count, repository path and version.
+		if len(stats) > 0 && stats[0].Err == nil {
+			out.NumObjects -= stats[0].NumObjects
 		}
+		out.NumObjects += local.NumObjects
+		out.RepoPath, out.Version = local.RepoPath, local.Version
 	}
 	writeJSON(w, out)
 }
 
-// nodeRepoPath asks Kubo for its repo path and version (size-only stats
-// are cheap).
-func (p *Proxy) nodeRepoPath(ctx context.Context) (repoStatOut, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// nodeRepoStat asks Kubo for its full repo/stat (object count, path and
+// version).
+func (p *Proxy) nodeRepoStat(ctx context.Context) (repoStatOut, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	u := p.node.JoinPath("/api/v0/repo/stat")
-	u.RawQuery = "size-only=true"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
 	if err != nil {
 		return repoStatOut{}, err
@@ -806,13 +807,21 @@ func (p *Proxy) add(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	var pending *multipart.Part // read ahead, not yet imported
+	eof := false                // NextPart must not be called again after io.EOF
 	next := func() (*multipart.Part, error) {
 		if pending != nil {
 			pt := pending
 			pending = nil
 			return pt, nil
 		}
-		return mr.NextPart()
+		if eof {
+			return nil, io.EOF
+		}
+		pt, err := mr.NextPart()
+		if err == io.EOF {
+			eof = true
+		}
+		return pt, err
 	}
 	if params.Wrap {
 		added, err := p.backend.Add(ctx, p.files(next, "", &pending), params)
