@@ -567,3 +567,71 @@ func TestBinaryUsageErrors(t *testing.T) {
 	require.Equal(t, exitOK, code)
 	require.Contains(t, out, "pinclusterd ")
 }
+
+// TestSIGTERMDrainsRequests sends SIGTERM while an upload to the REST API
+// is in progress: the request completes, the daemon exits 0, and the pin
+// it made is in the state after a restart.
+func TestSIGTERMDrainsRequests(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	code, _, errOut := runCmd(t, bin, nil, "init", "-dir", dir, "-peer-listen", "/ip4/127.0.0.1/tcp/0",
+		"-rest-listen", "127.0.0.1:0", "-pinsvc-listen", "", "-metrics-listen", "127.0.0.1:0")
+	require.Equal(t, exitOK, code, errOut)
+	d := startDaemon(t, bin, dir)
+
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest(http.MethodPost, d.urls["rest"]+"/add", pr)
+	require.NoError(t, err)
+	const boundary = "drainboundary"
+	req.Header.Set("Content-Type", "multipart/form-data; boundary="+boundary)
+	// With Expect: 100-continue the body is sent only once the handler
+	// reads it: when the first write returns, the request is in flight.
+	req.Header.Set("Expect", "100-continue")
+	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute}}
+	defer client.CloseIdleConnections()
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := client.Do(req)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		done <- result{code: res.StatusCode, body: string(b)}
+	}()
+	_, err = io.WriteString(pw, "--"+boundary+"\r\nContent-Disposition: form-data; name=\"file\"; filename=\"drain.txt\"\r\nContent-Type: application/octet-stream\r\n\r\nfirst half, ")
+	require.NoError(t, err)
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	_, err = io.WriteString(pw, "second half after SIGTERM\r\n--"+boundary+"--\r\n")
+	require.NoError(t, err)
+	require.NoError(t, pw.Close())
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the in-flight request got no answer")
+	}
+	require.NoError(t, res.err)
+	require.Equal(t, http.StatusOK, res.code, res.body)
+	var added struct {
+		Cid string `json:"cid"`
+	}
+	require.NoError(t, json.NewDecoder(strings.NewReader(res.body)).Decode(&added))
+	require.NotEmpty(t, added.Cid)
+	select {
+	case <-d.exited:
+	case <-time.After(time.Minute):
+		t.Fatal("daemon did not exit after SIGTERM")
+	}
+	require.Equal(t, exitOK, d.code, d.stderr.String())
+
+	d = startDaemon(t, bin, dir)
+	require.Equal(t, []string{added.Cid}, restPins(t, d.urls["rest"]))
+	require.Equal(t, exitOK, d.stop())
+}
