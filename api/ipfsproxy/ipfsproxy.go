@@ -97,6 +97,9 @@ type Config struct {
 	MaxAddBytes int64
 	// ReadHeaderTimeout bounds reading request headers. Default: 5s.
 	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included (an add
+	// is read within it). Default: 30m.
+	ReadTimeout time.Duration
 	// IdleTimeout bounds idle keep-alive connections. Default: 2m.
 	IdleTimeout time.Duration
 	// Middleware, when set, wraps the proxy's handler in its own server
@@ -149,8 +152,14 @@ func New(backend Backend, cfg Config) (*Proxy, error) {
 	if cfg.ReadHeaderTimeout == 0 {
 		cfg.ReadHeaderTimeout = 5 * time.Second
 	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 30 * time.Minute
+	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 2 * time.Minute
+	}
+	if cfg.ReadHeaderTimeout < 0 || cfg.ReadTimeout < 0 || cfg.IdleTimeout < 0 {
+		return nil, fmt.Errorf("%w: negative timeout", ErrConfig)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -179,6 +188,7 @@ func New(backend Backend, cfg Config) (*Proxy, error) {
 	p.server = &http.Server{
 		Handler:           served,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),

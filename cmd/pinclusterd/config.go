@@ -268,7 +268,11 @@ func defineConfigFlags(fs *flag.FlagSet) *overrides {
 	def := defaultConfig()
 	for _, f := range fields(&def) {
 		usage := f.help + " (" + f.name + ", " + envName(f.name) + ")"
-		fs.Func(flagName(f.name), usage, func(s string) error {
+		define := fs.Func
+		if f.v.Kind() == reflect.Bool {
+			define = fs.BoolFunc // -peer-follower alone means true
+		}
+		define(flagName(f.name), usage, func(s string) error {
 			// check the syntax now, apply later (after the file)
 			probe := defaultConfig()
 			for _, pf := range fields(&probe) {

@@ -87,13 +87,14 @@ func TestConfigPrecedence(t *testing.T) {
 	env := map[string]string{"PINCLUSTER_PEER_NAME": "env", "PINCLUSTER_PEER_CLUSTER": "env"}
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	o := defineConfigFlags(fs)
-	require.NoError(t, fs.Parse([]string{"-peer-name", "flag", "-peer-monitor-interval", "3s"}))
+	require.NoError(t, fs.Parse([]string{"-peer-name", "flag", "-peer-monitor-interval", "3s", "-peer-follower"}))
 	cfg, err := loadConfig(p, o, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	require.NoError(t, err)
 	require.Equal(t, "flag", cfg.Peer.Name)
 	require.Equal(t, "env", cfg.Peer.Cluster)
 	require.Equal(t, 2, cfg.Peer.ReplicationMin)
 	require.Equal(t, 3*time.Second, cfg.Peer.MonitorInterval.Duration)
+	require.True(t, cfg.Peer.Follower)
 
 	// A bad value is refused at flag parsing, and from the environment
 	// with the variable named.
