@@ -23,7 +23,7 @@ func (c *Cluster) repoStatHandler() rpc.Handler {
 		if err != nil {
 			return repoStatWire{}, err
 		}
-		return repoStatWire{RepoSize: st.RepoSize, StorageMax: st.StorageMax, NumObjects: st.NumObjects}, nil
+		return repoStatWire(st), nil
 	})
 }
 

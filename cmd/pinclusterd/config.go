@@ -235,26 +235,6 @@ func splitList(s string) []string {
 	return out
 }
 
-// flagValue adapts a field to flag.Value, recording that it was given.
-type flagValue struct {
-	f   field
-	set map[string]bool
-}
-
-func (v *flagValue) String() string {
-	if v == nil || !v.f.v.IsValid() {
-		return ""
-	}
-	return v.f.String()
-}
-
-func (v *flagValue) Set(s string) error {
-	v.set[v.f.name] = true
-	return v.f.set(s)
-}
-
-func (v *flagValue) IsBoolFlag() bool { return v.f.v.Kind() == reflect.Bool }
-
 // overrides holds the settings given by flags, applied after the file and
 // the environment.
 type overrides struct {

@@ -505,7 +505,7 @@ func TestOperatorLifecycle(t *testing.T) {
 	code, _, errOut = runCmd(t, bin, nil, "state", "import", "-dir", fresh, bad)
 	require.Equal(t, exitRefused, code, errOut)
 	require.Contains(t, errOut, "line 3")
-	code, reexport, _ = runCmd(t, bin, nil, "state", "import", "-dir", fresh, "-")
+	code, _, _ = runCmd(t, bin, nil, "state", "import", "-dir", fresh, "-")
 	require.Equal(t, exitRefused, code, "an empty stream has no header")
 	code, reexport, errOut = runCmd(t, bin, nil, "state", "export", "-dir", fresh)
 	require.Equal(t, exitOK, code, errOut)
