@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,6 +146,26 @@ func startOps(addr string, t *telemetry, h *health) (*opsServer, error) {
 func (o *opsServer) shutdown(ctx context.Context) {
 	_ = o.srv.Shutdown(ctx)
 	o.wg.Wait()
+}
+
+// drainable is an API the daemon stops itself, before the Cluster: so
+// that the requests in progress finish while the Cluster still serves them
+// (Cluster.Shutdown refuses new calls before it stops the APIs). The
+// Cluster's own later call is then a no-op.
+type drainable struct {
+	pincluster.API
+	mu      sync.Mutex
+	stopped bool
+}
+
+func (d *drainable) Shutdown(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return nil
+	}
+	d.stopped = true
+	return d.API.Shutdown(ctx)
 }
 
 // proxyTarget turns Kubo's API multiaddr into the URL the proxy forwards to.
@@ -386,6 +407,14 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 		lines = append(lines, s)
 		linesMu.Unlock()
 	}
+	var apis []*drainable // guarded by linesMu
+	drain := func(a pincluster.API) pincluster.API {
+		d := &drainable{API: a}
+		linesMu.Lock()
+		apis = append(apis, d)
+		linesMu.Unlock()
+		return d
+	}
 	if cfg.REST.Listen != "" {
 		restCfg.Middleware = tel.middleware("rest", restRoutes)
 		opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.API, error) {
@@ -397,7 +426,7 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 				return nil, &ConfigError{Field: "rest.listen", Err: err}
 			}
 			addLine("rest http://" + a.Addr().String())
-			return a, nil
+			return drain(a), nil
 		}))
 	}
 	var psa atomic.Pointer[pinsvc.API]
@@ -419,7 +448,7 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 			}
 			psa.Store(a)
 			addLine("pinsvc http://" + a.Addr().String())
-			return a, nil
+			return drain(a), nil
 		}))
 	}
 	if cfg.Proxy.Listen != "" {
@@ -439,7 +468,7 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 				return nil, &ConfigError{Field: "ipfsproxy.listen", Err: err}
 			}
 			addLine("ipfsproxy http://" + a.Addr().String())
-			return a, nil
+			return drain(a), nil
 		}))
 	}
 
@@ -457,8 +486,19 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 		logger.Info("shutting down: draining requests, flushing the state")
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.Peer.ShutdownTimeout.Duration)
 		defer cancel()
+		// First the APIs: they stop accepting requests and wait for the
+		// ones in progress, which the Cluster still serves.
+		linesMu.Lock()
+		toDrain := slices.Clone(apis)
+		linesMu.Unlock()
+		var errs []error
+		for _, a := range slices.Backward(toDrain) {
+			if err := a.Shutdown(sctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		tel.cluster.Store(nil)
-		err := c.Shutdown(sctx)
+		err := errors.Join(append(errs, c.Shutdown(sctx))...)
 		if err != nil && sctx.Err() != nil {
 			return fmt.Errorf("%w: %v", errShutdownTimeout, err)
 		}

@@ -608,6 +608,16 @@ func TestSIGTERMDrainsRequests(t *testing.T) {
 	_, err = io.WriteString(pw, "--"+boundary+"\r\nContent-Disposition: form-data; name=\"file\"; filename=\"drain.txt\"\r\nContent-Type: application/octet-stream\r\n\r\nfirst half, ")
 	require.NoError(t, err)
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	// The body ends only once the shutdown is under way.
+	require.Eventually(t, func() bool {
+		res, err := httpClient.Get(d.urls["metrics"] + "/health")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(b), "stopping")
+	}, time.Minute, 20*time.Millisecond)
 	_, err = io.WriteString(pw, "second half after SIGTERM\r\n--"+boundary+"--\r\n")
 	require.NoError(t, err)
 	require.NoError(t, pw.Close())
