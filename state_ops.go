@@ -39,7 +39,8 @@ func (c *Cluster) ExportState(ctx context.Context, w io.Writer) error {
 // kept), through the consensus. The whole stream is decoded and validated
 // first: a corrupt or hostile stream returns a *RecordError naming the line
 // and nothing is written. Pins of the state that are not in the stream are
-// kept. It returns how many pins were logged.
+// kept. It returns how many pins were logged. The stream is staged in
+// memory (a few hundred bytes a pin).
 func (c *Cluster) ImportState(ctx context.Context, r io.Reader) (int, error) {
 	if err := c.writable("import state"); err != nil {
 		return 0, err

@@ -400,6 +400,16 @@ func TestOperatorLifecycle(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	writeFile(t, tokens, "tokA alice\ntokC carol\n")
 
+	// Kubo's own Pinning Service client, as user alice.
+	_, err = kubo.Run(ctx, "pin", "remote", "service", "add", "pc", psa, "tokA")
+	require.NoError(t, err)
+	_, err = kubo.Run(ctx, "pin", "remote", "add", "--service=pc", "--name=via-kubo", cids[0])
+	require.NoError(t, err)
+	remote, err := kubo.Run(ctx, "pin", "remote", "ls", "--service=pc", "--status=pinned")
+	require.NoError(t, err)
+	require.Contains(t, string(remote), cids[0])
+	require.Contains(t, string(remote), "via-kubo")
+
 	// The IPFS proxy through Kubo's own command line.
 	proxy := d.urls["ipfsproxy"]
 	extra := filepath.Join(t.TempDir(), "extra")
