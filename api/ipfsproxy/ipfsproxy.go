@@ -61,13 +61,22 @@ const (
 // Backend is what the proxy needs of the cluster; *pincluster.Cluster
 // implements it.
 type Backend interface {
+	// PinPath resolves an /ipfs/ path (or CID) and pins it (pin/add).
 	PinPath(ctx context.Context, path string, opts pincluster.PinOptions) (pincluster.Pin, error)
+	// UnpinPath resolves a path and unpins it (pin/rm).
 	UnpinPath(ctx context.Context, path string) (pincluster.Pin, error)
+	// PinUpdate pins to with the options of from's pin (pin/update).
 	PinUpdate(ctx context.Context, from, to cid.Cid, opts pincluster.PinOptions) (pincluster.Pin, error)
+	// Unpin unpins a CID (pin/update's unpin of the old one).
 	Unpin(ctx context.Context, c cid.Cid) (pincluster.Pin, error)
+	// PinGet returns the pin of a CID (pin/ls with arguments).
 	PinGet(ctx context.Context, c cid.Cid) (pincluster.Pin, error)
+	// Pins lists the pinset (pin/ls).
 	Pins(ctx context.Context, f pincluster.PinFilter) iter.Seq2[pincluster.Pin, error]
+	// Add imports files and pins the result (add).
 	Add(ctx context.Context, files iter.Seq2[string, io.Reader], p pincluster.AddParams) ([]pincluster.AddedFile, error)
+	// RepoStatAll reports every peer's repository, this peer first
+	// (repo/stat).
 	RepoStatAll(ctx context.Context) ([]pincluster.PeerRepoStat, error)
 }
 

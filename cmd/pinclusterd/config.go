@@ -138,10 +138,12 @@ type ConfigError struct {
 	Err   error
 }
 
+// Error names the field, its flag and its environment variable.
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("config field %s (-%s, %s): %v", e.Field, flagName(e.Field), envName(e.Field), e.Err)
 }
 
+// Unwrap returns the cause.
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 func flagName(field string) string {
