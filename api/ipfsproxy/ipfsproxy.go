@@ -42,6 +42,7 @@ import (
 
 	cid "github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
+	"golang.org/x/time/rate"
 
 	"github.com/pincluster/pincluster"
 )
@@ -136,6 +137,10 @@ type Proxy struct {
 	mu   sync.Mutex
 	addr net.Addr
 	done chan struct{}
+
+	// logLimit bounds the logs that clients can cause (a Kubo that is
+	// down, a peer that does not answer).
+	logLimit rate.Sometimes
 }
 
 var _ pincluster.API = (*Proxy)(nil)
@@ -177,7 +182,8 @@ func New(backend Backend, cfg Config) (*Proxy, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%w: NodeURL %q is not an http(s) URL", ErrConfig, cfg.NodeURL)
 	}
-	p := &Proxy{backend: backend, cfg: cfg, log: cfg.Logger, node: u, done: make(chan struct{})}
+	p := &Proxy{backend: backend, cfg: cfg, log: cfg.Logger, node: u, done: make(chan struct{}),
+		logLimit: rate.Sometimes{First: 3, Interval: 10 * time.Second}}
 	p.fwd = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(u)
@@ -185,7 +191,7 @@ func New(backend Backend, cfg Config) (*Proxy, error) {
 		},
 		FlushInterval: -1, // stream answers (logs, pubsub, progress) as they come
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			p.log.Warn("ipfsproxy: forwarding failed", "path", r.URL.Path, "err", err)
+			p.logLimit.Do(func() { p.log.Warn("ipfsproxy: forwarding failed", "path", r.URL.Path, "err", err) })
 			writeError(w, http.StatusBadGateway, "ipfs proxy: IPFS daemon unreachable: "+err.Error())
 		},
 	}
@@ -630,7 +636,7 @@ func (p *Proxy) repoStat(w http.ResponseWriter, r *http.Request) {
 	answered := 0
 	for _, s := range stats {
 		if s.Err != nil {
-			p.log.Warn("ipfsproxy: repo/stat: a peer did not answer", "peer", s.Peer, "err", s.Err)
+			p.logLimit.Do(func() { p.log.Warn("ipfsproxy: repo/stat: a peer did not answer", "peer", s.Peer, "err", s.Err) })
 			continue
 		}
 		answered++

@@ -478,6 +478,11 @@ func TestOperatorLifecycle(t *testing.T) {
 		require.True(t, c.ok(v), "series %s%v = %v", c.name, c.labels, v)
 	}
 
+	// The state commands refuse a state the daemon holds.
+	code, _, errOut = runCmd(t, bin, nil, "state", "export", "-dir", dir)
+	require.Equal(t, exitFailure, code)
+	require.Contains(t, errOut, "is the daemon running?")
+
 	// SIGTERM: a clean exit; the restart finds the pins.
 	before := restPins(t, rest)
 	require.Len(t, before, 5)
