@@ -560,11 +560,16 @@ func TestBinaryUsageErrors(t *testing.T) {
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, errOut, "peer.replication_min")
 
-	code, _, errOut = runCmd(t, bin, nil, "init", "-dir", dir)
+	code, first, errOut := runCmd(t, bin, nil, "init", "-dir", dir)
 	require.Equal(t, exitOK, code, errOut)
+	// -force rewrites the config and keeps the identity.
+	code, second, errOut := runCmd(t, bin, nil, "init", "-dir", dir, "-force", "-peer-name", "renamed")
+	require.Equal(t, exitOK, code, errOut)
+	require.Equal(t, strings.SplitN(first, "\n", 2)[0], strings.SplitN(second, "\n", 2)[0])
 	conf := filepath.Join(dir, "config.toml")
 	b, err := os.ReadFile(conf)
 	require.NoError(t, err)
+	require.Contains(t, string(b), `name = "renamed"`)
 	require.NoError(t, os.WriteFile(conf, append(b, "\n[rest]\nlisten_typo = 1\n"...), 0o600))
 	code, _, errOut = runCmd(t, bin, nil, "daemon", "-dir", dir)
 	require.Equal(t, exitUsage, code)
