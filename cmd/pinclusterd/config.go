@@ -60,7 +60,7 @@ type IPFSConfig struct {
 type RESTConfig struct {
 	Listen           string `toml:"listen" help:"Listen address (host:port); empty disables the API."`
 	BasicAuthUser    string `toml:"basic_auth_user" help:"Basic auth user name."`
-	BasicAuthPass    string `toml:"basic_auth_password" secret:"true" help:"Basic auth password (empty with no password file: no authentication). Prefer basic_auth_password_file."`
+	BasicAuthPass    string `toml:"basic_auth_password" help:"Basic auth password (empty with no password file: no authentication). Prefer basic_auth_password_file."`
 	BasicAuthPassFil string `toml:"basic_auth_password_file" help:"File holding the basic auth password."`
 	JWTKeyFile       string `toml:"jwt_key_file" help:"File holding the key (at least 32 bytes) that signs the JWTs of POST /token; the Pinning Service API accepts them too. Empty: no JWTs."`
 }
@@ -69,7 +69,7 @@ type RESTConfig struct {
 type PinSvcConfig struct {
 	Listen      string `toml:"listen" help:"Listen address (host:port); empty disables the API."`
 	TokensFile  string `toml:"tokens_file" help:"File of access tokens, one 'token user' pair a line ('#' comments); reloaded on SIGHUP."`
-	Token       string `toml:"token" secret:"true" help:"A single access token, of user \"default\" (with tokens_file: added to it). Prefer tokens_file."`
+	Token       string `toml:"token" help:"A single access token, of user \"default\" (with tokens_file: added to it). Prefer tokens_file."`
 	TokenFile   string `toml:"token_file" help:"File holding a single access token, of user \"default\"."`
 	LocalStatus bool   `toml:"local_status" help:"Compute pin statuses from this peer only instead of asking every peer."`
 }
@@ -138,9 +138,16 @@ type ConfigError struct {
 	Err   error
 }
 
-// Error names the field, its flag and its environment variable.
+// Error names the field, and its flag and environment variable when it
+// has them.
 func (e *ConfigError) Error() string {
-	return fmt.Sprintf("config field %s (-%s, %s): %v", e.Field, flagName(e.Field), envName(e.Field), e.Err)
+	def := defaultConfig()
+	for _, f := range fields(&def) {
+		if f.name == e.Field {
+			return fmt.Sprintf("config field %s (-%s, %s): %v", e.Field, flagName(e.Field), envName(e.Field), e.Err)
+		}
+	}
+	return fmt.Sprintf("config field %s: %v", e.Field, e.Err)
 }
 
 // Unwrap returns the cause.
@@ -158,7 +165,6 @@ func envName(field string) string {
 type field struct {
 	name    string // section.key
 	help    string
-	secret  bool
 	section string
 	v       reflect.Value // addressable
 }
@@ -177,7 +183,6 @@ func fields(c *Config) []field {
 			out = append(out, field{
 				name:    sec + "." + ff.Tag.Get("toml"),
 				help:    ff.Tag.Get("help"),
-				secret:  ff.Tag.Get("secret") == "true",
 				section: sec,
 				v:       sv.Field(j),
 			})
