@@ -2,8 +2,12 @@ package pincluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/namespace"
 )
 
 // ExportState writes the shared pinset, as this peer holds it, to w in the
@@ -129,4 +133,30 @@ func (c *Cluster) ConsensusStats() (stats ConsensusStats, ok bool) {
 		ReceivedBroadcasts: s.ReceivedBroadcasts,
 		RejectedDeltas:     s.RejectedNodes,
 	}, true
+}
+
+// CleanState deletes the shared state that a Cluster with the default CRDT
+// consensus keeps in the datastore selected by the datastore options
+// (WithBadger, WithPebble, WithDatastore), as IPFS Cluster's `state
+// cleanup` does: the peer starts again with an empty pinset and catches up
+// from the other peers. The data of the in-process IPFS node, kept in the
+// same datastore, stays. No Cluster may be running on the datastore.
+func CleanState(ctx context.Context, opts ...Option) error {
+	cfg, err := newConfig(opts...)
+	if err != nil {
+		return err
+	}
+	d, closer, err := cfg.openDatastore()
+	if err != nil {
+		return err
+	}
+	st := &DatastoreState{store: namespace.Wrap(d, nsConsensus)}
+	err = st.clearNamespace(ctx, ds.NewKey("/"))
+	if closer != nil {
+		err = errors.Join(err, closer.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("pincluster: clean state: %w", err)
+	}
+	return nil
 }

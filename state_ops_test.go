@@ -88,3 +88,20 @@ func TestRepoStatAllAndConsensusStats(t *testing.T) {
 	_, ok = c.Peer(1).ConsensusStats()
 	require.False(t, ok, "no stats after Shutdown")
 }
+
+// CleanState empties the pinset kept in a datastore; a peer started on it
+// again has no pins.
+func TestCleanState(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := clustertest.Start(t, clustertest.Setup{N: 1, Options: []pincluster.Option{pincluster.WithPebble(dir)}})
+	_, err := c.Peer(0).Pin(ctx, mkCid(t, 1), pincluster.PinOptions{})
+	require.NoError(t, err)
+	c.Stop(0)
+	require.NoError(t, pincluster.CleanState(ctx, pincluster.WithPebble(dir)))
+	c.Restart(0)
+	for _, err := range c.Peer(0).Pins(ctx, pincluster.PinFilter{}) {
+		require.NoError(t, err)
+		t.Fatal("a pin survived CleanState")
+	}
+}

@@ -305,32 +305,26 @@ func stateImport(dir string, cfg Config, in io.Reader, stdout, stderr io.Writer)
 }
 
 func stateCleanup(dir string, cfg Config, force bool, stdin io.Reader, stdout io.Writer) error {
-	targets := []string{filepath.Join(dir, stateDir), filepath.Join(dir, pinsvcDir)}
+	state, requests := filepath.Join(dir, stateDir), filepath.Join(dir, pinsvcDir)
 	if !force {
-		fmt.Fprintf(stdout, "This deletes this peer's copy of the pinset and its pin requests:\n  %s\nIt keeps the identity and the config. Continue? [y/N] ", strings.Join(targets, "\n  "))
+		fmt.Fprintf(stdout, "This deletes this peer's copy of the shared pinset (in %s; the IPFS node's data stays)\nand its Pinning Service requests (%s). It keeps the identity and the config.\nContinue? [y/N] ", state, requests)
 		line, _ := bufio.NewReader(stdin).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
 			return usageError{errors.New("state cleanup: not confirmed (pass -force to skip the question)")}
 		}
 	}
-	// Opening the state checks that no daemon holds it.
-	if _, err := os.Stat(targets[0]); err == nil {
-		opt := pincluster.WithBadger(targets[0])
+	if _, err := os.Stat(state); err == nil {
+		opt := pincluster.WithBadger(state)
 		if cfg.Peer.Datastore == "pebble" {
-			opt = pincluster.WithPebble(targets[0])
+			opt = pincluster.WithPebble(state)
 		}
-		st, err := pincluster.OpenState(opt, pincluster.WithLogger(slog.New(slog.DiscardHandler)))
+		err := pincluster.CleanState(context.Background(), opt, pincluster.WithLogger(slog.New(slog.DiscardHandler)))
 		if err != nil {
-			return fmt.Errorf("state cleanup: cannot open the state (is the daemon running? stop it first): %w", err)
-		}
-		if err := st.Close(); err != nil {
-			return fmt.Errorf("state cleanup: %w", err)
+			return fmt.Errorf("state cleanup (is the daemon running? stop it first): %w", err)
 		}
 	}
-	for _, t := range targets {
-		if err := os.RemoveAll(t); err != nil {
-			return fmt.Errorf("state cleanup: %w", err)
-		}
+	if err := os.RemoveAll(requests); err != nil {
+		return fmt.Errorf("state cleanup: %w", err)
 	}
 	fmt.Fprintln(stdout, "state removed")
 	return nil

@@ -84,7 +84,7 @@ commands:
   daemon          run the cluster peer
   state export    write the shared pinset (newline-delimited JSON) to stdout or -o FILE
   state import    read an export (a FILE argument or stdin) into the pinset
-  state cleanup   delete this peer's state (pinset, pin requests); keeps identity and config
+  state cleanup   delete this peer's copy of the pinset and its pin requests (not the IPFS data, identity or config)
   version         print the version
 
 Run 'pinclusterd <command> -h' for the command's flags.
