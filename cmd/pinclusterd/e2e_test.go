@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	cid "github.com/ipfs/go-cid"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -426,6 +427,28 @@ func TestOperatorLifecycle(t *testing.T) {
 	require.Contains(t, ipfsCLI(t, kubo, proxy, "pin", "rm", viaProxy), "unpinned "+viaProxy)
 	require.NotContains(t, restPins(t, rest), viaProxy)
 
+	// pin update moves the pin; repo gc then removes the old content.
+	require.Contains(t, ipfsCLI(t, kubo, proxy, "pin", "add", viaProxy), "pinned "+viaProxy)
+	extra2 := filepath.Join(t.TempDir(), "extra2")
+	writeFile(t, extra2, "the updated content")
+	out2, err = kubo.Run(ctx, "add", "-Q", "--pin=false", extra2)
+	require.NoError(t, err)
+	updated := strings.TrimSpace(string(out2))
+	ipfsCLI(t, kubo, proxy, "pin", "update", viaProxy, updated)
+	pins := restPins(t, rest)
+	require.Contains(t, pins, updated)
+	require.NotContains(t, pins, viaProxy)
+	require.Eventually(t, func() bool { return restStatus(t, rest, updated) == "pinned" }, time.Minute, 100*time.Millisecond)
+	// Kubo unpins the old CID once the tracker has caught up with the unpin.
+	require.Eventually(t, func() bool {
+		out, err := kubo.Run(ctx, "pin", "ls", "--type=recursive")
+		return err == nil && !strings.Contains(string(out), viaProxy)
+	}, time.Minute, 100*time.Millisecond)
+	// Kubo names removed blocks by their multihash, as raw CIDv1.
+	old, err := cid.Decode(viaProxy)
+	require.NoError(t, err)
+	require.Contains(t, ipfsCLI(t, kubo, proxy, "repo", "gc"), "removed "+cid.NewCidV1(cid.Raw, old.Hash()).String())
+
 	tree := filepath.Join(t.TempDir(), "tree")
 	writeFile(t, filepath.Join(tree, "a.txt"), "file a")
 	writeFile(t, filepath.Join(tree, "sub", "b.txt"), "file b")
@@ -449,14 +472,14 @@ func TestOperatorLifecycle(t *testing.T) {
 	require.Eventually(t, func() bool {
 		fams = scrape(t, d.urls["metrics"])
 		n, ok := value(fams, "pincluster_pins", map[string]string{"status": "pinned"})
-		return ok && n >= 5 // 4 through REST and PSA, the tree; refreshed every 10s
+		return ok && n >= 6 // 4 through REST and PSA, the updated pin, the tree; refreshed every 10s
 	}, time.Minute, 500*time.Millisecond)
 	checks := []struct {
 		name   string
 		labels map[string]string
 		ok     func(float64) bool
 	}{
-		{"pincluster_pinset_size", nil, func(v float64) bool { return v == 5 }},
+		{"pincluster_pinset_size", nil, func(v float64) bool { return v == 6 }},
 		{"pincluster_tracker_queue", map[string]string{"op": "pin", "state": "queued"}, func(v float64) bool { return v == 0 }},
 		{"pincluster_tracker_ops_total", map[string]string{"op": "pin", "outcome": "ok"}, func(v float64) bool { return v >= 5 }},
 		{"pincluster_tracker_op_duration_seconds_total", map[string]string{"op": "pin"}, func(v float64) bool { return v > 0 && v < 300 }},
@@ -468,7 +491,7 @@ func TestOperatorLifecycle(t *testing.T) {
 		{"pincluster_metric_age_seconds", map[string]string{"name": "ping"}, func(v float64) bool { return v >= 0 && v < 60 }},
 		{"pincluster_http_requests_total", map[string]string{"api": "rest", "route": "/pins/{rest...}", "code": "200"}, func(v float64) bool { return v >= 2 }},
 		{"pincluster_http_requests_total", map[string]string{"api": "pinsvc", "route": "/pins", "code": "401"}, func(v float64) bool { return v >= 1 }},
-		{"pincluster_http_requests_total", map[string]string{"api": "ipfsproxy", "route": "/api/v0/pin/add", "code": "200"}, func(v float64) bool { return v == 1 }},
+		{"pincluster_http_requests_total", map[string]string{"api": "ipfsproxy", "route": "/api/v0/pin/add", "code": "200"}, func(v float64) bool { return v == 2 }},
 		{"process_resident_memory_bytes", nil, func(v float64) bool { return v > 0 }},
 		{"go_goroutines", nil, func(v float64) bool { return v > 0 }},
 	}
@@ -485,7 +508,7 @@ func TestOperatorLifecycle(t *testing.T) {
 
 	// SIGTERM: a clean exit; the restart finds the pins.
 	before := restPins(t, rest)
-	require.Len(t, before, 5)
+	require.Len(t, before, 6)
 	require.Equal(t, exitOK, d.stop(), d.stderr.String())
 	require.Contains(t, d.stderr.String(), "msg=stopped")
 	d = startDaemon(t, bin, dir)
@@ -501,7 +524,7 @@ func TestOperatorLifecycle(t *testing.T) {
 	require.Equal(t, exitOK, code, errOut)
 	code, out, errOut = runCmd(t, bin, nil, "state", "import", "-dir", fresh, export)
 	require.Equal(t, exitOK, code, errOut)
-	require.Contains(t, out, "imported 5 pins")
+	require.Contains(t, out, "imported 6 pins")
 	code, reexport, errOut := runCmd(t, bin, nil, "state", "export", "-dir", fresh)
 	require.Equal(t, exitOK, code, errOut)
 	orig, err := os.ReadFile(export)
