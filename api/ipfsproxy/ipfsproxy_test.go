@@ -362,3 +362,22 @@ func TestStartShutdown(t *testing.T) {
 	_, err = New(newFake(), Config{NodeURL: "/ip4/127.0.0.1/tcp/5001"})
 	require.ErrorIs(t, err, ErrConfig)
 }
+
+// With wrap-with-directory every file goes into one import whose root,
+// named "", comes last.
+func TestAddWrapped(t *testing.T) {
+	b, srv := newTestProxy(t, Config{})
+	code, body := post(t, srv.URL+"/api/v0/add?wrap-with-directory=true", multipartCT, multipartBody(t,
+		part{name: "one.txt", data: "1"},
+		part{name: "tree", dir: true},
+		part{name: "tree%2Fa.txt", data: "a"},
+	))
+	require.Equal(t, http.StatusOK, code, body)
+	require.Equal(t, [][]string{{"one.txt", "tree/a.txt"}}, b.adds)
+	lines := strings.Split(strings.TrimSpace(body), "\n")
+	require.Len(t, lines, 3)
+	var last addOut
+	require.NoError(t, json.Unmarshal([]byte(lines[2]), &last))
+	require.Equal(t, "", last.Name)
+	require.NotEmpty(t, last.Hash)
+}
