@@ -214,6 +214,7 @@ func (c *Cluster) startRPC() error {
 			}
 			return n, nil
 		})},
+		{rpcRepoStat, rpc.Trusted, c.repoStatHandler()},
 	}
 	regs = append(regs, c.graphGCHandlers()...)
 	for _, r := range regs {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pincluster/pincluster"
 	"github.com/pincluster/pincluster/api/internal/auth"
@@ -23,7 +24,7 @@ var ErrConfig = errors.New("pinsvc: invalid config")
 type API struct {
 	backend Backend
 	cfg     Config
-	auth    *auth.Authenticator
+	auth    atomic.Pointer[auth.Authenticator]
 	log     *slog.Logger
 	store   *store
 	handler http.Handler
@@ -56,10 +57,33 @@ func New(ctx context.Context, backend Backend, cfg Config) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	api := &API{backend: backend, cfg: cfg, auth: a, log: cfg.Logger, store: st}
+	api := &API{backend: backend, cfg: cfg, log: cfg.Logger, store: st}
+	api.auth.Store(a)
 	api.handler = api.routes()
-	api.server = httpx.NewServer(api.handler, sc)
+	served := api.handler
+	if cfg.Middleware != nil {
+		served = cfg.Middleware(served)
+	}
+	api.server = httpx.NewServer(served, sc)
 	return api, nil
+}
+
+// SetTokens replaces the accepted static tokens (token -> user, as
+// Config.Tokens) while the API runs: requests that arrive afterwards are
+// checked against the new set; Config.JWTKey still applies. It refuses an
+// empty token or a set that would leave an API that had credentials with
+// none (which would let every request through).
+func (a *API) SetTokens(tokens map[string]string) error {
+	old := a.auth.Load()
+	if len(tokens) == 0 && a.cfg.JWTKey == nil && old.Enabled() {
+		return fmt.Errorf("%w: an empty token set would disable authentication", ErrConfig)
+	}
+	na, err := auth.New(auth.Config{Tokens: tokens, JWTKey: a.cfg.JWTKey})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	a.auth.Store(na)
+	return nil
 }
 
 // NewAPI returns a constructor for pincluster.WithAPI: the Pinning Service
@@ -114,7 +138,7 @@ func (a *API) Shutdown(ctx context.Context) error {
 // here. They do not survive a restart and do not reach other processes.
 // It fails for a token that does not verify, or without a JWTKey.
 func (a *API) RevokeToken(token string) error {
-	if err := a.auth.Revoke(token); err != nil {
+	if err := a.auth.Load().Revoke(token); err != nil {
 		return fmt.Errorf("pinsvc: %w", err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
@@ -65,6 +66,11 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds request headers (431 beyond). Default: 16 KiB.
 	MaxHeaderBytes int
+
+	// Middleware, when set, wraps the handler that the API's own server
+	// runs (Start, Serve), for the caller's metrics or logging. Handler
+	// returns the API's handler without it.
+	Middleware func(http.Handler) http.Handler
 
 	// Now is the clock giving creation times. Default: time.Now.
 	Now func() time.Time

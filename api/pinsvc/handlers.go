@@ -72,7 +72,7 @@ func (a *API) routes() http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		user, err := a.auth.Check(r)
+		user, err := a.auth.Load().Check(r)
 		if err != nil {
 			details := "access token is invalid"
 			if errors.Is(err, auth.ErrMissing) {

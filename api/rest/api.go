@@ -62,7 +62,11 @@ func New(backend Backend, cfg Config) (*API, error) {
 		AllowCredentials: cfg.CORS.AllowCredentials,
 		MaxAge:           cfg.CORS.MaxAge,
 	}, api.routes())
-	api.server = httpx.NewServer(api.handler, sc)
+	served := api.handler
+	if cfg.Middleware != nil {
+		served = cfg.Middleware(served)
+	}
+	api.server = httpx.NewServer(served, sc)
 	return api, nil
 }
 

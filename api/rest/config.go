@@ -123,6 +123,10 @@ type Config struct {
 
 	// Logger receives request errors. Default: discard.
 	Logger *slog.Logger
+	// Middleware, when set, wraps the handler that the API's own server
+	// runs (Start, Serve), for the caller's metrics or logging. Handler
+	// returns the API's handler without it.
+	Middleware func(http.Handler) http.Handler
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -1,8 +1,10 @@
-// Command daemon runs one pincluster peer as a standalone process: its own
-// libp2p host, DHT and gossipsub, the shared state in Badger, the
-// in-process IPFS node (or a Kubo daemon with -kubo-api), and both HTTP APIs
-// (IPFS Cluster's REST API and the IPFS Pinning Service API) on loopback.
-// SIGINT or SIGTERM shut it down gracefully.
+// Command daemon is an example of embedding pincluster in a service: one
+// peer with its own libp2p host, DHT and gossipsub, the shared state in
+// Badger, the in-process IPFS node (or a Kubo daemon with -kubo-api), and
+// both HTTP APIs (IPFS Cluster's REST API and the IPFS Pinning Service API)
+// on loopback. SIGINT or SIGTERM shut it down gracefully. Operators run
+// cmd/pinclusterd instead: a config file, several Pinning Service users,
+// metrics, the IPFS proxy and the state commands.
 //
 //	go run ./examples/daemon -dir ~/.pincluster -bootstrap /ip4/10.0.0.2/tcp/9096/p2p/12D3Koo...
 //
