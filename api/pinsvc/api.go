@@ -48,7 +48,8 @@ func New(ctx context.Context, backend Backend, cfg Config) (*API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	a, err := auth.New(auth.Config{Tokens: cfg.Tokens, JWTKey: cfg.JWTKey})
+	a, err := auth.New(auth.Config{Tokens: cfg.Tokens, JWTKey: cfg.JWTKey,
+		FailureBurst: cfg.AuthFailureBurst, FailureInterval: cfg.AuthFailureInterval})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}

@@ -75,6 +75,15 @@
 // REQUEST_TIMEOUT for a body not received within Config.ReadTimeout.
 // Nothing is recorded or pinned for a refused request.
 //
+// Hostile clients: the token is checked before anything reserves time or
+// memory for a request; a refused request is answered at once, its body
+// unread, and its connection closed. Each listener holds at most
+// Config.MaxConns connections (default 1024); one more is answered 503
+// with Retry-After and closed. A client address that presents
+// Config.AuthFailureBurst wrong tokens in a row (default 10) gets 429
+// TOO_MANY_REQUESTS with Retry-After, unchecked, until it earns another
+// attempt (one per Config.AuthFailureInterval, default 1s).
+//
 // JWTs (Config.JWTKey) can be revoked with API.RevokeToken; revocations
 // are shared with the REST API of the same process and key.
 package pinsvc

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	cid "github.com/ipfs/go-cid"
@@ -74,6 +75,14 @@ func (a *API) routes() http.Handler {
 		}
 		user, err := a.auth.Check(r)
 		if err != nil {
+			// Answer at once, body unread, and close: nothing that
+			// reserves time or memory happens before authentication.
+			httpx.Refuse(w)
+			if te, ok := errors.AsType[*auth.ThrottledError](err); ok {
+				w.Header().Set("Retry-After", strconv.Itoa(int((te.RetryAfter+time.Second-1)/time.Second)))
+				writeFailure(w, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "too many failed authentications from this address: "+err.Error())
+				return
+			}
 			details := "access token is invalid"
 			if errors.Is(err, auth.ErrMissing) {
 				details = "access token is missing"
@@ -83,6 +92,7 @@ func (a *API) routes() http.Handler {
 			return
 		}
 		if r.ContentLength > a.cfg.MaxBodyBytes {
+			httpx.Refuse(w)
 			writeFailure(w, http.StatusBadRequest, "BAD_REQUEST", fmt.Sprintf("body of %d bytes exceeds the limit of %d bytes", r.ContentLength, a.cfg.MaxBodyBytes))
 			return
 		}
