@@ -53,7 +53,10 @@
 // /add?format=car reads the first file part as a CAR v1 with exactly one
 // root: every block is checked against its CID, bounded in size (2 MiB)
 // and number (Config.MaxCARBlocks), stored with BlockPut, and the root is
-// then pinned. A broken upload pins nothing.
+// then pinned. A broken upload pins nothing. Nothing is allocated by a
+// length the CAR declares: a request allocates its read buffers and the
+// bytes it actually sends (under 1 MiB for a small malformed CAR, as a
+// test measures).
 //
 // # Security
 //

@@ -2,7 +2,9 @@ package rest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,12 +12,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	cid "github.com/ipfs/go-cid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pincluster/pincluster"
@@ -351,4 +355,37 @@ func newServer(t *testing.T, a *API) string {
 		require.NoError(t, a.Shutdown(ctx))
 	})
 	return "http://" + l.Addr().String()
+}
+
+// TestCARDigestBombAllocation (issue 15, defect 2): a small CAR upload
+// whose block CID declares a 32 MiB digest is refused 400, and a request
+// allocates less than carBombAllocLimit (client and server together,
+// averaged over the requests). Before, each allocated the declared 32 MiB.
+func TestCARDigestBombAllocation(t *testing.T) {
+	const carBombAllocLimit = 1 << 20
+	e := newEnv(t, nil)
+	root := testCID(t, "root")
+	sec := []byte{0x01, 0x55, 0x12}           // CIDv1, raw, sha2-256
+	sec = binary.AppendUvarint(sec, 32<<20-1) // declared digest length
+	sec = append(sec, bytes.Repeat([]byte{'0'}, 40)...)
+	data := buildCAR(t, []cid.Cid{root}, nil, nil)
+	data = binary.AppendUvarint(data, uint64(len(sec)))
+	data = append(data, sec...)
+	send := func() {
+		body, ct := multipartBody(t, [2]string{"x.car", string(data)})
+		resp, b := e.do("POST", "/add?format=car", body, "Content-Type", ct)
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, "%s", b)
+	}
+	send() // warm up connections and buffers
+	const runs = 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		send()
+	}
+	runtime.ReadMemStats(&after)
+	per := (after.TotalAlloc - before.TotalAlloc) / runs
+	t.Logf("%d-byte CAR declaring a 32 MiB digest: %d bytes allocated per request (limit %d)", len(data), per, carBombAllocLimit)
+	require.Less(t, per, uint64(carBombAllocLimit))
+	require.Equal(t, 0, e.fake.PinCount())
 }
