@@ -3,6 +3,8 @@
 // the server signs with its own key. Every comparison of a secret is done
 // in constant time over SHA-256 digests, with no early exit, so that
 // neither the length nor the position of a mismatch shows in the timing.
+// Check throttles a client address that presents wrong credentials
+// repeatedly (Config.FailureBurst, ErrThrottled).
 package auth
 
 import (
