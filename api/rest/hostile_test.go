@@ -389,3 +389,23 @@ func TestCARDigestBombAllocation(t *testing.T) {
 	require.Less(t, per, uint64(carBombAllocLimit))
 	require.Equal(t, 0, e.fake.PinCount())
 }
+
+// TestResolveTimeoutCluster: the same against a real peer, whose
+// in-process IPFS node looks for the unknown CID's block on the network
+// until the ResolveTimeout ends the request.
+func TestResolveTimeoutCluster(t *testing.T) {
+	cl := realPeers(t, 1)
+	a, err := New(cl.Peer(0).Cluster, Config{ResolveTimeout: 500 * time.Millisecond})
+	require.NoError(t, err)
+	srv := newServer(t, a)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // the patient client
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", srv+"/pins/ipfs/"+testCID(t, "nobody has it").String()+"/a/b", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err, "the request waited as long as the client")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusGatewayTimeout, resp.StatusCode, "%s", b)
+	require.Contains(t, string(b), "ResolveTimeout")
+}

@@ -26,14 +26,12 @@ func (a *API) unpinPath(ctx context.Context, path string) (pincluster.Pin, error
 	return pin, a.resolveErr(ctx, err)
 }
 
-// resolveErr says that ResolveTimeout ran out when it did, and makes sure
-// the error wraps context.DeadlineExceeded (answered 504).
+// resolveErr turns any error of a request whose ResolveTimeout ran out
+// into one that says so and wraps context.DeadlineExceeded only (answered
+// 504): the node may report the cut-off lookup as not found.
 func (a *API) resolveErr(ctx context.Context, err error) error {
 	if err == nil || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return err
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("path not resolved and pinned within %s (ResolveTimeout): %w", a.cfg.ResolveTimeout, err)
-	}
-	return fmt.Errorf("path not resolved and pinned within %s (ResolveTimeout): %w (%w)", a.cfg.ResolveTimeout, err, context.DeadlineExceeded)
+	return fmt.Errorf("path not resolved and pinned within %s (ResolveTimeout): %w (%v)", a.cfg.ResolveTimeout, context.DeadlineExceeded, err)
 }
