@@ -10,7 +10,7 @@
 // actually received, up to Limits.MaxBlockSize plus 256 bytes of CID; CIDs
 // are parsed in place. Reading a stream of n bytes thus allocates at most
 // MaxAllocBase plus a small multiple of n (the tests hold it to
-// MaxAllocBase + 4·n per stream).
+// MaxAllocBase + 8·n per stream).
 package car
 
 import (
