@@ -212,7 +212,10 @@ type metricEntry struct {
 // Every message on the topic goes through a validator: a message whose
 // payload does not decode as a Metric, or whose metric names a peer other
 // than the message's signer, is rejected (pubsub.ValidationReject, so
-// gossipsub peer scoring penalises whoever sent it) and counted in Stats.
+// gossipsub peer scoring penalises whoever sent it, see GossipSubScoring)
+// and counted in Stats; the WARN line about a forged metric is rate
+// limited (a burst of 5, then one a second, each saying how many were
+// suppressed).
 // Failure detection assumes the peers' clocks agree to well within TTL:
 // a metric's validity is the sender's ValidUntil, capped at MaxTTL after
 // reception.
@@ -235,8 +238,9 @@ type PubsubMonitor struct {
 	g     *gorun.Group
 	log   *slog.Logger
 
-	alerts chan Alert
-	stats  monitorStats
+	alerts  chan Alert
+	stats   monitorStats
+	rejects *rejectLog // rate of the log lines about rejected messages
 
 	mu      sync.RWMutex
 	metrics map[string]map[peer.ID]*metricEntry // name -> peer -> entry
@@ -278,6 +282,7 @@ func NewPubsubMonitor(h host.Host, ps *pubsub.PubSub, cfg PubsubMonitorConfig) (
 		metrics: make(map[string]map[peer.ID]*metricEntry),
 		names:   make(map[peer.ID]int),
 		kick:    make(chan struct{}, 1),
+		rejects: newRejectLog(),
 	}
 	if err := ps.RegisterTopicValidator(m.name, m.validate, pubsub.WithValidatorInline(true)); err != nil {
 		return nil, fmt.Errorf("pincluster: new pubsub monitor: register validator on %s: %w", m.name, err)
@@ -332,7 +337,7 @@ func (m *PubsubMonitor) validate(_ context.Context, _ peer.ID, msg *pubsub.Messa
 	signer := msg.GetFrom()
 	if met.Peer != signer || signer == "" {
 		m.stats.forged.Add(1)
-		m.log.Warn("monitor: rejected metric about another peer", "signer", signer, "claims", met.Peer, "metric", met.Name)
+		m.rejects.warn(m.log, "monitor: rejected metric about another peer", "signer", signer, "claims", met.Peer, "metric", met.Name, "forged_total", m.stats.forged.Load())
 		return pubsub.ValidationReject
 	}
 	if signer != m.self && m.cfg.Trusted != nil && !m.cfg.Trusted(signer) {

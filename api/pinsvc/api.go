@@ -49,7 +49,8 @@ func New(ctx context.Context, backend Backend, cfg Config) (*API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	a, err := auth.New(auth.Config{Tokens: cfg.Tokens, JWTKey: cfg.JWTKey})
+	a, err := auth.New(auth.Config{Tokens: cfg.Tokens, JWTKey: cfg.JWTKey,
+		FailureBurst: cfg.AuthFailureBurst, FailureInterval: cfg.AuthFailureInterval})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
@@ -78,7 +79,8 @@ func (a *API) SetTokens(tokens map[string]string) error {
 	if len(tokens) == 0 && a.cfg.JWTKey == nil && old.Enabled() {
 		return fmt.Errorf("%w: an empty token set would disable authentication", ErrConfig)
 	}
-	na, err := auth.New(auth.Config{Tokens: tokens, JWTKey: a.cfg.JWTKey})
+	na, err := auth.New(auth.Config{Tokens: tokens, JWTKey: a.cfg.JWTKey,
+		FailureBurst: a.cfg.AuthFailureBurst, FailureInterval: a.cfg.AuthFailureInterval})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}

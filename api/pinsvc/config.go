@@ -66,6 +66,19 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds request headers (431 beyond). Default: 16 KiB.
 	MaxHeaderBytes int
+	// MaxConns bounds the connections open at once on each listener of
+	// Serve and Start; one beyond it is answered 503 (Retry-After) and
+	// closed without being read. Negative: no limit. Default: 1024
+	// (httpx's DefaultMaxConns, as the REST API's).
+	MaxConns int
+	// AuthFailureBurst is how many wrong tokens one client address (IPv6:
+	// its /64) may present in a row; after that its requests with a
+	// token are answered 429 TOO_MANY_REQUESTS with Retry-After,
+	// unchecked, and it earns one more attempt every AuthFailureInterval.
+	// Missing tokens do not count. Negative: no throttling. Default: 10.
+	AuthFailureBurst int
+	// AuthFailureInterval: see AuthFailureBurst. Default: 1s.
+	AuthFailureInterval time.Duration
 
 	// Middleware, when set, wraps the handler that the API's own server
 	// runs (Start, Serve), for the caller's metrics or logging. Handler
@@ -112,6 +125,7 @@ func (c Config) withDefaults() (Config, httpx.ServerConfig, error) {
 		WriteTimeout:      c.WriteTimeout,
 		IdleTimeout:       c.IdleTimeout,
 		MaxHeaderBytes:    c.MaxHeaderBytes,
+		MaxConns:          c.MaxConns,
 	}
 	if err := sc.Defaults(); err != nil {
 		return c, sc, err

@@ -17,17 +17,47 @@
 //
 // or pincluster.WithAPI(pinsvc.NewAPI(cfg)).
 //
-// # Requests, users and reference counting
+// # Requests and users
 //
 // Every access token belongs to a user (Config.Tokens; JWTs signed with
 // Config.JWTKey name the user in their subject). A pin request belongs to
 // the user who made it: other users neither list nor see it (404). Each
 // request gets its own random request id (a UUID), even for a CID that is
-// already requested. The CID is pinned in the cluster by the first request
-// for it and unpinned when the last request for it, of any user, is
-// deleted or replaced; a CID that was already in the cluster's pinset
-// before any request (pinned through the REST API, say) is never unpinned
-// by this service.
+// already requested.
+//
+// # One pinset, two APIs
+//
+// The Pinning Service API and the cluster's other clients (the REST API,
+// Go programs calling Cluster.Pin) share one pinset, and a pin records who
+// holds it. A cluster pin held for pin requests carries, in its metadata,
+// a holder mark per Pinning Service API holding it: the key
+// HolderMarkPrefix + the serving peer's ID, with the CID as value. A pin
+// without a mark is held by the other clients. The requests themselves,
+// per user, are this API's records. The rules:
+//
+//   - A new request (POST /pins, or a replacement) pins its CID when it is
+//     not in the cluster's pinset, even if older requests for it exist (the
+//     CID may have left the pinset, unpinned through the REST API): the
+//     Pinning Service's view of a CID is read from the pinset, and repaired
+//     against it, on every request. A CID already pinned by the other
+//     clients is left as they pinned it (name, metadata, replication);
+//     one pinned by another peer's Pinning Service API gets this API's mark
+//     too.
+//   - Pinning a marked CID again through the REST API replaces its
+//     metadata, marks included: the REST API then holds the pin.
+//   - When the last request of this API for a CID is deleted or replaced,
+//     this API drops its hold: the pin is unpinned only when it carries
+//     this API's mark and no other; with other marks it is re-pinned
+//     without this one; without this API's mark (the REST API holds it) it
+//     is left alone. Removing one holder never removes a pin another still
+//     needs.
+//   - An unpin through the REST API removes the pin whoever holds it (it is
+//     the operator's override); the requests that held it report failed
+//     until a new request pins the CID again.
+//
+// Request meta is stored with the request and copied to a pin that the
+// request creates; it may hold at most pincluster.MaxMetadataKeys -
+// ReservedMetaKeys keys, none starting with HolderMarkPrefix.
 //
 // Requests are records in Config.Datastore (default: in memory), on the
 // peer that serves the API, not in the cluster's shared state: another
@@ -74,6 +104,15 @@
 // application/json (a body without Content-Type is read as JSON), 408
 // REQUEST_TIMEOUT for a body not received within Config.ReadTimeout.
 // Nothing is recorded or pinned for a refused request.
+//
+// Hostile clients: the token is checked before anything reserves time or
+// memory for a request; a refused request is answered at once, its body
+// unread, and its connection closed. Each listener holds at most
+// Config.MaxConns connections (default 1024); one more is answered 503
+// with Retry-After and closed. A client address that presents
+// Config.AuthFailureBurst wrong tokens in a row (default 10) gets 429
+// TOO_MANY_REQUESTS with Retry-After, unchecked, until it earns another
+// attempt (one per Config.AuthFailureInterval, default 1s).
 //
 // JWTs (Config.JWTKey) can be revoked with API.RevokeToken; revocations
 // are shared with the REST API of the same process and key.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	cid "github.com/ipfs/go-cid"
@@ -74,6 +75,14 @@ func (a *API) routes() http.Handler {
 		}
 		user, err := a.auth.Load().Check(r)
 		if err != nil {
+			// Answer at once, body unread, and close: nothing that
+			// reserves time or memory happens before authentication.
+			httpx.Refuse(w)
+			if te, ok := errors.AsType[*auth.ThrottledError](err); ok {
+				w.Header().Set("Retry-After", strconv.Itoa(int((te.RetryAfter+time.Second-1)/time.Second)))
+				writeFailure(w, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "too many failed authentications from this address: "+err.Error())
+				return
+			}
 			details := "access token is invalid"
 			if errors.Is(err, auth.ErrMissing) {
 				details = "access token is missing"
@@ -83,6 +92,7 @@ func (a *API) routes() http.Handler {
 			return
 		}
 		if r.ContentLength > a.cfg.MaxBodyBytes {
+			httpx.Refuse(w)
 			writeFailure(w, http.StatusBadRequest, "BAD_REQUEST", fmt.Sprintf("body of %d bytes exceeds the limit of %d bytes", r.ContentLength, a.cfg.MaxBodyBytes))
 			return
 		}
@@ -308,10 +318,11 @@ func (a *API) remove(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// create records a new request of user for pr, pinning its CID in the
-// cluster if no request holds it yet; with old set, it replaces old (its
-// CID is released afterwards). Nothing is recorded if the cluster refuses
-// the pin.
+// create records a new request of user for pr and makes sure the cluster
+// pins its CID (acquire: pinned again if it left the pinset); with old
+// set, it replaces old, whose CID is released afterwards when no request
+// of this API holds it any more. Nothing is recorded if the cluster
+// refuses the pin.
 func (a *API) create(ctx context.Context, user string, pr pinRequest, old *record) (*record, error) {
 	a.writeMu.Lock()
 	defer a.writeMu.Unlock()
@@ -332,97 +343,75 @@ func (a *API) create(ctx context.Context, user string, pr pinRequest, old *recor
 	for _, o := range pr.origins {
 		rec.Origins = append(rec.Origins, o.String())
 	}
-	s.mu.RLock()
-	held := s.refs[pr.cid] > 0
-	s.mu.RUnlock()
-
-	pinnedNow := false
-	if !held {
-		if _, err := a.backend.PinGet(ctx, pr.cid); errors.Is(err, pincluster.ErrNotFound) {
-			opts := pincluster.PinOptions{Name: pr.name, Origins: pr.origins, Metadata: pr.meta}
-			if old != nil && !old.cid.Equals(pr.cid) {
-				opts.PinUpdate = old.cid
-			}
-			if _, err := a.backend.Pin(ctx, pr.cid, opts); err != nil {
-				return nil, err
-			}
-			pinnedNow = true
-		} else if err != nil {
-			return nil, err
-		}
-		// else: pinned in the cluster by someone else; not ours to unpin.
+	opts := pincluster.PinOptions{Name: pr.name, Origins: pr.origins, Metadata: pr.meta}
+	if old != nil && !old.cid.Equals(pr.cid) {
+		opts.PinUpdate = old.cid
 	}
-	// Release the old CID in the cluster when this was its last request.
-	var clearOwned cid.Cid
+	acquired, err := a.acquire(ctx, pr.cid, opts)
+	if err != nil {
+		return nil, err
+	}
+	// Release the old CID when this was its last request.
 	if old != nil && !old.cid.Equals(pr.cid) {
 		s.mu.RLock()
-		last := s.refs[old.cid] == 1 && s.owned[old.cid]
+		last := s.refs[old.cid] == 1
 		s.mu.RUnlock()
 		if last {
-			if _, err := a.backend.Unpin(ctx, old.cid); err != nil && !errors.Is(err, pincluster.ErrNotFound) {
-				a.rollback(ctx, pr.cid, pinnedNow)
+			if err := a.release(ctx, old.cid); err != nil {
+				a.rollback(ctx, pr.cid, acquired)
 				return nil, err
 			}
-			clearOwned = old.cid
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec.Created = s.nextCreated(a.cfg.Now())
-	if err := s.put(ctx, rec, pinnedNow, old, clearOwned); err != nil {
-		a.rollback(ctx, pr.cid, pinnedNow)
+	if err := s.put(ctx, rec, old); err != nil {
+		a.rollback(ctx, pr.cid, acquired)
 		return nil, fmt.Errorf("pinsvc: store request: %w", err)
 	}
 	if old != nil {
 		s.unindex(s.byID[old.RequestID])
 	}
-	if clearOwned.Defined() {
-		delete(s.owned, clearOwned)
-	}
-	if pinnedNow {
-		s.owned[pr.cid] = true
-	}
 	s.index(rec)
 	return rec, nil
 }
 
-func (a *API) rollback(ctx context.Context, c cid.Cid, pinnedNow bool) {
-	if pinnedNow {
-		if _, err := a.backend.Unpin(ctx, c); err != nil {
-			a.log.Warn("pinsvc: rollback of a pin failed", "cid", c, "err", err)
-		}
+// rollback undoes an acquire that changed the pinset for a request that
+// was then not recorded.
+func (a *API) rollback(ctx context.Context, c cid.Cid, acquired bool) {
+	if !acquired {
+		return
+	}
+	if err := a.release(ctx, c); err != nil {
+		a.log.Warn("pinsvc: rollback of a pin failed", "cid", c, "err", err)
 	}
 }
 
-// delete removes a request of user; its CID is unpinned from the cluster
-// when no other request (of any user) holds it and this service pinned
-// it.
+// delete removes a request of user; when no other request of this API
+// holds its CID, the CID is released (unpinned only if no other holder,
+// the REST API included, needs it).
 func (a *API) delete(ctx context.Context, user, id string) error {
 	a.writeMu.Lock()
 	defer a.writeMu.Unlock()
 	s := a.store
 	s.mu.RLock()
 	rec, ok := s.byID[id]
-	last := ok && s.refs[rec.cid] == 1 && s.owned[rec.cid]
+	last := ok && s.refs[rec.cid] == 1
 	s.mu.RUnlock()
 	if !ok || rec.User != user {
 		return errNoRequest
 	}
-	var clearOwned cid.Cid
 	if last {
-		if _, err := a.backend.Unpin(ctx, rec.cid); err != nil && !errors.Is(err, pincluster.ErrNotFound) {
+		if err := a.release(ctx, rec.cid); err != nil {
 			return err
 		}
-		clearOwned = rec.cid
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.put(ctx, nil, false, rec, clearOwned); err != nil {
+	if err := s.put(ctx, nil, rec); err != nil {
 		return fmt.Errorf("pinsvc: store: %w", err)
 	}
 	s.unindex(rec)
-	if clearOwned.Defined() {
-		delete(s.owned, clearOwned)
-	}
 	return nil
 }

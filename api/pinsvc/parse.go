@@ -101,6 +101,14 @@ func parsePinBody(data []byte) (pinRequest, error) {
 	if err := (pincluster.PinOptions{Metadata: pr.meta}).Validate(); err != nil {
 		return pr, badRequest("meta: %v", err)
 	}
+	if n := pincluster.MaxMetadataKeys - ReservedMetaKeys; len(pr.meta) > n {
+		return pr, badRequest("meta: %d keys, limit %d (%d of pincluster's %d are kept for holder marks)", len(pr.meta), n, ReservedMetaKeys, pincluster.MaxMetadataKeys)
+	}
+	for k := range pr.meta {
+		if strings.HasPrefix(k, HolderMarkPrefix) {
+			return pr, badRequest("meta: key %q: the prefix %q is reserved for holder marks", k, HolderMarkPrefix)
+		}
+	}
 	return pr, nil
 }
 

@@ -44,7 +44,9 @@ func TestServerLimits(t *testing.T) {
 // POST /token issues them): the subject is the user.
 func TestJWTUsers(t *testing.T) {
 	key := bytes.Repeat([]byte("j"), 32)
-	e := newEnv(t, func(c *Config) { c.JWTKey = key })
+	// Each forged token must be refused as such (401): throttling, which
+	// would answer 429 after a few, is TestAuthThrottled's.
+	e := newEnv(t, func(c *Config) { c.JWTKey = key; c.AuthFailureBurst = -1 })
 	issuer, err := auth.New(auth.Config{JWTKey: key})
 	require.NoError(t, err)
 	tok, _, err := issuer.Issue("alice")
@@ -65,7 +67,9 @@ func TestJWTUsers(t *testing.T) {
 // route open without a token.
 func TestAuthAttacks(t *testing.T) {
 	key := bytes.Repeat([]byte("j"), 32)
-	e := newEnv(t, func(c *Config) { c.JWTKey = key })
+	// Each forged token must be refused as such (401): throttling, which
+	// would answer 429 after a few, is TestAuthThrottled's.
+	e := newEnv(t, func(c *Config) { c.JWTKey = key; c.AuthFailureBurst = -1 })
 	sign := func(method jwt.SigningMethod, k any, claims jwt.MapClaims) string {
 		s, err := jwt.NewWithClaims(method, claims).SignedString(k)
 		require.NoError(t, err)

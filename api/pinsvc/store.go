@@ -16,14 +16,18 @@ import (
 	dsq "github.com/ipfs/go-datastore/query"
 )
 
-// Datastore layout, under Config.Namespace:
+// Datastore layout:
 //
 //	/requests/<requestid>  JSON of one pin request (record)
-//	/owned/<cid>           present when this service made the cluster pin
-//	                       of <cid> (and so removes it with its last request)
+//
+// Which cluster pins this service holds is not stored here: it is read
+// from the pins themselves (their holder marks, see ownership.go). Stores
+// of earlier versions also kept /owned/<cid> entries; they are dropped
+// when the store is opened, and the pins they named are left to the
+// cluster's other clients (never unpinned by this service).
 var (
 	requestsPrefix = ds.NewKey("/requests")
-	ownedPrefix    = ds.NewKey("/owned")
+	legacyOwned    = ds.NewKey("/owned")
 )
 
 // record is one pin request, as stored.
@@ -49,8 +53,7 @@ type store struct {
 	byID   map[string]*record
 	byUser map[string][]*record // sorted by Created, ascending
 	refs   map[cid.Cid]int      // requests per CID, all users
-	owned  map[cid.Cid]bool
-	last   int64 // last Created given out
+	last   int64                // last Created given out
 }
 
 func openStore(ctx context.Context, d ds.Batching) (*store, error) {
@@ -59,7 +62,6 @@ func openStore(ctx context.Context, d ds.Batching) (*store, error) {
 		byID:   make(map[string]*record),
 		byUser: make(map[string][]*record),
 		refs:   make(map[cid.Cid]int),
-		owned:  make(map[cid.Cid]bool),
 	}
 	res, err := d.Query(ctx, dsq.Query{Prefix: requestsPrefix.String()})
 	if err != nil {
@@ -85,21 +87,43 @@ func openStore(ctx context.Context, d ds.Batching) (*store, error) {
 	for _, rs := range s.byUser {
 		slices.SortFunc(rs, func(a, b *record) int { return cmpInt(a.Created, b.Created) })
 	}
-	res, err = d.Query(ctx, dsq.Query{Prefix: ownedPrefix.String(), KeysOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("pinsvc: load owned: %w", err)
-	}
-	defer res.Close()
-	for e := range res.Next() {
-		if e.Error != nil {
-			return nil, fmt.Errorf("pinsvc: load owned: %w", e.Error)
-		}
-		c, err := cid.Decode(ds.RawKey(e.Key).BaseNamespace())
-		if err == nil {
-			s.owned[c] = true
-		}
+	if err := dropLegacyOwned(ctx, d); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// dropLegacyOwned deletes the /owned entries of earlier versions.
+func dropLegacyOwned(ctx context.Context, d ds.Batching) error {
+	res, err := d.Query(ctx, dsq.Query{Prefix: legacyOwned.String(), KeysOnly: true})
+	if err != nil {
+		return fmt.Errorf("pinsvc: load: %w", err)
+	}
+	var keys []ds.Key
+	for e := range res.Next() {
+		if e.Error != nil {
+			res.Close()
+			return fmt.Errorf("pinsvc: load: %w", e.Error)
+		}
+		keys = append(keys, ds.NewKey(e.Key))
+	}
+	res.Close()
+	if len(keys) == 0 {
+		return nil
+	}
+	b, err := d.Batch(ctx)
+	if err != nil {
+		return fmt.Errorf("pinsvc: drop legacy entries: %w", err)
+	}
+	for _, k := range keys {
+		if err := b.Delete(ctx, k); err != nil {
+			return fmt.Errorf("pinsvc: drop legacy entries: %w", err)
+		}
+	}
+	if err := b.Commit(ctx); err != nil {
+		return fmt.Errorf("pinsvc: drop legacy entries: %w", err)
+	}
+	return nil
 }
 
 func cmpInt(a, b int64) int {
@@ -158,11 +182,10 @@ func newRequestID() (string, error) {
 }
 
 func requestKey(id string) ds.Key { return requestsPrefix.ChildString(id) }
-func ownedKey(c cid.Cid) ds.Key   { return ownedPrefix.ChildString(c.String()) }
 
-// put writes r (and, when owned is set, the owned mark of its CID) in one
-// batch. Callers hold mu.
-func (s *store) put(ctx context.Context, r *record, setOwned bool, remove *record, clearOwned cid.Cid) error {
+// put writes r and deletes remove (either may be nil) in one batch.
+// Callers hold mu.
+func (s *store) put(ctx context.Context, r *record, remove *record) error {
 	b, err := s.d.Batch(ctx)
 	if err != nil {
 		return err
@@ -175,19 +198,9 @@ func (s *store) put(ctx context.Context, r *record, setOwned bool, remove *recor
 		if err := b.Put(ctx, requestKey(r.RequestID), v); err != nil {
 			return err
 		}
-		if setOwned {
-			if err := b.Put(ctx, ownedKey(r.cid), []byte{1}); err != nil {
-				return err
-			}
-		}
 	}
 	if remove != nil {
 		if err := b.Delete(ctx, requestKey(remove.RequestID)); err != nil {
-			return err
-		}
-	}
-	if clearOwned.Defined() {
-		if err := b.Delete(ctx, ownedKey(clearOwned)); err != nil {
 			return err
 		}
 	}

@@ -50,6 +50,9 @@ func New(backend Backend, cfg Config) (*API, error) {
 		Tokens: cfg.BearerTokens,
 		JWTKey: cfg.JWTKey,
 		JWTTTL: cfg.JWTTTL,
+
+		FailureBurst:    cfg.AuthFailureBurst,
+		FailureInterval: cfg.AuthFailureInterval,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)

@@ -34,6 +34,13 @@ const (
 	DefaultAddReadTimeout = 30 * time.Minute
 	// DefaultWriteTimeout bounds each write of an answer.
 	DefaultWriteTimeout = 60 * time.Second
+	// DefaultMaxConns bounds the connections open at once on one
+	// listener; more are answered 503 and closed.
+	DefaultMaxConns = httpx.DefaultMaxConns
+	// DefaultResolveTimeout bounds POST and DELETE of /pins/ipfs/<path>:
+	// resolving the path (which may have to fetch blocks from the
+	// network) and pinning the result.
+	DefaultResolveTimeout = time.Minute
 )
 
 // CORS configures cross-origin requests. With no AllowedOrigins no CORS
@@ -120,6 +127,25 @@ type Config struct {
 	// MaxHeaderBytes bounds request headers; larger ones are answered
 	// 431. Default: 16 KiB.
 	MaxHeaderBytes int
+	// MaxConns bounds the connections open at once on each listener of
+	// Serve and Start; a connection beyond it is answered 503 (with
+	// Retry-After) and closed without being read. Negative: no limit.
+	// Default: DefaultMaxConns (1024). Keep it below the process's open
+	// file limit (ulimit -n), with room for the peer's other files.
+	MaxConns int
+	// AuthFailureBurst is how many wrong credentials one client address
+	// (IPv6: its /64) may present in a row; after that its requests with
+	// credentials are answered 429 with Retry-After, unchecked, and it
+	// earns one more attempt every AuthFailureInterval. Missing
+	// credentials do not count. Negative: no throttling. Default: 10.
+	AuthFailureBurst int
+	// AuthFailureInterval: see AuthFailureBurst. Default: 1s.
+	AuthFailureInterval time.Duration
+	// ResolveTimeout bounds a pin or unpin of an /ipfs/ path (resolving
+	// it, then pinning): a path that cannot be resolved is answered 504
+	// after it rather than waiting as long as the client does. Default:
+	// DefaultResolveTimeout (1m).
+	ResolveTimeout time.Duration
 
 	// Logger receives request errors. Default: discard.
 	Logger *slog.Logger
@@ -136,8 +162,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxBodyBytes < 0 || c.MaxAddBytes < 0 || c.MaxCARBlocks < 0 || c.JWTTTL < 0 {
 		return c, errors.New("rest: negative limit in config")
 	}
-	if c.ReadTimeout < 0 || c.AddReadTimeout < 0 || c.WriteTimeout < 0 {
+	if c.ReadTimeout < 0 || c.AddReadTimeout < 0 || c.WriteTimeout < 0 || c.ResolveTimeout < 0 || c.AuthFailureInterval < 0 {
 		return c, errors.New("rest: negative timeout in config")
+	}
+	if c.ResolveTimeout == 0 {
+		c.ResolveTimeout = DefaultResolveTimeout
 	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = DefaultReadTimeout
@@ -173,19 +202,13 @@ func (c Config) withDefaults() (Config, error) {
 }
 
 func (c Config) serverConfig() (httpx.ServerConfig, error) {
-	addTimeout := c.AddReadTimeout
 	sc := httpx.ServerConfig{
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
 		ReadTimeout:       c.ReadTimeout,
-		ReadTimeoutFor: func(r *http.Request) time.Duration {
-			if r.URL.Path == "/add" {
-				return addTimeout
-			}
-			return 0
-		},
-		WriteTimeout:   c.WriteTimeout,
-		IdleTimeout:    c.IdleTimeout,
-		MaxHeaderBytes: c.MaxHeaderBytes,
+		MaxConns:          c.MaxConns,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
 	}
 	if err := sc.Defaults(); err != nil {
 		return sc, fmt.Errorf("rest: %w", err)

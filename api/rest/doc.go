@@ -76,7 +76,10 @@
 // /add?format=car reads the first file part as a CAR v1 with exactly one
 // root: every block is checked against its CID, bounded in size (2 MiB)
 // and number (Config.MaxCARBlocks), stored with BlockPut, and the root is
-// then pinned. A broken upload pins nothing.
+// then pinned. A broken upload pins nothing. Nothing is allocated by a
+// length the CAR declares: a request allocates its read buffers and the
+// bytes it actually sends (under 1 MiB for a small malformed CAR, as a
+// test measures).
 //
 // # Security
 //
@@ -93,4 +96,17 @@
 // POST /peers body declared as anything but application/json is answered
 // 415. With no credential configured the API is open: keep it on
 // loopback.
+//
+// Hostile clients: credentials are checked before anything reserves time
+// or memory for a request. A refused request (401, 429, a declared body
+// over its limit) is answered at once, its body unread, and its
+// connection closed; only an authenticated /add gets
+// Config.AddReadTimeout, every other request Config.ReadTimeout from its
+// first byte. Each listener holds at most Config.MaxConns connections
+// (default 1024); one more is answered 503 with Retry-After and closed.
+// A client address that presents Config.AuthFailureBurst wrong
+// credentials in a row (default 10) is answered 429 with Retry-After,
+// unchecked, until it earns another attempt (one per
+// Config.AuthFailureInterval, default 1s). Pinning or unpinning an
+// /ipfs/ path is bounded by Config.ResolveTimeout (default 1m; 504).
 package rest

@@ -14,6 +14,7 @@ import (
 	peer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pincluster/pincluster"
+	"github.com/pincluster/pincluster/api/internal/auth"
 	"github.com/pincluster/pincluster/api/internal/httpx"
 )
 
@@ -54,10 +55,19 @@ func (a *API) routes() http.Handler {
 	return mux
 }
 
-// authenticate checks credentials and bounds the request body.
+// authenticate checks credentials and bounds the request body. Nothing
+// that reserves time or memory happens before the check: a refused
+// request is answered at once, its body unread, and its connection
+// closed; only an authenticated /add gets AddReadTimeout.
 func (a *API) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := a.auth.Check(r); err != nil {
+			httpx.Refuse(w)
+			if te, ok := errors.AsType[*auth.ThrottledError](err); ok {
+				w.Header().Set("Retry-After", strconv.Itoa(int((te.RetryAfter+time.Second-1)/time.Second)))
+				a.writeError(w, http.StatusTooManyRequests, "too many failed authentications from this address: "+err.Error())
+				return
+			}
 			w.Header().Set("WWW-Authenticate", `Basic realm="pincluster", charset="UTF-8"`)
 			a.writeError(w, http.StatusUnauthorized, "unauthorized: "+err.Error())
 			return
@@ -67,8 +77,12 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 			limit = a.cfg.MaxAddBytes
 		}
 		if r.ContentLength > limit {
+			httpx.Refuse(w)
 			a.writeError(w, tooLarge(r), fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, limit))
 			return
+		}
+		if r.URL.Path == "/add" {
+			httpx.ExtendReadDeadline(w, a.cfg.AddReadTimeout)
 		}
 		r.Body = httpx.TimeoutBody(http.MaxBytesReader(w, r.Body, limit))
 		next.ServeHTTP(w, r)
@@ -391,7 +405,7 @@ func (a *API) pins(w http.ResponseWriter, r *http.Request) {
 		case t.path != "" && from.Defined():
 			err = badRequest("pin-update: the new pin must be a cid or /ipfs/<cid>, not a path below it")
 		case t.path != "":
-			pin, err = a.backend.PinPath(ctx, t.path, opts)
+			pin, err = a.pinPath(ctx, t.path, opts)
 		case from.Defined():
 			pin, err = a.backend.PinUpdate(ctx, from, t.cid, opts)
 		default:
@@ -409,7 +423,7 @@ func (a *API) pins(w http.ResponseWriter, r *http.Request) {
 		}
 		var pin pincluster.Pin
 		if t.path != "" {
-			pin, err = a.backend.UnpinPath(ctx, t.path)
+			pin, err = a.unpinPath(ctx, t.path)
 		} else {
 			pin, err = a.backend.Unpin(ctx, t.cid)
 		}

@@ -499,7 +499,9 @@ func mustSum(t *testing.T, code uint64, length int) mh.Multihash {
 }
 
 func TestAuth(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.JWTTTL = time.Hour })
+	// Each forged credential must be refused as such (401): throttling,
+	// which would answer 429 after a few, is TestAuthFailuresThrottled's.
+	e := newEnv(t, func(c *Config) { c.JWTTTL = time.Hour; c.AuthFailureBurst = -1 })
 	get := func(hdr ...string) int {
 		resp, _ := e.do("GET", "/version", nil, hdr...)
 		return resp.StatusCode

@@ -23,6 +23,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -182,7 +183,9 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	// pubsub lives until psCtx is cancelled, after the cluster has shut down.
 	psCtx, psCancel := context.WithCancel(context.Background())
 	defer psCancel()
-	ps, err := pubsub.NewGossipSub(psCtx, h)
+	// Peer scoring: a peer that sends invalid metrics leaves the mesh.
+	// ("default" is the cluster name when -cluster is not given.)
+	ps, err := pubsub.NewGossipSub(psCtx, h, pincluster.GossipSubScoring(cmp.Or(o.cluster, "default")))
 	if err != nil {
 		return fmt.Errorf("pubsub: %w", err)
 	}

@@ -3,6 +3,8 @@
 // the server signs with its own key. Every comparison of a secret is done
 // in constant time over SHA-256 digests, with no early exit, so that
 // neither the length nor the position of a mismatch shows in the timing.
+// Check throttles a client address that presents wrong credentials
+// repeatedly (Config.FailureBurst, ErrThrottled).
 package auth
 
 import (
@@ -47,6 +49,14 @@ type Config struct {
 	JWTTTL time.Duration
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
+	// FailureBurst is how many wrong credentials (not missing ones) a
+	// client address may present in a row; beyond, Check refuses its
+	// requests with a *ThrottledError, without checking them, until it
+	// earns another attempt every FailureInterval. 0: DefaultFailureBurst;
+	// negative: no throttling.
+	FailureBurst int
+	// FailureInterval: see FailureBurst. Default: DefaultFailureInterval.
+	FailureInterval time.Duration
 }
 
 type digestPair struct {
@@ -65,6 +75,8 @@ type Authenticator struct {
 	// revoked is shared with every Authenticator of the process that has
 	// the same JWT key (nil without one).
 	revoked *revocations
+	// throttle counts failures per client address (nil: off).
+	throttle *throttle
 }
 
 // constantTimeCompare compares secrets (their SHA-256 digests). A variable
@@ -109,6 +121,9 @@ func New(cfg Config) (*Authenticator, error) {
 	if cfg.JWTTTL < 0 {
 		return nil, fmt.Errorf("auth: negative jwt ttl %s", cfg.JWTTTL)
 	}
+	if cfg.FailureInterval < 0 {
+		return nil, fmt.Errorf("auth: negative failure interval %s", cfg.FailureInterval)
+	}
 	a := &Authenticator{
 		key: append([]byte(nil), cfg.JWTKey...),
 		ttl: cfg.JWTTTL,
@@ -119,6 +134,16 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	if cfg.FailureBurst >= 0 {
+		burst, every := cfg.FailureBurst, cfg.FailureInterval
+		if burst == 0 {
+			burst = DefaultFailureBurst
+		}
+		if every == 0 {
+			every = DefaultFailureInterval
+		}
+		a.throttle = newThrottle(burst, every)
 	}
 	if cfg.JWTKey == nil {
 		a.key = nil
@@ -158,7 +183,9 @@ func (a *Authenticator) JWTEnabled() bool { return a.key != nil }
 
 // Check authenticates r by its Authorization header and returns the user.
 // With nothing configured it returns "" and nil. Otherwise a request
-// without credentials gets ErrMissing, wrong ones ErrInvalid.
+// without credentials gets ErrMissing, wrong ones ErrInvalid, and any
+// request with credentials from a client address that presented too many
+// wrong ones lately a *ThrottledError (ErrThrottled), unchecked.
 func (a *Authenticator) Check(r *http.Request) (string, error) {
 	if !a.Enabled() {
 		return "", nil
@@ -167,6 +194,22 @@ func (a *Authenticator) Check(r *http.Request) (string, error) {
 	if h == "" {
 		return "", ErrMissing
 	}
+	key, ok := clientKey(r.RemoteAddr)
+	if !ok || a.throttle == nil {
+		return a.check(r, h)
+	}
+	now := a.now()
+	if d := a.throttle.wait(key, now); d > 0 {
+		return "", &ThrottledError{RetryAfter: d}
+	}
+	user, err := a.check(r, h)
+	if errors.Is(err, ErrInvalid) {
+		a.throttle.fail(key, now)
+	}
+	return user, err
+}
+
+func (a *Authenticator) check(r *http.Request, h string) (string, error) {
 	if u, p, ok := r.BasicAuth(); ok {
 		return a.CheckBasic(u, p)
 	}

@@ -3,6 +3,14 @@
 // number of blocks, and every block verified against its CID before it is
 // returned. Malformed input yields an error wrapping ErrMalformed, never a
 // panic or an unbounded allocation.
+//
+// Allocation: nothing is sized by a length the input declares. A Reader
+// allocates its 64 KiB read buffer, the header as received (at most
+// Limits.MaxHeaderSize), and one section buffer that grows with the bytes
+// actually received, up to Limits.MaxBlockSize plus 256 bytes of CID; CIDs
+// are parsed in place. Reading a stream of n bytes thus allocates at most
+// MaxAllocBase plus a small multiple of n (the tests hold it to
+// MaxAllocBase + 8·n per stream).
 package car
 
 import (
@@ -55,6 +63,11 @@ func (l *Limits) defaults() {
 
 // maxCIDLen bounds the CID at the start of a section.
 const maxCIDLen = 256
+
+// MaxAllocBase is the allocation of a Reader that does not depend on its
+// input's size: the read buffer and small bookkeeping (see the package
+// doc).
+const MaxAllocBase = 128 << 10
 
 // Reader reads blocks from a CAR v1 stream.
 type Reader struct {
@@ -172,7 +185,10 @@ func (r *Reader) Next() (cid.Cid, []byte, error) {
 		return cid.Undef, nil, fmt.Errorf("%w: section: %w", ErrMalformed, err)
 	}
 	b := r.buf.Bytes()
-	cl, c, err := cid.CidFromReader(bytes.NewReader(b[:min(len(b), maxCIDLen)]))
+	// Parse the CID in place, within the section: cid.CidFromReader would
+	// allocate the digest length the input declares (up to 32 MiB) before
+	// finding that the bytes are not there.
+	cl, c, err := cid.CidFromBytes(b[:min(len(b), maxCIDLen)])
 	if err != nil {
 		return cid.Undef, nil, fmt.Errorf("%w: block cid: %v", ErrMalformed, err)
 	}

@@ -27,12 +27,10 @@ type ServerConfig struct {
 	// Default: 5s.
 	ReadHeaderTimeout time.Duration
 	// ReadTimeout bounds reading a whole request, body included, from the
-	// start of its headers. 0: none.
+	// start of its headers. 0: none. A handler gives a longer deadline to
+	// an authenticated upload with ExtendReadDeadline, never before it
+	// has checked the credentials.
 	ReadTimeout time.Duration
-	// ReadTimeoutFor, when set, gives the ReadTimeout of one request (a
-	// large upload route, say), counted from the end of its headers; 0
-	// keeps ReadTimeout.
-	ReadTimeoutFor func(*http.Request) time.Duration
 	// WriteTimeout bounds each write of a response: the connection's write
 	// deadline is pushed to now + WriteTimeout whenever the handler writes
 	// (at most every WriteTimeout/8), so a client that stops reading is
@@ -45,12 +43,25 @@ type ServerConfig struct {
 	// MaxHeaderBytes bounds request headers; larger ones get 431.
 	// Default: 16 KiB.
 	MaxHeaderBytes int
+	// MaxConns bounds the connections open at once on each listener
+	// given to Serve or Start. A connection beyond it is answered 503
+	// Service Unavailable (Connection: close, Retry-After) and closed at
+	// once, without reading it, so that a flood is shed rather than
+	// queued. Negative: no limit. Default: DefaultMaxConns.
+	MaxConns int
 }
+
+// DefaultMaxConns is the default ServerConfig.MaxConns: connections open
+// at once on one listener. Each costs a file descriptor and a goroutine.
+const DefaultMaxConns = 1024
 
 // Defaults fills zero fields and rejects negative ones.
 func (c *ServerConfig) Defaults() error {
 	if c.ReadHeaderTimeout < 0 || c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 || c.MaxHeaderBytes < 0 {
 		return errors.New("negative timeout or header limit")
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
 	}
 	if c.ReadHeaderTimeout == 0 {
 		c.ReadHeaderTimeout = 5 * time.Second
@@ -66,7 +77,8 @@ func (c *ServerConfig) Defaults() error {
 
 // Server runs an http.Handler on listeners until Shutdown.
 type Server struct {
-	srv *http.Server
+	srv      *http.Server
+	maxConns int
 
 	mu     sync.Mutex
 	closed bool
@@ -76,10 +88,10 @@ type Server struct {
 // NewServer returns a Server for h with the limits of cfg (defaults
 // filled by the caller).
 func NewServer(h http.Handler, cfg ServerConfig) *Server {
-	if cfg.WriteTimeout > 0 || cfg.ReadTimeoutFor != nil {
+	if cfg.WriteTimeout > 0 {
 		h = deadlines(cfg, h)
 	}
-	return &Server{srv: &http.Server{
+	return &Server{maxConns: cfg.MaxConns, srv: &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
@@ -87,6 +99,14 @@ func NewServer(h http.Handler, cfg ServerConfig) *Server {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 	}}
+}
+
+// limit wraps l in the connection cap of the Server, if any.
+func (s *Server) limit(l net.Listener) net.Listener {
+	if s.maxConns <= 0 {
+		return l
+	}
+	return LimitListener(l, s.maxConns)
 }
 
 // Serve serves on l until Shutdown; it then returns http.ErrServerClosed.
@@ -100,7 +120,7 @@ func (s *Server) Serve(l net.Listener) error {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
-	return s.srv.Serve(l)
+	return s.srv.Serve(s.limit(l))
 }
 
 // Start serves on l in a goroutine that Shutdown waits for.
@@ -115,7 +135,7 @@ func (s *Server) Start(l net.Listener) error {
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
-		_ = s.srv.Serve(l) // ErrServerClosed after Shutdown
+		_ = s.srv.Serve(s.limit(l)) // ErrServerClosed after Shutdown
 	}()
 	return nil
 }
@@ -145,20 +165,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// deadlines wraps h so that each request gets its ReadTimeoutFor read
-// deadline and a write deadline refreshed at every write (see
-// ServerConfig).
+// ExtendReadDeadline gives the request of w d from now to send the rest
+// of its body, in place of the server's ReadTimeout: for an upload route.
+// Call it only once the request is authenticated, so that an anonymous
+// client never holds a connection longer than ReadTimeout.
+func ExtendReadDeadline(w http.ResponseWriter, d time.Duration) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+}
+
+// Refuse prepares w for an answer that refuses a request without reading
+// its body (401, 413, 429...): the connection is closed after the answer
+// (Connection: close), and the read deadline is moved to now so that
+// net/http does not wait, after the answer, for a body the client
+// declared and never sends. Without it such a request holds its
+// connection, and a file descriptor, until the read deadline.
+func Refuse(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
+// deadlines wraps h so that each request gets a write deadline refreshed
+// at every write (see ServerConfig).
 func deadlines(cfg ServerConfig, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
-		if cfg.ReadTimeoutFor != nil {
-			if d := cfg.ReadTimeoutFor(r); d > 0 {
-				_ = rc.SetReadDeadline(time.Now().Add(d))
-			}
-		}
-		if cfg.WriteTimeout > 0 {
-			w = &deadlineWriter{ResponseWriter: w, rc: rc, d: cfg.WriteTimeout}
-		}
+		w = &deadlineWriter{ResponseWriter: w, rc: rc, d: cfg.WriteTimeout}
 		h.ServeHTTP(w, r)
 	})
 }

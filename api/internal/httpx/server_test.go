@@ -127,22 +127,20 @@ func TestWriteTimeoutStalledReader(t *testing.T) {
 	}
 }
 
-// TestReadTimeoutFor: ReadTimeoutFor gives one route a longer body
-// deadline than ReadTimeout, and TimeoutBody marks the deadline's errors
-// with ErrBodyTimeout.
-func TestReadTimeoutFor(t *testing.T) {
+// TestExtendReadDeadline: ExtendReadDeadline gives one request a longer
+// body deadline than ReadTimeout, and TimeoutBody marks the deadline's
+// errors with ErrBodyTimeout.
+func TestExtendReadDeadline(t *testing.T) {
 	const rt = 200 * time.Millisecond
 	got := make(chan error, 2)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/long" {
+			ExtendReadDeadline(w, time.Minute)
+		}
 		_, err := io.ReadAll(TimeoutBody(r.Body))
 		got <- err
 	})
-	addr := serve(t, h, ServerConfig{ReadTimeout: rt, ReadTimeoutFor: func(r *http.Request) time.Duration {
-		if r.URL.Path == "/long" {
-			return time.Minute
-		}
-		return 0
-	}})
+	addr := serve(t, h, ServerConfig{ReadTimeout: rt})
 	send := func(path string) error {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
