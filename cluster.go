@@ -91,7 +91,8 @@ type Cluster struct {
 	ready chan struct{}
 
 	mu           sync.Mutex
-	shuttingDown bool
+	stopping     bool // Shutdown was called
+	shuttingDown bool // calls are refused (set once the APIs have stopped)
 	shutdownErr  error
 	done         chan struct{}
 
@@ -161,15 +162,16 @@ func (c *Cluster) span(ctx context.Context, name string) (context.Context, func(
 	}
 }
 
-// Shutdown stops the peer in order: it refuses new calls, stops the APIs,
-// the cluster's own loops, the tracker, monitor, informers and allocator,
+// Shutdown stops the peer in order: it stops the APIs first (each lets
+// the requests in progress finish, within ctx, while the peer still serves
+// them), then refuses new calls and stops the cluster's own loops, the tracker, monitor, informers and allocator,
 // then flushes and stops the consensus, the connector and what New opened.
 // It returns when every goroutine the library started has exited, or with
 // ctx.Err() when ctx ends first. Calling it again returns nil once the
 // first call has finished (it waits for it).
 func (c *Cluster) Shutdown(ctx context.Context) error {
 	c.mu.Lock()
-	if c.shuttingDown {
+	if c.stopping {
 		c.mu.Unlock()
 		select {
 		case <-c.done:
@@ -178,7 +180,7 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	c.shuttingDown = true
+	c.stopping = true
 	c.mu.Unlock()
 
 	var errs []error
@@ -190,6 +192,9 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 	for _, a := range slices.Backward(c.apis) {
 		add("api", a.Shutdown(ctx))
 	}
+	c.mu.Lock()
+	c.shuttingDown = true
+	c.mu.Unlock()
 	add("cluster loops", c.group.Close(ctx))
 	add("rpc", c.stopRPC(ctx))
 	if c.tracker != nil {

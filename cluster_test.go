@@ -813,3 +813,38 @@ func TestClusterFreeSpaceCountsQueuedPins(t *testing.T) {
 	// Each operation's size is asked once, not at every publish.
 	require.LessOrEqual(t, target.Mock.Calls(clustertest.MethodDAGSize), len(cids))
 }
+
+// drainAPI stands for an HTTP API with one request in progress: its
+// Shutdown lets that request finish, which pins through the Cluster.
+type drainAPI struct {
+	c   *pincluster.Cluster
+	ci  cid.Cid
+	err chan error
+}
+
+func (a *drainAPI) Shutdown(ctx context.Context) error {
+	_, err := a.c.Pin(ctx, a.ci, pincluster.PinOptions{})
+	a.err <- err
+	return nil
+}
+
+// TestShutdownLetsAPIRequestsFinish: the APIs stop before the Cluster
+// refuses calls, so a request in progress while an API drains completes
+// (it failed with ErrClosed when Shutdown refused calls first).
+func TestShutdownLetsAPIRequestsFinish(t *testing.T) {
+	api := &drainAPI{ci: testCID(t, "drain"), err: make(chan error, 1)}
+	c := clustertest.Start(t, clustertest.Setup{N: 1, Badger: true, Options: []pincluster.Option{
+		pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.API, error) {
+			api.c = c
+			return api, nil
+		}),
+	}})
+	p := c.Peer(0)
+	require.NoError(t, p.Shutdown(t.Context()))
+	require.NoError(t, <-api.err, "a request finishing while its API drains")
+	_, err := p.Pin(t.Context(), testCID(t, "after"), pincluster.PinOptions{})
+	require.ErrorIs(t, err, pincluster.ErrClosed)
+	c.Restart(0)
+	_, err = c.Peer(0).PinGet(t.Context(), api.ci)
+	require.NoError(t, err, "the drained request's pin is durable")
+}

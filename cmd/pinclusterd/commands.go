@@ -232,7 +232,7 @@ func withOfflinePeer(dir string, cfg Config, stderr io.Writer, fn func(ctx conte
 	off.IPFS.KuboAPI = ""
 	off.Peer.Follower = false
 	off.Peer.Repinning = false
-	opts, _, err := clusterOptions(off, dir, logger)
+	opts, err := clusterOptions(off, dir, logger)
 	if err != nil {
 		return err
 	}

@@ -185,9 +185,9 @@ func proxyTarget(addr string) (string, error) {
 	return scheme + "://" + hostport, nil
 }
 
-// clusterOptions returns the library options of cfg (without APIs), and
-// the Kubo connector when ipfs.kubo_api is set.
-func clusterOptions(cfg Config, dir string, logger *slog.Logger) ([]pincluster.Option, pincluster.IPFSConnector, error) {
+// clusterOptions returns the library options of cfg (without APIs); with
+// ipfs.kubo_api set, the Kubo connector among them.
+func clusterOptions(cfg Config, dir string, logger *slog.Logger) ([]pincluster.Option, error) {
 	state := filepath.Join(dir, stateDir)
 	opts := []pincluster.Option{
 		pincluster.WithLogger(logger),
@@ -210,22 +210,20 @@ func clusterOptions(cfg Config, dir string, logger *slog.Logger) ([]pincluster.O
 		for _, s := range cfg.Peer.Trusted {
 			p, err := peer.Decode(s)
 			if err != nil {
-				return nil, nil, &ConfigError{Field: "peer.trusted", Err: err}
+				return nil, &ConfigError{Field: "peer.trusted", Err: err}
 			}
 			ids = append(ids, p)
 		}
 		opts = append(opts, pincluster.WithTrustedPeers(ids...))
 	}
-	var conn pincluster.IPFSConnector
 	if cfg.IPFS.KuboAPI != "" {
 		kc, err := kubo.New(kubo.Config{APIAddr: cfg.IPFS.KuboAPI, Logger: logger})
 		if err != nil {
-			return nil, nil, &ConfigError{Field: "ipfs.kubo_api", Err: err}
+			return nil, &ConfigError{Field: "ipfs.kubo_api", Err: err}
 		}
-		conn = kc
 		opts = append(opts, pincluster.WithConnector(kc))
 	}
-	return opts, conn, nil
+	return opts, nil
 }
 
 // p2p is the libp2p stack of a peer.
@@ -236,7 +234,7 @@ type p2p struct {
 	psCancel context.CancelFunc
 }
 
-func startP2P(key crypto.PrivKey, listen []string, bc *broadcastCounter) (*p2p, error) {
+func startP2P(key crypto.PrivKey, listen []string, bc *broadcastCounter, psOpts ...pubsub.Option) (*p2p, error) {
 	lopt := libp2p.ListenAddrStrings(listen...)
 	if len(listen) == 0 {
 		lopt = libp2p.NoListenAddrs
@@ -252,7 +250,6 @@ func startP2P(key crypto.PrivKey, listen []string, bc *broadcastCounter) (*p2p, 
 	}
 	// pubsub lives until psCancel, after the cluster has shut down.
 	psCtx, psCancel := context.WithCancel(context.Background())
-	var psOpts []pubsub.Option
 	if bc != nil {
 		psOpts = append(psOpts, pubsub.WithRawTracer(bc))
 	}
@@ -299,20 +296,23 @@ func loadTokens(cfg PinSvcConfig) (map[string]string, error) {
 	return tokens, nil
 }
 
-// repoGCFunc is what the proxy's repo/gc runs: garbage collection of this
-// peer's IPFS node through the connector's optional RepoGCer. Rewire it to
-// a cluster-wide GC (Cluster.RepoGC) when the library has one.
-func repoGCFunc(conn pincluster.IPFSConnector) func(ctx context.Context) ([]ipfsproxy.RepoGCResult, error) {
+// repoGCFunc is what the proxy's repo/gc runs: a cluster-wide garbage
+// collection (Cluster.RepoGC), one result per peer.
+func repoGCFunc(c *pincluster.Cluster) func(ctx context.Context) ([]ipfsproxy.RepoGCResult, error) {
 	return func(ctx context.Context) ([]ipfsproxy.RepoGCResult, error) {
-		gc, ok := conn.(pincluster.RepoGCer)
-		if !ok {
-			return nil, errors.New("the IPFS connector cannot run garbage collection")
-		}
-		res, err := gc.RepoGC(ctx)
+		g, err := c.RepoGC(ctx, false)
 		if err != nil {
 			return nil, err
 		}
-		return []ipfsproxy.RepoGCResult{{Removed: res.Removed}}, nil
+		out := make([]ipfsproxy.RepoGCResult, 0, len(g.PeerMap))
+		for _, r := range g.PeerMap {
+			res := ipfsproxy.RepoGCResult{Removed: r.Keys}
+			if r.Error != "" {
+				res.Err = fmt.Errorf("peer %s (%s): %s", r.Peer, r.PeerName, r.Error)
+			}
+			out = append(out, res)
+		}
+		return out, nil
 	}
 }
 
@@ -359,7 +359,8 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 	}
 
 	bc := newBroadcastCounter()
-	net, err := startP2P(key, cfg.Peer.Listen, bc)
+	// Peers that send forged metrics are scored out of the mesh.
+	net, err := startP2P(key, cfg.Peer.Listen, bc, pincluster.GossipSubScoring(cfg.Peer.Cluster))
 	if err != nil {
 		return err
 	}
@@ -382,7 +383,7 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 		lines = append(lines, "metrics http://"+ops.l.Addr().String())
 	}
 
-	opts, conn, err := clusterOptions(cfg, p.dir, logger)
+	opts, err := clusterOptions(cfg, p.dir, logger)
 	if err != nil {
 		return err
 	}
@@ -458,7 +459,7 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 				NodeURL:    proxyURL,
 				Logger:     logger,
 				Middleware: tel.middleware("ipfsproxy", ipfsproxy.Routes),
-				RepoGC:     repoGCFunc(conn),
+				RepoGC:     repoGCFunc(c),
 			}
 			a, err := ipfsproxy.New(c, pc)
 			if err != nil {
