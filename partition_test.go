@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,8 +18,11 @@ import (
 )
 
 // T3, CI-short variant: 5 peers on mocknet, 3 rounds of a random minority
-// cut off for 4 s then healed, under a continuous load of pins and unpins
-// (5 clients, each on its own peer and its own CIDs, ~50 ops/s in all).
+// cut off then healed, under a continuous load of pins and unpins (5
+// clients, each on its own peer and its own CIDs, one op per 100 ms at
+// most); each partition lasts until every client has finished 30
+// operations during it, so that load runs on both sides however slow the
+// machine is.
 // After the final heal every peer converges to the same pinset, which is
 // exactly what the acknowledged operations say (no acknowledged pin lost,
 // no acknowledged unpin undone), and the goroutine count comes back to
@@ -34,6 +38,7 @@ func TestClusterFlappingPartitions(t *testing.T) {
 	want := map[cid.Cid]bool{}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var ops [peers]atomic.Int64 // operations finished, per client
 	for client := range peers {
 		wg.Go(func() {
 			p := c.Peer(client)
@@ -45,6 +50,9 @@ func TestClusterFlappingPartitions(t *testing.T) {
 				case <-stop:
 					return
 				case <-tick.C:
+				}
+				if i > 0 {
+					ops[client].Add(1)
 				}
 				if i%3 == 2 && len(mine) > 0 { // every third op unpins one of ours
 					ci := mine[i%len(mine)]
@@ -70,7 +78,22 @@ func TestClusterFlappingPartitions(t *testing.T) {
 		})
 	}
 
-	time.Sleep(time.Second) // let the load start before the baseline
+	// opsEach waits until every client has finished n more operations.
+	opsEach := func(what string, n int64) {
+		var start [peers]int64
+		for i := range ops {
+			start[i] = ops[i].Load()
+		}
+		c.WaitFor(what, 2*time.Minute, func() bool {
+			for i := range ops {
+				if ops[i].Load()-start[i] < n {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	opsEach("the load started on every peer", 10)
 	runtime.GC()
 	baseline := runtime.NumGoroutine()
 	for range rounds {
@@ -84,7 +107,7 @@ func TestClusterFlappingPartitions(t *testing.T) {
 				}
 			}
 		}
-		time.Sleep(4 * time.Second) // the partition lasts 4 s: load runs on both sides
+		opsEach("30 operations per client during the partition", 30)
 		for _, a := range minority {
 			for b := range peers {
 				if !contains(minority, b) {
@@ -98,7 +121,9 @@ func TestClusterFlappingPartitions(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
-	require.Greater(t, len(want), 300, "the load ran")
+	// At least 10 + 3·30 operations per client, two in three of them pins
+	// of new CIDs.
+	require.GreaterOrEqual(t, len(want), peers*60, "the load ran")
 	c.WaitFor("every peer's pinset equals the acknowledged operations", 30*time.Second, func() bool {
 		for _, p := range c.Peers {
 			got := map[cid.Cid]bool{}
