@@ -560,6 +560,15 @@ func TestBusy(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	// The server frees the stream's slot once it has closed the stream,
+	// which may be just after the caller has read the answer.
+	deadline := time.Now().Add(10 * time.Second)
+	for p.srv.streamsOf(p.cliHost.ID()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the finished call's stream slot was not freed within 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if _, err := p.cli.Call(ctxT(t), p.srvHost.ID(), "Quick", nil); err != nil {
 		t.Fatalf("call after the first finished: %v", err)
 	}
