@@ -128,6 +128,20 @@ func (p *processor) retry(c cid.Cid, err error, min, max time.Duration) {
 	p.wake()
 }
 
+// retryNow makes every node waiting for a retry due at once (after a
+// snapshot merge, most of them are known now).
+func (p *processor) retryNow() {
+	p.mu.Lock()
+	now := time.Now()
+	for _, r := range p.retries {
+		if r.next.After(now) && r.next.Sub(now) < time.Hour/2 { // not already queued
+			r.next = now
+		}
+	}
+	p.mu.Unlock()
+	p.wake()
+}
+
 func (p *processor) snapshot() (int, []StuckNode) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -421,6 +435,12 @@ func (s *Datastore) receiveLoop(ctx context.Context) {
 			// rebroadcast, once the snapshot is loaded. (Heads say nothing
 			// about snapshots: pubsub may deliver them seconds late, so
 			// the join handshake asks instead.)
+			continue
+		}
+		if s.snap.catching.Load() || s.farBehind() {
+			// Catching up from a snapshot (merging it, or about to): the
+			// heads come again once it is merged; walking down now would
+			// replay what the snapshot holds.
 			continue
 		}
 		heads, err := DecodeMessage(msg.Data, s.cfg.MaxHeadsPerBroadcast)
