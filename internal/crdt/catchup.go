@@ -11,6 +11,8 @@ import (
 	ds "github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
 	peer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pincluster/pincluster/internal/gorun"
 )
 
 // Catch-up of a replica that has state: merging a snapshot into it (see
@@ -194,10 +196,25 @@ func (s *Datastore) mergeSnapshot(ctx context.Context, n *knownSnap) (SnapshotIn
 	if err := s.store.Put(ctx, ds.RawKey(keyMergeRoot), n.root.Bytes()); err != nil {
 		return info, err
 	}
-	if err := s.mergeLocked(ctx, n.root, r, n.from); err != nil {
-		return info, err
+	// A half-merged state must not see other changes (a delta applied
+	// now could bring back an element the snapshot removed): on a store
+	// error, retry, holding the lock, until it works or the replica
+	// closes (the next New resumes).
+	backoff := s.cfg.RetryMinBackoff
+	for {
+		err := s.mergeLocked(ctx, n.root, r, n.from)
+		if err == nil {
+			return info, nil
+		}
+		if ctx.Err() != nil {
+			return info, ctx.Err()
+		}
+		s.log.Error("crdt: snapshot merge step failed, retrying", "root", n.root, "err", err)
+		if !gorun.Sleep(ctx, backoff) {
+			return info, ctx.Err()
+		}
+		backoff = min(backoff*2, s.cfg.RetryMaxBackoff)
 	}
-	return info, nil
 }
 
 // resumeMerge finishes, in New, a merge that a crash or Close interrupted

@@ -89,6 +89,12 @@ func (cu *catchUp) randomOps(t *testing.T, r *replica, n int) {
 }
 
 func newCatchUp(t *testing.T, seed int64, gap int, compact bool) *catchUp {
+	return newCatchUpWith(t, seed, gap, compact, nil, nil)
+}
+
+// newCatchUpWith is newCatchUp with p2's store wrapped by wrap and its
+// config changed by tune (either may be nil).
+func newCatchUpWith(t *testing.T, seed int64, gap int, compact bool, wrap func(ds.Batching) ds.Batching, tune func(*crdt.Config)) *catchUp {
 	ctx := context.Background()
 	cu := &catchUp{rng: rand.New(rand.NewSource(seed)), model: &hookModel{}, mine: map[int]string{}}
 	names := []peer.ID{"p0", "p1"} // p2 is not live: compaction leaves it behind
@@ -105,10 +111,19 @@ func newCatchUp(t *testing.T, seed int64, gap int, compact bool) *catchUp {
 	for _, nm := range []string{"p0", "p1", "p2"} {
 		cc := cfg
 		cc.Self = peer.ID(nm)
-		if nm == "p2" {
-			cu.model.install(&cc)
+		if nm != "p2" {
+			c.add(nm, cc)
+			continue
 		}
-		c.add(nm, cc)
+		cu.model.install(&cc)
+		if tune != nil {
+			tune(&cc)
+		}
+		st := newMemStore(t)
+		if wrap != nil {
+			st = wrap(st)
+		}
+		c.open(nm, st, cc)
 	}
 	p0, p1, p2 := c.rs[0], c.rs[1], c.rs[2]
 	cu.p2 = p2
@@ -240,4 +255,104 @@ func TestSnapshotCatchUpCompactedHistory(t *testing.T) {
 			require.NotZero(t, st.FetchErrors, "its walk did hit compacted history")
 		})
 	}
+}
+
+// failingStore fails every batch commit once armed, which happens when
+// the key arm is written and then after commits more commits.
+type failingStore struct {
+	ds.Batching
+	arm     string
+	after   int
+	mu      sync.Mutex
+	armed   bool
+	left    int
+	failed  int
+	enabled bool
+}
+
+var errInjected = fmt.Errorf("injected commit failure")
+
+func (f *failingStore) Put(ctx context.Context, k ds.Key, v []byte) error {
+	f.mu.Lock()
+	if f.enabled && k.String() == f.arm && !f.armed {
+		f.armed, f.left = true, f.after
+	}
+	f.mu.Unlock()
+	return f.Batching.Put(ctx, k, v)
+}
+
+func (f *failingStore) Batch(ctx context.Context) (ds.Batch, error) {
+	b, err := f.Batching.Batch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &failingBatch{Batch: b, f: f}, nil
+}
+
+func (f *failingStore) failures() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failed
+}
+
+type failingBatch struct {
+	ds.Batch
+	f *failingStore
+}
+
+func (b *failingBatch) Commit(ctx context.Context) error {
+	f := b.f
+	f.mu.Lock()
+	if f.enabled && f.armed {
+		if f.left == 0 {
+			f.failed++
+			f.mu.Unlock()
+			return errInjected
+		}
+		f.left--
+	}
+	f.mu.Unlock()
+	return b.Batch.Commit(ctx)
+}
+
+// A merge interrupted after it started changing the state (here the
+// store fails every commit after the first chunk's; the merge keeps
+// retrying under the apply lock, so nothing else sees the half-merged
+// state) resumes when the replica is opened again, and ends as an
+// uninterrupted one: in sync, acknowledged writes kept, hooks in step.
+func TestSnapshotCatchUpMergeResumes(t *testing.T) {
+	var fs *failingStore
+	wrap := func(st ds.Batching) ds.Batching {
+		fs = &failingStore{Batching: st, arm: "/m/snap/merge/root", after: 1, enabled: true}
+		return fs
+	}
+	small := func(c *crdt.Config) { c.SnapshotChunkSize = 2048 }
+	cu := newCatchUpWith(t, 7, 50, false, wrap, small)
+	waitFor(t, 20*time.Second, "merge failing mid-way", func() bool { return fs.failures() >= 2 })
+	old := cu.p2
+	require.True(t, old.Stats().CatchingUp)
+	require.Zero(t, old.Stats().SnapshotsMerged)
+	require.NoError(t, old.Close())
+	fs.mu.Lock()
+	fs.enabled = false
+	fs.mu.Unlock()
+
+	cfg := fastCfg()
+	cfg.SnapshotCatchUp = true
+	cfg.SnapshotCatchUpGap = 50
+	cfg.SnapshotChunkSize = 2048
+	cfg.Self = "p2"
+	cfg.Logger = testLogger(t)
+	cu.model.mu.Lock()
+	m := cu.model.m
+	cu.model.install(&cfg)
+	cu.model.m = m // the owner's view carries over
+	cu.model.mu.Unlock()
+	s2, err := crdt.New(context.Background(), fs, old.dag, old.ep, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s2.Close() })
+	p2 := &replica{name: "p2", store: fs, dag: old.dag, ep: old.ep, Datastore: s2}
+	cu.p2, cu.c.rs[2] = p2, p2
+	require.EqualValues(t, 1, s2.Stats().SnapshotsMerged, "the merge was finished in New")
+	cu.check(t)
 }
