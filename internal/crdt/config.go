@@ -191,9 +191,10 @@ type Config struct {
 	ValidateValue func(key string, value []byte) error
 
 	// SnapshotHook, if not nil, is called after this replica has
-	// produced a snapshot (info.From empty) or finished loading one. When
-	// a snapshot is loaded, PutHook has already been called for every key
-	// it set. Must not write to the Datastore.
+	// produced a snapshot (info.From empty) or finished loading or merging
+	// one. When a snapshot is loaded, PutHook has already been called for
+	// every key it set; when merged, PutHook and DeleteHook for every key
+	// whose visible value it changed. Must not write to the Datastore.
 	SnapshotHook func(info SnapshotInfo)
 }
 
