@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	cid "github.com/ipfs/go-cid"
@@ -146,37 +147,12 @@ func (s *Datastore) mergeSnapshot(ctx context.Context, n *knownSnap) (SnapshotIn
 	}
 	info.Heads, info.Height, info.Nodes, info.Keys = r.heads, r.height, r.nodes, r.keys
 	info.Blocks, info.Bytes = 1, int64(len(raw))
-	for _, c := range append(append([]cid.Cid(nil), r.rows...), r.cover...) {
-		raw, err := s.fetchMerge(ctx, c)
-		if err != nil {
-			return info, err
-		}
-		_, nodes, err := decodeSnapChunk(raw, lim)
-		if err != nil {
-			return info, fmt.Errorf("chunk %s: %w", c, err)
-		}
-		if err := s.dag.Put(ctx, c, raw); err != nil {
-			return info, err
-		}
-		info.Blocks++
-		info.Bytes += int64(len(raw))
-		s.snap.chunksDone.Add(1)
-		if len(nodes) == 0 {
-			continue
-		}
-		b, err := s.store.Batch(ctx)
-		if err != nil {
-			return info, err
-		}
-		for _, w := range nodes {
-			c, _ := castCid(w.ID) // checked by decodeSnapChunk
-			if err := b.Put(ctx, cidKey(nsMergeCover, c), putUvarint(w.P, nil)); err != nil {
-				return info, err
-			}
-		}
-		if err := b.Commit(ctx); err != nil {
-			return info, err
-		}
+	chunks := append(append([]cid.Cid(nil), r.rows...), r.cover...)
+	n1, b1, err := s.stageChunks(ctx, chunks)
+	info.Blocks += n1
+	info.Bytes += b1
+	if err != nil {
+		return info, err
 	}
 	for _, h := range r.heads {
 		raw, err := s.store.Get(ctx, cidKey(nsMergeCover, h))
@@ -215,6 +191,86 @@ func (s *Datastore) mergeSnapshot(ctx context.Context, n *knownSnap) (SnapshotIn
 		}
 		backoff = min(backoff*2, s.cfg.RetryMaxBackoff)
 	}
+}
+
+// stageChunks fetches the chunks of a snapshot to merge, SnapshotWorkers
+// at a time: each is checked and kept in the local DAG, and the nodes of
+// covered-node chunks are staged under nsMergeCover. It returns the
+// blocks and bytes fetched.
+func (s *Datastore) stageChunks(ctx context.Context, chunks []cid.Cid) (int, int64, error) {
+	lim := s.cfg.limits()
+	todo := make(chan cid.Cid, len(chunks))
+	for _, c := range chunks {
+		todo <- c
+	}
+	close(todo)
+	var (
+		mu       sync.Mutex
+		firstErr error
+		blocks   int
+		size     int64
+	)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stage := func(c cid.Cid) error {
+		raw, err := s.fetchMerge(wctx, c)
+		if err != nil {
+			return err
+		}
+		_, nodes, err := decodeSnapChunk(raw, lim)
+		if err != nil {
+			return fmt.Errorf("chunk %s: %w", c, err)
+		}
+		if err := s.dag.Put(wctx, c, raw); err != nil {
+			return err
+		}
+		mu.Lock()
+		blocks++
+		size += int64(len(raw))
+		mu.Unlock()
+		s.snap.chunksDone.Add(1)
+		if len(nodes) == 0 {
+			return nil
+		}
+		b, err := s.store.Batch(wctx)
+		if err != nil {
+			return err
+		}
+		for _, w := range nodes {
+			c, _ := castCid(w.ID) // checked by decodeSnapChunk
+			if err := b.Put(wctx, cidKey(nsMergeCover, c), putUvarint(w.P, nil)); err != nil {
+				return err
+			}
+		}
+		return b.Commit(wctx)
+	}
+	g := gorun.New()
+	for range min(s.cfg.SnapshotWorkers, max(1, len(chunks))) {
+		err := g.Go(func(context.Context) {
+			for c := range todo {
+				if wctx.Err() != nil {
+					return
+				}
+				if err := stage(c); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+			}
+		})
+		if err != nil {
+			cancel()
+		}
+	}
+	_ = g.Close(context.Background())
+	if err := ctx.Err(); err != nil {
+		return blocks, size, err
+	}
+	return blocks, size, firstErr
 }
 
 // resumeMerge finishes, in New, a merge that a crash or Close interrupted

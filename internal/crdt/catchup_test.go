@@ -356,3 +356,38 @@ func TestSnapshotCatchUpMergeResumes(t *testing.T) {
 	require.EqualValues(t, 1, s2.Stats().SnapshotsMerged, "the merge was finished in New")
 	cu.check(t)
 }
+
+// A trusted announcement naming a root that is not a snapshot (here a
+// delta) with a huge covered count makes a replica with state think it
+// is far behind: the merge fails in its first phase, changing nothing;
+// the replica does not try that root again and catches up by replaying.
+func TestSnapshotCatchUpInvalidSnapshot(t *testing.T) {
+	ctx := context.Background()
+	cfg := fastCfg()
+	cfg.SnapshotCatchUp = true
+	cfg.SnapshotWait = 100 * time.Millisecond
+	cfg.SnapshotCatchUpGap = 10
+	cfg.DAGSyncerTimeout = 200 * time.Millisecond
+	c := newCluster(t, 2, 1, cfg)
+	p0, p1 := c.rs[0], c.rs[1]
+	require.NoError(t, p1.Put(ctx, key(1), []byte("p1")))
+	waitFor(t, 20*time.Second, "shared", func() bool { return synced(t, c.rs) })
+	c.partition(map[string]bool{"p1": true})
+	writeBatches(t, p0, 100, 300, 5, pinValue)
+	require.NoError(t, p1.Put(ctx, key(2), []byte("p1 offline")))
+	bad, err := crdt.EncodeAnnouncement(crdt.Announcement{Root: p0.Heads()[0], Height: 1 << 20, Nodes: 1 << 20})
+	require.NoError(t, err)
+	c.bus.Inject("p0", "p1", bad)
+	waitFor(t, 20*time.Second, "the bad snapshot is known", func() bool {
+		info, ok := p1.NewestSnapshot()
+		return ok && info.Nodes == 1<<20
+	})
+	c.partition(nil)
+	waitFor(t, 30*time.Second, "synced by replay", func() bool { return synced(t, c.rs) })
+	st := p1.Stats()
+	require.Zero(t, st.SnapshotsMerged)
+	require.False(t, st.CatchingUp)
+	got, err := p0.Get(ctx, key(2))
+	require.NoError(t, err)
+	require.Equal(t, "p1 offline", string(got))
+}
