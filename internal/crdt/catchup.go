@@ -166,6 +166,7 @@ func (s *Datastore) mergeSnapshot(ctx context.Context, n *knownSnap) (SnapshotIn
 	if err := s.store.Put(ctx, cidKey(nsSnapBlocks, n.root), nil); err != nil {
 		return info, err
 	}
+	s.log.Debug("crdt: snapshot merge: blocks fetched and staged", "root", n.root, "blocks", info.Blocks, "bytes", info.Bytes)
 	// Phase 2: from here on the state changes; a crash resumes in New.
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
@@ -315,6 +316,7 @@ func (s *Datastore) mergeLocked(ctx context.Context, root cid.Cid, r *snapRoot, 
 		return err
 	}
 	if !headsDone {
+		memo := &idMemo{}
 		// 1. Keys with a row in the snapshot, one chunk per batch.
 		for i, c := range r.rows {
 			done := ds.RawKey(nsMergeDone + "/" + strconv.Itoa(i))
@@ -338,7 +340,7 @@ func (s *Datastore) mergeLocked(ctx context.Context, root cid.Cid, r *snapRoot, 
 			}
 			var events []hookEvent
 			for _, row := range rows {
-				if err := s.mergeKey(ctx, b, row.key, row.elems, row.tombs, &events); err != nil {
+				if err := s.mergeKey(ctx, b, memo, row.key, row.elems, row.tombs, &events); err != nil {
 					return fmt.Errorf("merge key %q: %w", truncate(row.key), err)
 				}
 				if err := b.Put(ctx, ds.RawKey(nsMergeKey+"/"+encKey(row.key)), nil); err != nil {
@@ -353,29 +355,13 @@ func (s *Datastore) mergeLocked(ctx context.Context, root cid.Cid, r *snapRoot, 
 			}
 			s.runHooks(events)
 		}
+		s.log.Debug("crdt: snapshot merge: keys with a row merged", "root", root)
 		// 2. Local keys without a row: the snapshot removed every
 		// element of theirs it covers.
-		var lone []string
-		res, err := s.store.Query(ctx, dsq.Query{Prefix: nsWinner, KeysOnly: true})
+		lone, err := s.keysWithoutRow(ctx)
 		if err != nil {
 			return err
 		}
-		for e := range res.Next() {
-			if e.Error != nil {
-				res.Close()
-				return e.Error
-			}
-			ek := e.Key[len(nsWinner)+1:]
-			has, err := s.store.Has(ctx, ds.RawKey(nsMergeKey+"/"+ek))
-			if err != nil {
-				res.Close()
-				return err
-			}
-			if !has {
-				lone = append(lone, ek)
-			}
-		}
-		res.Close()
 		for len(lone) > 0 {
 			part := lone[:min(len(lone), mergeBatch)]
 			lone = lone[len(part):]
@@ -389,7 +375,7 @@ func (s *Datastore) mergeLocked(ctx context.Context, root cid.Cid, r *snapRoot, 
 				if err != nil {
 					return fmt.Errorf("%w: key record %q", errCorrupt, ek)
 				}
-				if err := s.mergeKey(ctx, b, k, nil, nil, &events); err != nil {
+				if err := s.mergeKey(ctx, b, memo, k, nil, nil, &events); err != nil {
 					return fmt.Errorf("merge key %q: %w", truncate(k), err)
 				}
 			}
@@ -447,6 +433,7 @@ func (s *Datastore) mergeLocked(ctx context.Context, root cid.Cid, r *snapRoot, 
 			return err
 		}
 	}
+	s.log.Debug("crdt: snapshot merge: keys and heads merged", "root", root)
 	// 4. The covered nodes become processed (moved out of the staging
 	// area page by page).
 	for {
@@ -572,17 +559,19 @@ func (s *Datastore) mergeLocked(ctx context.Context, root cid.Cid, r *snapRoot, 
 // likewise. Tombstones are kept only for ids neither side processed.
 // Hook events are appended for a changed visible value. Called under
 // applyMu.
-func (s *Datastore) mergeKey(ctx context.Context, b ds.Batch, k string, elems []winner, tombs []cid.Cid, events *[]hookEvent) error {
+func (s *Datastore) mergeKey(ctx context.Context, b ds.Batch, m *idMemo, k string, elems []winner, tombs []cid.Cid, events *[]hookEvent) error {
 	ek := encKey(k)
 	rec, err := s.readRecord(ctx, ek)
 	if err != nil {
 		return err
 	}
 	local := map[cid.Cid]winner{}
-	if err := s.scanElems(ctx, ek, func(id cid.Cid, prio uint64, value []byte) {
-		local[id] = winner{prio: prio, id: id, value: append([]byte(nil), value...)}
-	}); err != nil {
-		return err
+	if rec.hasWinner { // (a key with live elements has a winner)
+		if err := s.scanElems(ctx, ek, func(id cid.Cid, prio uint64, value []byte) {
+			local[id] = winner{prio: prio, id: id, value: append([]byte(nil), value...)}
+		}); err != nil {
+			return err
+		}
 	}
 	ltombs := map[cid.Cid]struct{}{}
 	if rec.hasTombs {
@@ -605,8 +594,8 @@ func (s *Datastore) mergeKey(ctx context.Context, b ds.Batch, k string, elems []
 		}
 		res.Close()
 	}
-	inP := func(id cid.Cid) (bool, error) { return s.store.Has(ctx, cidKey(nsBlocks, id)) }
-	inC := func(id cid.Cid) (bool, error) { return s.store.Has(ctx, cidKey(nsMergeCover, id)) }
+	inP := func(id cid.Cid) (bool, error) { return m.has(ctx, s.store, nsBlocks, id) }
+	inC := func(id cid.Cid) (bool, error) { return m.has(ctx, s.store, nsMergeCover, id) }
 	live := make(map[cid.Cid]struct{}, len(elems))
 	for _, e := range elems {
 		live[e.id] = struct{}{}
@@ -718,6 +707,82 @@ func (s *Datastore) mergeKey(ctx context.Context, b ds.Batch, k string, elems []
 		*events = append(*events, hookEvent{key: k, value: best.value})
 	}
 	return nil
+}
+
+// keysWithoutRow lists the encoded keys that have a key record here but
+// no row in the snapshot being merged: a merge of two scans in key order
+// (the key records and the row markers end with the same <ek>).
+func (s *Datastore) keysWithoutRow(ctx context.Context) ([]string, error) {
+	q := func(prefix string) (dsq.Results, error) {
+		return s.store.Query(ctx, dsq.Query{Prefix: prefix, KeysOnly: true, Orders: []dsq.Order{dsq.OrderByKey{}}})
+	}
+	recs, err := q(nsWinner)
+	if err != nil {
+		return nil, err
+	}
+	defer recs.Close()
+	marks, err := q(nsMergeKey)
+	if err != nil {
+		return nil, err
+	}
+	defer marks.Close()
+	var lone []string
+	mark, more := "", true
+	nextMark := func() error {
+		r, ok := marks.NextSync()
+		switch {
+		case !ok:
+			mark, more = "", false
+		case r.Error != nil:
+			return r.Error
+		default:
+			mark = r.Key[len(nsMergeKey)+1:]
+		}
+		return nil
+	}
+	if err := nextMark(); err != nil {
+		return nil, err
+	}
+	for r := range recs.Next() {
+		if r.Error != nil {
+			return nil, r.Error
+		}
+		ek := r.Key[len(nsWinner)+1:]
+		for more && mark < ek {
+			if err := nextMark(); err != nil {
+				return nil, err
+			}
+		}
+		if !more || mark != ek {
+			lone = append(lone, ek)
+		}
+	}
+	return lone, nil
+}
+
+// idMemo remembers, during the key steps of a merge (while neither set
+// changes), whether ids are processed here (/b) or covered by the
+// snapshot: a delta usually touches many keys. Bounded: cleared when full.
+type idMemo struct {
+	m map[string]bool // ns + id bytes -> present
+}
+
+const idMemoMax = 1 << 16
+
+func (m *idMemo) has(ctx context.Context, st ds.Datastore, ns string, id cid.Cid) (bool, error) {
+	k := ns + id.KeyString()
+	if v, ok := m.m[k]; ok {
+		return v, nil
+	}
+	v, err := st.Has(ctx, cidKey(ns, id))
+	if err != nil {
+		return false, err
+	}
+	if m.m == nil || len(m.m) >= idMemoMax {
+		m.m = make(map[string]bool, 1024)
+	}
+	m.m[k] = v
+	return v, nil
 }
 
 // runHooks calls the hooks for committed changes. Called under applyMu.
