@@ -131,6 +131,8 @@ func newCatchUpWith(t *testing.T, seed int64, gap int, compact bool, wrap func(d
 	for _, r := range c.rs {
 		cu.randomOps(t, r, 10)
 	}
+	require.NoError(t, p0.Put(ctx, key(500), []byte("shared, deleted by p0 while p2 is away")))
+	require.NoError(t, p0.Put(ctx, key(501), []byte("shared, deleted by p0 and overwritten by p2")))
 	waitFor(t, 20*time.Second, "shared history", func() bool { return synced(t, c.rs) })
 
 	// p2 cut off: it writes the same keys and its own.
@@ -141,7 +143,12 @@ func newCatchUpWith(t *testing.T, seed int64, gap int, compact bool, wrap func(d
 		require.NoError(t, p2.Put(ctx, key(1000+i), []byte(v)))
 		cu.mine[1000+i] = v
 	}
+	require.NoError(t, p2.Put(ctx, key(501), []byte("p2 overwrote it")))
+	cu.mine[501] = "p2 overwrote it" // add wins over p0's concurrent delete
 	// The others write much more.
+	require.NoError(t, p0.Delete(ctx, key(500)))
+	require.NoError(t, p0.Delete(ctx, key(501)))
+	require.NoError(t, p0.Put(ctx, key(502), []byte("new while p2 is away")))
 	cu.randomOps(t, p0, 15)
 	cu.randomOps(t, p1, 15)
 	writeBatches(t, p0, 2000, 2000+5*120, 5, pinValue)
@@ -182,7 +189,12 @@ func (cu *catchUp) check(t *testing.T) crdt.Stats {
 			require.Equal(t, v, string(got))
 		}
 	}
-	ok, diff := cu.model.equal(t, p2)
+	_, err := p2.Get(ctx, key(500))
+	require.ErrorIs(t, err, ds.ErrNotFound, "p0's delete of a key p2 held reached p2")
+	got, err := p2.Get(ctx, key(502))
+	require.NoError(t, err)
+	require.Equal(t, "new while p2 is away", string(got))
+	ok, diff := cu.model.equal(t, p2) // so key 500 was deleted and 502 put through the hooks
 	require.True(t, ok, "hooks out of step with p2's state: %s", diff)
 	require.Empty(t, p2.Stats().Stuck)
 

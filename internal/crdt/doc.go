@@ -168,9 +168,10 @@
 //     more than the replica has processed. That many deltas at least
 //     would each be fetched and applied one by one, while the snapshot
 //     costs a fetch per chunk and a pass over its keys: "cheaper" is that
-//     count against the threshold (default 10,000). Heads are ignored
-//     while the replica is far behind or merging (the next rebroadcast
-//     brings them), so it does not start replaying what the snapshot holds.
+//     count against the threshold (default 10,000). While the replica is
+//     far behind or merging, heads are ignored (the next rebroadcast
+//     brings them) and the workers hold their nodes, so it does not
+//     replay what the snapshot holds.
 //   - Stuck: a node of its walk failed to fetch 3 times (Stats.Stuck) and
 //     a trusted snapshot newer than its own is known. That is what a
 //     replica that was not live when the others compacted sees: the

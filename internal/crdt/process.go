@@ -231,9 +231,31 @@ func (s *Datastore) workerLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case c := <-s.proc.jobs:
+			if !s.awaitCatchUp(ctx) {
+				return // closing: the journal keeps c
+			}
 			s.processNode(ctx, c)
 		}
 	}
+}
+
+// awaitCatchUp holds a worker while this replica is far behind a snapshot
+// or merging one: walking down now would replay what the snapshot holds.
+// It returns false when ctx ends.
+func (s *Datastore) awaitCatchUp(ctx context.Context) bool {
+	if !s.snap.catching.Load() && !s.farBehind() {
+		return true
+	}
+	t := time.NewTicker(min(s.cfg.RebroadcastInterval, 100*time.Millisecond))
+	defer t.Stop()
+	for s.snap.catching.Load() || s.farBehind() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
 }
 
 // processNode fetches, checks and applies one node, and journals its
