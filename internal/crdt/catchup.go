@@ -184,10 +184,12 @@ func (s *Datastore) mergeSnapshot(ctx context.Context, n *knownSnap) (SnapshotIn
 			return info, nil
 		}
 		if ctx.Err() != nil {
+			s.snap.halfMerged.Store(true)
 			return info, ctx.Err()
 		}
 		s.log.Error("crdt: snapshot merge step failed, retrying", "root", n.root, "err", err)
 		if !gorun.Sleep(ctx, backoff) {
+			s.snap.halfMerged.Store(true)
 			return info, ctx.Err()
 		}
 		backoff = min(backoff*2, s.cfg.RetryMaxBackoff)

@@ -323,6 +323,9 @@ func (s *Datastore) processNode(ctx context.Context, c cid.Cid) {
 // applyRemote checks d's priority against what is known and applies it.
 // A *NodeError means d is invalid. Called under applyMu.
 func (s *Datastore) applyRemote(ctx context.Context, c cid.Cid, d *Delta) ([]cid.Cid, error) {
+	if s.snap.halfMerged.Load() {
+		return nil, fmt.Errorf("apply %s: snapshot merge interrupted: %w", c, ErrClosed)
+	}
 	if known, err := s.store.Has(ctx, cidKey(nsBlocks, c)); err != nil || known {
 		if err == nil {
 			err = s.dropPending(ctx, c)

@@ -110,6 +110,11 @@ type snapState struct {
 	// the snapshot loop when a newer snapshot is learnt.
 	catching    atomic.Bool
 	catchUpKick chan struct{}
+	// halfMerged is set (under applyMu) when a merge stops half-way
+	// because the replica closes: no delta may be applied after it (one
+	// the snapshot covers would be applied twice); the next New finishes
+	// the merge.
+	halfMerged atomic.Bool
 
 	produced   atomic.Uint64
 	loaded     atomic.Uint64
