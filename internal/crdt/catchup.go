@@ -148,11 +148,17 @@ func (s *Datastore) mergeSnapshot(ctx context.Context, n *knownSnap) (SnapshotIn
 	info.Heads, info.Height, info.Nodes, info.Keys = r.heads, r.height, r.nodes, r.keys
 	info.Blocks, info.Bytes = 1, int64(len(raw))
 	chunks := append(append([]cid.Cid(nil), r.rows...), r.cover...)
-	n1, b1, err := s.stageChunks(ctx, chunks)
+	bounds := make([][2]string, len(r.rows)) // first and last "<ek>/" of each record chunk
+	n1, b1, err := s.stageChunks(ctx, chunks, bounds)
 	info.Blocks += n1
 	info.Bytes += b1
 	if err != nil {
 		return info, err
+	}
+	for i := 1; i < len(bounds); i++ {
+		if bounds[i][0] <= bounds[i-1][1] {
+			return info, fmt.Errorf("%w: record chunk %d does not follow chunk %d in key order", ErrInvalidSnapshot, i, i-1)
+		}
 	}
 	for _, h := range r.heads {
 		raw, err := s.store.Get(ctx, cidKey(nsMergeCover, h))
@@ -199,12 +205,13 @@ func (s *Datastore) mergeSnapshot(ctx context.Context, n *knownSnap) (SnapshotIn
 // stageChunks fetches the chunks of a snapshot to merge, SnapshotWorkers
 // at a time: each is checked and kept in the local DAG, and the nodes of
 // covered-node chunks are staged under nsMergeCover. It returns the
-// blocks and bytes fetched.
-func (s *Datastore) stageChunks(ctx context.Context, chunks []cid.Cid) (int, int64, error) {
+// blocks and bytes fetched. The first len(bounds) chunks are record
+// chunks: bounds[i] gets the first and last "<ek>/" of chunk i.
+func (s *Datastore) stageChunks(ctx context.Context, chunks []cid.Cid, bounds [][2]string) (int, int64, error) {
 	lim := s.cfg.limits()
-	todo := make(chan cid.Cid, len(chunks))
-	for _, c := range chunks {
-		todo <- c
+	todo := make(chan int, len(chunks))
+	for i := range chunks {
+		todo <- i
 	}
 	close(todo)
 	var (
@@ -215,14 +222,21 @@ func (s *Datastore) stageChunks(ctx context.Context, chunks []cid.Cid) (int, int
 	)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stage := func(c cid.Cid) error {
+	stage := func(i int) error {
+		c := chunks[i]
 		raw, err := s.fetchMerge(wctx, c)
 		if err != nil {
 			return err
 		}
-		_, nodes, err := decodeSnapChunk(raw, lim)
+		rows, nodes, err := decodeSnapChunk(raw, lim)
 		if err != nil {
 			return fmt.Errorf("chunk %s: %w", c, err)
+		}
+		if (i < len(bounds)) != (len(rows) > 0) || (i >= len(bounds) && len(nodes) == 0) {
+			return fmt.Errorf("%w: chunk %s holds the wrong kind of content", ErrInvalidSnapshot, c)
+		}
+		if len(rows) > 0 {
+			bounds[i] = [2]string{encKey(rows[0].key) + "/", encKey(rows[len(rows)-1].key) + "/"}
 		}
 		if err := s.dag.Put(wctx, c, raw); err != nil {
 			return err
@@ -250,11 +264,11 @@ func (s *Datastore) stageChunks(ctx context.Context, chunks []cid.Cid) (int, int
 	g := gorun.New()
 	for range min(s.cfg.SnapshotWorkers, max(1, len(chunks))) {
 		err := g.Go(func(context.Context) {
-			for c := range todo {
+			for i := range todo {
 				if wctx.Err() != nil {
 					return
 				}
-				if err := stage(c); err != nil {
+				if err := stage(i); err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err
@@ -319,7 +333,16 @@ func (s *Datastore) mergeLocked(ctx context.Context, root cid.Cid, r *snapRoot, 
 	}
 	if !headsDone {
 		memo := &idMemo{}
-		// 1. Keys with a row in the snapshot, one chunk per batch.
+		// 1. Keys with a row in the snapshot, one chunk per batch. Rows
+		// come in the order of "<ek>/" (checked in phase 1), that of the
+		// element and tombstone scans: the local side of each key is read
+		// by two forward scans of the state as it was before this step
+		// (each key is read before it is written).
+		loc, err := newLocalScan(ctx, s.store)
+		if err != nil {
+			return err
+		}
+		defer loc.close()
 		for i, c := range r.rows {
 			done := ds.RawKey(nsMergeDone + "/" + strconv.Itoa(i))
 			if has, err := s.store.Has(ctx, done); err != nil || has {
@@ -342,7 +365,11 @@ func (s *Datastore) mergeLocked(ctx context.Context, root cid.Cid, r *snapRoot, 
 			}
 			var events []hookEvent
 			for _, row := range rows {
-				if err := s.mergeKey(ctx, b, memo, row.key, row.elems, row.tombs, &events); err != nil {
+				rec, local, ltombs, err := loc.read(encKey(row.key) + "/")
+				if err != nil {
+					return err
+				}
+				if err := s.mergeState(ctx, b, memo, row.key, rec, local, ltombs, row.elems, row.tombs, &events); err != nil {
 					return fmt.Errorf("merge key %q: %w", truncate(row.key), err)
 				}
 				if err := b.Put(ctx, ds.RawKey(nsMergeKey+"/"+encKey(row.key)), nil); err != nil {
@@ -596,6 +623,14 @@ func (s *Datastore) mergeKey(ctx context.Context, b ds.Batch, m *idMemo, k strin
 		}
 		res.Close()
 	}
+	return s.mergeState(ctx, b, m, k, rec, local, ltombs, elems, tombs, events)
+}
+
+// mergeState is mergeKey with the local side of key k read: its record,
+// live elements and tombstones (the maps are changed).
+func (s *Datastore) mergeState(ctx context.Context, b ds.Batch, m *idMemo, k string, rec keyRecord, local map[cid.Cid]winner, ltombs map[cid.Cid]struct{}, elems []winner, tombs []cid.Cid, events *[]hookEvent) error {
+	ek := encKey(k)
+	var err error
 	inP := func(id cid.Cid) (bool, error) { return m.has(ctx, s.store, nsBlocks, id) }
 	inC := func(id cid.Cid) (bool, error) { return m.has(ctx, s.store, nsMergeCover, id) }
 	live := make(map[cid.Cid]struct{}, len(elems))
@@ -709,6 +744,84 @@ func (s *Datastore) mergeKey(ctx context.Context, b ds.Batch, m *idMemo, k strin
 		*events = append(*events, hookEvent{key: k, value: best.value})
 	}
 	return nil
+}
+
+// localScan reads the local side of keys in "<ek>/" order with two
+// forward scans (elements, tombstones), as produceLocked does.
+type localScan struct {
+	elems, tombs *scan
+}
+
+func newLocalScan(ctx context.Context, st ds.Datastore) (*localScan, error) {
+	elems, err := newScan(ctx, st, nsElems+"/", true)
+	if err != nil {
+		return nil, err
+	}
+	tombs, err := newScan(ctx, st, nsTombs+"/", false)
+	if err != nil {
+		elems.close()
+		return nil, err
+	}
+	return &localScan{elems: elems, tombs: tombs}, nil
+}
+
+func (l *localScan) close() {
+	l.elems.close()
+	l.tombs.close()
+}
+
+// read returns the record (as the live elements and tombstones imply it:
+// the winner is their best, by the store's invariant), live elements and
+// tombstones of the key whose scan prefix is ek ("<ek>/"), skipping the
+// keys before it. Calls must come in increasing ek order.
+func (l *localScan) read(ek string) (keyRecord, map[cid.Cid]winner, map[cid.Cid]struct{}, error) {
+	var rec keyRecord
+	local := map[cid.Cid]winner{}
+	ltombs := map[cid.Cid]struct{}{}
+	e := l.elems
+	for e.ok && e.ek < ek {
+		if err := e.next(); err != nil {
+			return rec, nil, nil, err
+		}
+	}
+	var best *winner
+	for e.ok && e.ek == ek {
+		p, v, err := readUvarint(e.val)
+		if err != nil {
+			return rec, nil, nil, err
+		}
+		w := winner{prio: p, id: e.id, value: append([]byte(nil), v...)}
+		local[e.id] = w
+		if best == nil || w.beats(*best) {
+			best = &w
+		}
+		if err := e.next(); err != nil {
+			return rec, nil, nil, err
+		}
+	}
+	if err := e.err(); err != nil {
+		return rec, nil, nil, err
+	}
+	t := l.tombs
+	for t.ok && t.ek < ek {
+		if err := t.next(); err != nil {
+			return rec, nil, nil, err
+		}
+	}
+	for t.ok && t.ek == ek {
+		ltombs[t.id] = struct{}{}
+		if err := t.next(); err != nil {
+			return rec, nil, nil, err
+		}
+	}
+	if err := t.err(); err != nil {
+		return rec, nil, nil, err
+	}
+	if best != nil {
+		rec.hasWinner, rec.prio, rec.id = true, best.prio, best.id
+	}
+	rec.hasTombs = len(ltombs) > 0
+	return rec, local, ltombs, nil
 }
 
 // keysWithoutRow lists the encoded keys that have a key record here but
