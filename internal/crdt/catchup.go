@@ -54,33 +54,41 @@ func (s *Datastore) farBehind() bool {
 	return n.nodes > have && n.nodes-have >= uint64(s.cfg.SnapshotCatchUpGap)
 }
 
-// catchUpTarget returns the snapshot to merge and why, or nil.
-func (s *Datastore) catchUpTarget() (*knownSnap, string) {
+// catchUpTarget returns the snapshot to merge and why, or nil. When the
+// reason is a stuck walk, need lists the stuck nodes: the snapshot is
+// merged only if it covers one of them.
+func (s *Datastore) catchUpTarget() (n *knownSnap, why string, need []cid.Cid) {
 	if !s.cfg.SnapshotCatchUp || s.snap.joining.Load() {
-		return nil, ""
+		return nil, "", nil
 	}
 	s.snap.mu.Lock()
 	n, base, failed := s.snap.newest, s.snap.base, s.snap.failed
 	s.snap.mu.Unlock()
 	if n == nil || n.root.Equals(base) || n.root.Equals(failed) {
-		return nil, ""
+		return nil, "", nil
 	}
 	if s.farBehind() {
-		return n, "far behind"
+		return n, "far behind", nil
 	}
 	_, stuck := s.proc.snapshot()
 	for _, st := range stuck {
 		if st.Attempts >= stuckAttempts {
-			return n, "stuck on " + st.Cid.String()
+			need = append(need, st.Cid)
 		}
 	}
-	return nil, ""
+	if len(need) == 0 {
+		return nil, "", nil
+	}
+	return n, fmt.Sprintf("stuck on %d node(s), %s first", len(need), need[0]), need
 }
+
+// errNotUseful: the snapshot covers none of the nodes the walk is stuck on.
+var errNotUseful = errors.New("crdt: the snapshot covers none of the stuck nodes")
 
 // maybeCatchUp merges the newest trusted snapshot when this replica is far
 // behind it or its walk is stuck. It runs on the snapshot loop.
 func (s *Datastore) maybeCatchUp(ctx context.Context) {
-	n, why := s.catchUpTarget()
+	n, why, need := s.catchUpTarget()
 	if n == nil {
 		return
 	}
@@ -91,12 +99,16 @@ func (s *Datastore) maybeCatchUp(ctx context.Context) {
 	}()
 	s.log.Info("crdt: catching up from snapshot", "root", n.root, "from", n.from, "reason", why, "snapshot nodes", n.nodes, "processed", s.nodes.Load())
 	start := time.Now()
-	info, err := s.mergeSnapshot(ctx, n)
+	info, err := s.mergeSnapshot(ctx, n, need)
 	if err != nil {
 		if ctx.Err() != nil {
 			return // closing: the next New resumes a merge that changed the state
 		}
-		s.log.Error("crdt: snapshot merge failed; walking the history instead", "root", n.root, "err", err)
+		if errors.Is(err, errNotUseful) {
+			s.log.Info("crdt: snapshot not merged: it covers none of the stuck nodes", "root", n.root)
+		} else {
+			s.log.Error("crdt: snapshot merge failed; walking the history instead", "root", n.root, "err", err)
+		}
 		s.snap.mu.Lock()
 		s.snap.failed = n.root
 		s.snap.mu.Unlock()
@@ -122,11 +134,12 @@ func (s *Datastore) fetchMerge(ctx context.Context, c cid.Cid) ([]byte, error) {
 }
 
 // mergeSnapshot merges snapshot n into this replica's state. Phase 1
-// (no lock; the replica keeps working): fetch and check every block of
-// the snapshot, keep them in the local DAG and stage the covered nodes.
-// Phase 2 (under the apply lock, local only): merge every key, then
-// record the covered nodes, heads and counters.
-func (s *Datastore) mergeSnapshot(ctx context.Context, n *knownSnap) (SnapshotInfo, error) {
+// (no lock: local writes go on; the workers wait): fetch and check every
+// block of the snapshot, keep them in the local DAG and stage the covered
+// nodes; with need, stop there (errNotUseful) unless one of those nodes
+// is covered. Phase 2 (under the apply lock, local only): merge every
+// key, then record the covered nodes, heads and counters.
+func (s *Datastore) mergeSnapshot(ctx context.Context, n *knownSnap, need []cid.Cid) (SnapshotInfo, error) {
 	info := SnapshotInfo{Root: n.root, From: n.from}
 	lim := s.cfg.limits()
 	for _, p := range []string{nsMergeCover, nsMergeDone, nsMergeKey} {
@@ -167,6 +180,19 @@ func (s *Datastore) mergeSnapshot(ctx context.Context, n *knownSnap) (SnapshotIn
 		}
 		if p, _, err := readUvarint(raw); err != nil || p > r.height {
 			return info, fmt.Errorf("%w: head %s priority above height %d", ErrInvalidSnapshot, h, r.height)
+		}
+	}
+	if len(need) > 0 {
+		useful := false
+		for _, c := range need {
+			has, err := s.store.Has(ctx, cidKey(nsMergeCover, c))
+			if err != nil {
+				return info, err
+			}
+			useful = useful || has
+		}
+		if !useful {
+			return info, errNotUseful
 		}
 	}
 	if err := s.store.Put(ctx, cidKey(nsSnapBlocks, n.root), nil); err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	cid "github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
 	peer "github.com/libp2p/go-libp2p/core/peer"
@@ -402,4 +403,46 @@ func TestSnapshotCatchUpInvalidSnapshot(t *testing.T) {
 	got, err := p0.Get(ctx, key(2))
 	require.NoError(t, err)
 	require.Equal(t, "p1 offline", string(got))
+}
+
+// A walk stuck on a node that the newest snapshot does not cover (here a
+// head nobody has) does not make the replica merge that snapshot: it
+// fetches the snapshot's blocks once, sees the node is not covered,
+// changes nothing and does not try that snapshot again.
+func TestSnapshotCatchUpStuckNotCovered(t *testing.T) {
+	ctx := context.Background()
+	cfg := fastCfg()
+	cfg.SnapshotCatchUp = true
+	cfg.SnapshotWait = 100 * time.Millisecond
+	c := newCluster(t, 2, 1, cfg)
+	p0, p1 := c.rs[0], c.rs[1]
+	writeBatches(t, p0, 0, 50, 5, pinValue)
+	waitFor(t, 20*time.Second, "synced", func() bool { return synced(t, c.rs) })
+	ghost := rawCid(t, []byte("a block nobody has"))
+	heads, err := crdt.EncodeMessage([]cid.Cid{ghost})
+	require.NoError(t, err)
+	c.bus.Inject("p0", "p1", heads)
+	waitFor(t, 20*time.Second, "p1 stuck", func() bool {
+		for _, st := range p1.Stats().Stuck {
+			if st.Cid.Equals(ghost) && st.Attempts >= 3 {
+				return true
+			}
+		}
+		return false
+	})
+	info, err := p0.Snapshot(ctx)
+	require.NoError(t, err)
+	waitFor(t, 20*time.Second, "p1 fetched the snapshot's chunks", func() bool {
+		st := p1.Stats()
+		return st.SnapshotChunks > 0 && !st.CatchingUp
+	})
+	chunks := p1.Stats().SnapshotChunks
+	require.EqualValues(t, info.Blocks-1, chunks)
+	sent := p1.Stats().SentBroadcasts
+	waitFor(t, 20*time.Second, "ten more rebroadcast intervals", func() bool { return p1.Stats().SentBroadcasts >= sent+10 })
+	st := p1.Stats()
+	require.Zero(t, st.SnapshotsMerged)
+	require.Equal(t, chunks, st.SnapshotChunks, "the snapshot was fetched once, not tried again")
+	require.NotEmpty(t, st.Stuck)
+	require.True(t, converged(t, c.rs))
 }

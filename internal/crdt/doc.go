@@ -172,10 +172,12 @@
 //     far behind or merging, heads are ignored (the next rebroadcast
 //     brings them) and the workers hold their nodes, so it does not
 //     replay what the snapshot holds.
-//   - Stuck: a node of its walk failed to fetch 3 times (Stats.Stuck) and
-//     a trusted snapshot newer than its own is known. That is what a
-//     replica that was not live when the others compacted sees: the
-//     blocks it needs are gone, the snapshot covers them.
+//   - Stuck: a node of its walk failed to fetch 3 times (Stats.Stuck), a
+//     trusted snapshot newer than its own is known, and it covers one of
+//     the stuck nodes (checked once its blocks are fetched, before the
+//     state changes; a snapshot that covers none is not tried again).
+//     That is what a replica that was not live when the others compacted
+//     sees: the blocks it needs are gone, the snapshot covers them.
 //
 // The merge gives the state of P ∪ C, P this replica's processed nodes
 // and C the snapshot's covered ones, exactly what applying every delta of
@@ -184,9 +186,10 @@
 // hold live, or whose id it holds a tombstone of; P likewise), so this
 // replica's own writes, acknowledged or not yet sent, are kept, with CRDT
 // semantics (TestSnapshotCatchUpFarBehind checks the result against
-// replicas that replayed). Phase 1, while the replica keeps working:
-// every block of the snapshot is fetched, checked and kept in the local
-// DAG (so the replica serves it), and C is staged in the datastore. Phase
+// replicas that replayed). Phase 1, while local writes go on (the
+// workers wait): every block of the snapshot is fetched, checked and kept
+// in the local DAG (so the replica serves it), and C is staged in the
+// datastore. Phase
 // 2, under the apply lock (local writes and remote applies wait, as for
 // producing a snapshot) and without network access: each key with a row
 // is merged, one chunk per batch, its local side read by forward scans of
