@@ -346,10 +346,11 @@ type Stats struct {
 	FetchErrors        uint64 // failed DAG fetch attempts
 	Dirty              bool   // true while the journal is not empty
 	// Stuck lists the nodes whose fetch failed; they are retried with
-	// backoff. With SnapshotCatchUp, a node that failed 3 times while a
-	// trusted snapshot newer than this replica's own is known (a node
-	// compacted away, typically) makes the replica merge that snapshot,
-	// after which the nodes it covers leave this list.
+	// backoff. With SnapshotCatchUp, when a node failed 3 times (a node
+	// compacted away, typically) and a trusted snapshot newer than this
+	// replica's own covers it, the replica merges that snapshot, after
+	// which the nodes it covers leave this list (see the package doc,
+	// "Catch-up").
 	Stuck             []StuckNode
 	Joining           bool    // fresh replica catching up from a snapshot (waiting for or loading one)
 	CatchingUp        bool    // replica with state merging a snapshot (far behind or stuck)
