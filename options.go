@@ -572,10 +572,13 @@ func WithExpiryInterval(d time.Duration) Option {
 // peer announced instead of replaying the whole history; at start it asks
 // the peers for their newest snapshot and waits up to 3 s for an answer
 // (less when a trusted peer answers that it knows none), and local pins
-// wait with it. deltas 0 turns snapshots and catch-up off.
+// wait with it. A peer with history that is far behind (the newest
+// snapshot covers 10,000 deltas more than it has) or whose catch-up needs
+// deltas deleted by compaction merges that snapshot into its state,
+// keeping its own pins. deltas 0 turns snapshots and catch-up off.
 // With compact, deltas below a snapshot that every live peer acknowledged
-// are deleted from the blockstore; a peer that was offline meanwhile must
-// then be emptied to rejoin (by snapshot). See also
+// are deleted from the blockstore; a peer that was offline meanwhile
+// recovers by itself from the snapshot, as above. See also
 // WithSnapshotInterval. Conflicts with WithConsensus. Default: every
 // 10,000 deltas, no compaction.
 func WithSnapshots(deltas int, compact bool) Option {

@@ -185,6 +185,9 @@ func (s *Datastore) commitDelta(ctx context.Context, ops []op) error {
 
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
+	if s.snap.halfMerged.Load() {
+		return fmt.Errorf("snapshot merge interrupted: %w", ErrClosed)
+	}
 	d := &Delta{}
 	removeBytes := 0
 	for _, k := range keys {

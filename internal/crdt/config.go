@@ -28,6 +28,7 @@ const (
 	DefaultSnapshotWorkers      = 8
 	DefaultSnapshotWait         = 3 * time.Second
 	DefaultCompactInterval      = 10 * time.Second
+	DefaultSnapshotCatchUpGap   = 10_000
 )
 
 // Config configures a Datastore. The zero value is a working configuration
@@ -127,7 +128,21 @@ type Config struct {
 	// waits up to SnapshotWait for an announcement, loads the newest one
 	// it hears, then walks only the deltas above it. Local writes wait
 	// until then. Default false: replay the history.
+	//
+	// It also lets a replica that has state catch up from a trusted
+	// snapshot by merging it into its state (see the package doc,
+	// "Catch-up"): when the snapshot covers at least SnapshotCatchUpGap
+	// nodes more than this replica has processed (far behind), or when a
+	// node of its walk stays unfetchable (history compacted away).
 	SnapshotCatchUp bool
+
+	// SnapshotCatchUpGap is when a replica with state and SnapshotCatchUp
+	// counts as far behind: a trusted snapshot covers at least this many
+	// more DAG nodes than it has processed, so replaying would fetch and
+	// apply at least that many deltas one by one, while merging the
+	// snapshot costs about a fetch per chunk and a pass over its keys
+	// (BenchmarkSnapshotCatchUp compares the two). Default: 10,000.
+	SnapshotCatchUpGap int
 
 	// SnapshotWait is how long a fresh replica with SnapshotCatchUp waits
 	// for a snapshot announcement before replaying the history instead
@@ -176,9 +191,10 @@ type Config struct {
 	ValidateValue func(key string, value []byte) error
 
 	// SnapshotHook, if not nil, is called after this replica has
-	// produced a snapshot (info.From empty) or finished loading one. When
-	// a snapshot is loaded, PutHook has already been called for every key
-	// it set. Must not write to the Datastore.
+	// produced a snapshot (info.From empty) or finished loading or merging
+	// one. When a snapshot is loaded, PutHook has already been called for
+	// every key it set; when merged, PutHook and DeleteHook for every key
+	// whose visible value it changed. Must not write to the Datastore.
 	SnapshotHook func(info SnapshotInfo)
 }
 
@@ -227,6 +243,7 @@ func (c Config) withDefaults() (Config, error) {
 		{&c.QueueSize, DefaultQueueSize, "QueueSize"},
 		{&c.SnapshotChunkSize, DefaultSnapshotChunkSize, "SnapshotChunkSize"},
 		{&c.SnapshotWorkers, DefaultSnapshotWorkers, "SnapshotWorkers"},
+		{&c.SnapshotCatchUpGap, DefaultSnapshotCatchUpGap, "SnapshotCatchUpGap"},
 	}
 	for _, i := range ints {
 		if *i.p == 0 {

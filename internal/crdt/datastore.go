@@ -95,6 +95,9 @@ func New(ctx context.Context, store ds.Batching, dag DAG, bc Broadcaster, cfg Co
 	if err != nil {
 		return nil, fmt.Errorf("crdt: new: %w", err)
 	}
+	if err := s.resumeMerge(ctx); err != nil {
+		return nil, fmt.Errorf("crdt: new: %w", err)
+	}
 	starts := []func(context.Context){s.commitLoop, s.receiveLoop, s.broadcastLoop, s.scheduleLoop, s.snapshotLoop}
 	if join {
 		s.snap.joining.Store(true)
@@ -328,27 +331,35 @@ type StuckNode struct {
 
 // Stats is a snapshot of a replica's counters.
 type Stats struct {
-	Heads              int         // current heads
-	Height             uint64      // highest priority among heads
-	DAGNodes           uint64      // processed DAG nodes (local and remote)
-	LocalDeltas        uint64      // deltas written by this replica since New
-	RemoteNodes        uint64      // remote nodes applied since New
-	QueuedJobs         int64       // nodes in the durable journal (to fetch/apply)
-	InFlight           int         // nodes being fetched or waiting for a retry
-	RejectedNodes      uint64      // nodes rejected (undecodable, limits, priority)
-	ReceivedBroadcasts uint64      // broadcast messages received
-	IgnoredBroadcasts  uint64      // broadcast messages dropped as malformed/over limits
-	SentBroadcasts     uint64      // broadcast messages sent
-	Fetches            uint64      // DAG fetch attempts
-	FetchErrors        uint64      // failed DAG fetch attempts
-	Dirty              bool        // true while the journal is not empty
-	Stuck              []StuckNode // nodes whose fetch failed and are retried with backoff
-	Joining            bool        // catching up from a snapshot (waiting for or loading one)
-	SnapshotsProduced  uint64      // snapshots produced since New
-	SnapshotsLoaded    uint64      // snapshots loaded since New (0 or 1)
-	SnapshotChunks     uint64      // snapshot chunks loaded since New
-	CompactedBlocks    uint64      // blocks deleted by compaction since New
-	NewestSnapshot     cid.Cid     // newest snapshot known (cid.Undef if none)
+	Heads              int    // current heads
+	Height             uint64 // highest priority among heads
+	DAGNodes           uint64 // processed DAG nodes (local and remote)
+	LocalDeltas        uint64 // deltas written by this replica since New
+	RemoteNodes        uint64 // remote nodes applied since New
+	QueuedJobs         int64  // nodes in the durable journal (to fetch/apply)
+	InFlight           int    // nodes being fetched or waiting for a retry
+	RejectedNodes      uint64 // nodes rejected (undecodable, limits, priority)
+	ReceivedBroadcasts uint64 // broadcast messages received
+	IgnoredBroadcasts  uint64 // broadcast messages dropped as malformed/over limits
+	SentBroadcasts     uint64 // broadcast messages sent
+	Fetches            uint64 // DAG fetch attempts
+	FetchErrors        uint64 // failed DAG fetch attempts
+	Dirty              bool   // true while the journal is not empty
+	// Stuck lists the nodes whose fetch failed; they are retried with
+	// backoff. With SnapshotCatchUp, when a node failed 3 times (a node
+	// compacted away, typically) and a trusted snapshot newer than this
+	// replica's own covers it, the replica merges that snapshot, after
+	// which the nodes it covers leave this list (see the package doc,
+	// "Catch-up").
+	Stuck             []StuckNode
+	Joining           bool    // fresh replica catching up from a snapshot (waiting for or loading one)
+	CatchingUp        bool    // replica with state merging a snapshot (far behind or stuck)
+	SnapshotsProduced uint64  // snapshots produced since New
+	SnapshotsLoaded   uint64  // snapshots loaded by a fresh replica since New (0 or 1)
+	SnapshotsMerged   uint64  // snapshots merged into a replica with state since New (catch-up)
+	SnapshotChunks    uint64  // snapshot chunks fetched by loads and merges since New
+	CompactedBlocks   uint64  // blocks deleted by compaction since New
+	NewestSnapshot    cid.Cid // newest snapshot known (cid.Undef if none)
 }
 
 // Stats returns current counters.
@@ -372,6 +383,8 @@ func (s *Datastore) Stats() Stats {
 	st.Joining = s.snap.joining.Load()
 	st.SnapshotsProduced = s.snap.produced.Load()
 	st.SnapshotsLoaded = s.snap.loaded.Load()
+	st.SnapshotsMerged = s.snap.merged.Load()
+	st.CatchingUp = s.snap.catching.Load()
 	st.SnapshotChunks = s.snap.chunksDone.Load()
 	st.CompactedBlocks = s.snap.compactedN.Load()
 	s.snap.mu.Lock()

@@ -128,6 +128,20 @@ func (p *processor) retry(c cid.Cid, err error, min, max time.Duration) {
 	p.wake()
 }
 
+// retryNow makes every node waiting for a retry due at once (after a
+// snapshot merge, most of them are known now).
+func (p *processor) retryNow() {
+	p.mu.Lock()
+	now := time.Now()
+	for _, r := range p.retries {
+		if r.next.After(now) && r.next.Sub(now) < time.Hour/2 { // not already queued
+			r.next = now
+		}
+	}
+	p.mu.Unlock()
+	p.wake()
+}
+
 func (p *processor) snapshot() (int, []StuckNode) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -217,9 +231,31 @@ func (s *Datastore) workerLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case c := <-s.proc.jobs:
+			if !s.awaitCatchUp(ctx) {
+				return // closing: the journal keeps c
+			}
 			s.processNode(ctx, c)
 		}
 	}
+}
+
+// awaitCatchUp holds a worker while this replica is far behind a snapshot
+// or merging one: walking down now would replay what the snapshot holds.
+// It returns false when ctx ends.
+func (s *Datastore) awaitCatchUp(ctx context.Context) bool {
+	if !s.snap.catching.Load() && !s.farBehind() {
+		return true
+	}
+	t := time.NewTicker(min(s.cfg.RebroadcastInterval, 100*time.Millisecond))
+	defer t.Stop()
+	for s.snap.catching.Load() || s.farBehind() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
 }
 
 // processNode fetches, checks and applies one node, and journals its
@@ -287,6 +323,9 @@ func (s *Datastore) processNode(ctx context.Context, c cid.Cid) {
 // applyRemote checks d's priority against what is known and applies it.
 // A *NodeError means d is invalid. Called under applyMu.
 func (s *Datastore) applyRemote(ctx context.Context, c cid.Cid, d *Delta) ([]cid.Cid, error) {
+	if s.snap.halfMerged.Load() {
+		return nil, fmt.Errorf("apply %s: snapshot merge interrupted: %w", c, ErrClosed)
+	}
 	if known, err := s.store.Has(ctx, cidKey(nsBlocks, c)); err != nil || known {
 		if err == nil {
 			err = s.dropPending(ctx, c)
@@ -421,6 +460,12 @@ func (s *Datastore) receiveLoop(ctx context.Context) {
 			// rebroadcast, once the snapshot is loaded. (Heads say nothing
 			// about snapshots: pubsub may deliver them seconds late, so
 			// the join handshake asks instead.)
+			continue
+		}
+		if s.snap.catching.Load() || s.farBehind() {
+			// Catching up from a snapshot (merging it, or about to): the
+			// heads come again once it is merged; walking down now would
+			// replay what the snapshot holds.
 			continue
 		}
 		heads, err := DecodeMessage(msg.Data, s.cfg.MaxHeadsPerBroadcast)

@@ -100,8 +100,25 @@ type snapState struct {
 	replyTo   [][]byte
 	replyKick chan struct{}
 
+	// base is the newest snapshot this replica produced, loaded or
+	// merged: merging it again would change nothing. failed is the last
+	// snapshot whose merge failed (not tried again). Both under mu.
+	base   cid.Cid
+	failed cid.Cid
+	// catching is set while a snapshot is merged into a replica that has
+	// state (catch-up of a far-behind or stuck replica); catchUpKick wakes
+	// the snapshot loop when a newer snapshot is learnt.
+	catching    atomic.Bool
+	catchUpKick chan struct{}
+	// halfMerged is set (under applyMu) when a merge stops half-way
+	// because the replica closes: no delta may be applied after it (one
+	// the snapshot covers would be applied twice); the next New finishes
+	// the merge.
+	halfMerged atomic.Bool
+
 	produced   atomic.Uint64
 	loaded     atomic.Uint64
+	merged     atomic.Uint64
 	compactedN atomic.Uint64
 	chunksDone atomic.Uint64 // chunks loaded by the current/last join
 }
@@ -115,6 +132,7 @@ func (s *Datastore) initSnap(ctx context.Context) (resume cid.Cid, join bool, er
 	ss.annCh = make(chan announced, 64)
 	ss.noSnap = make(chan struct{}, 1)
 	ss.replyKick = make(chan struct{}, 1)
+	ss.catchUpKick = make(chan struct{}, 1)
 	ss.nonce = make([]byte, JoinNonceSize)
 	if _, err := crand.Read(ss.nonce); err != nil {
 		return cid.Undef, false, fmt.Errorf("join nonce: %w", err)
@@ -125,7 +143,7 @@ func (s *Datastore) initSnap(ctx context.Context) (resume cid.Cid, join bool, er
 			return cid.Undef, false, err
 		}
 		k.at = time.Now()
-		ss.newest = k
+		ss.newest, ss.base = k, k.root
 	} else if !errors.Is(err, ds.ErrNotFound) {
 		return cid.Undef, false, err
 	}
@@ -252,7 +270,12 @@ func (s *Datastore) handleAnnouncement(ctx context.Context, from peer.ID, data [
 		}
 		return
 	}
-	s.learn(ctx, &knownSnap{root: a.Root, height: a.Height, nodes: a.Nodes, from: from, at: time.Now()}, false)
+	if s.learn(ctx, &knownSnap{root: a.Root, height: a.Height, nodes: a.Nodes, from: from, at: time.Now()}, false) {
+		select {
+		case s.snap.catchUpKick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // announcement returns the message announcing the newest known snapshot,
@@ -334,6 +357,7 @@ func (s *Datastore) Snapshot(ctx context.Context) (SnapshotInfo, error) {
 	if s.snap.newest != nil && s.snap.newest.root.Equals(k.root) {
 		s.snap.acked = true
 	}
+	s.snap.base = k.root
 	s.snap.mu.Unlock()
 	s.snap.produced.Add(1)
 	s.log.Info("crdt: snapshot produced", "root", info.Root, "height", info.Height, "nodes", info.Nodes, "keys", info.Keys, "bytes", info.Bytes)
@@ -982,7 +1006,7 @@ func (s *Datastore) finishLoad(ctx context.Context, r *snapRoot, root cid.Cid, f
 	s.headsMu.Unlock()
 	s.nodes.Store(nodes)
 	s.snap.mu.Lock()
-	s.snap.newest, s.snap.acked, s.snap.triggerAt = k, true, time.Time{}
+	s.snap.newest, s.snap.acked, s.snap.triggerAt, s.snap.base = k, true, time.Time{}, root
 	s.snap.mu.Unlock()
 	return nil
 }
@@ -1043,8 +1067,12 @@ func (s *Datastore) snapshotLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-s.snap.catchUpKick:
+			s.maybeCatchUp(ctx)
+			continue
 		case <-t.C:
 		}
+		s.maybeCatchUp(ctx)
 		s.refreshAck(ctx)
 		s.maybeProduce(ctx)
 		if time.Since(lastCompact) >= s.cfg.CompactInterval {
