@@ -432,6 +432,12 @@ func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude 
 	existing, err := st.Get(ctx, ci)
 	switch {
 	case err == nil:
+		if existing.MaxDepth != 0 && pin.MaxDepth == 0 {
+			// As IPFS Cluster: the IPFS nodes would keep the recursive
+			// pin, and the state would lie about it.
+			return Pin{}, &ValidationError{Field: "mode", Err: ErrModeDowngrade,
+				Detail: fmt.Sprintf("%s is pinned recursively; unpin it before pinning it directly", ci)}
+		}
 		current = existing.Allocations
 		pin.Timestamp = existing.Timestamp
 	case !errors.Is(err, ErrNotFound):

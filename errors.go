@@ -56,6 +56,12 @@ var (
 	// ErrUnknownMode is returned (inside a *ValidationError) for a pin mode
 	// other than recursive or direct.
 	ErrUnknownMode = errors.New("pincluster: unknown pin mode")
+	// ErrModeDowngrade is returned (inside a *ValidationError) by
+	// Cluster.Pin for a direct pin of a CID pinned recursively: as in IPFS
+	// Cluster, a recursive pin is never downgraded (unpin it first). The
+	// opposite, direct to recursive, is an upgrade that every holder
+	// applies.
+	ErrModeDowngrade = errors.New("pincluster: cannot downgrade a recursive pin to direct")
 	// ErrTooManyOrigins is returned (inside a *ValidationError) for more
 	// than MaxOrigins origins.
 	ErrTooManyOrigins = errors.New("pincluster: too many origins")
