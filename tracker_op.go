@@ -42,7 +42,7 @@ type opTracker struct {
 
 	// reloadMu serialises reloads of held.
 	reloadMu sync.Mutex
-	mu sync.RWMutex
+	mu       sync.RWMutex
 	// held maps each CID the node pins directly or recursively to how
 	// it is pinned (IPFSPinStatusDirect or IPFSPinStatusRecursive): a
 	// pin asking for more than the node holds (recursive over a direct
