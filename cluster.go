@@ -399,21 +399,30 @@ func (c *Cluster) normalise(opts PinOptions) (PinOptions, error) {
 // fills the cluster defaults (WithReplication), allocates peers from the
 // monitor's latest metrics (user allocations first, current allocations
 // kept) and logs the pin with the consensus. It returns once the pin is
-// durable (CRDT: in the local store; Raft: committed). Pinning a CID again
-// with the same options keeps its allocations.
+// durable (CRDT: in the local store; Raft: committed).
+//
+// Pinning a CID again keeps its allocations while enough of them are live
+// (the re-pin rule of AllocatePeers, IPFS Cluster's), and logs nothing when
+// nothing changed. With opts.PinUpdate set to a pinned CID, a new pin starts
+// from that pin's allocations in the same way. A recursive pin is never
+// downgraded to direct (a *ValidationError wrapping ErrModeDowngrade); a
+// direct pin pinned again recursively is upgraded on every holder.
 func (c *Cluster) Pin(ctx context.Context, ci cid.Cid, opts PinOptions) (Pin, error) {
 	if err := c.writable("pin"); err != nil {
 		return Pin{}, err
 	}
 	ctx, end := c.span(ctx, "Cluster.Pin")
-	pin, err := c.pin(ctx, ci, opts, nil)
+	pin, err := c.pin(ctx, ci, opts, nil, false)
 	end(err)
 	return pin, err
 }
 
-// pin makes and logs the pin; exclude lists peers that must not be
-// allocated (a lost peer during repinning).
-func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude []peer.ID) (Pin, error) {
+// pin makes and logs the pin. exclude lists peers that must not be
+// allocated anew (a lost peer during repinning: AllocationRequest.Exclude);
+// with remove set they are also taken out of the allocations (a removed
+// peer: AllocationRequest.Remove). With exclude, pin re-places an existing
+// pin and never creates one.
+func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude []peer.ID, remove bool) (Pin, error) {
 	if !ci.Defined() {
 		return Pin{}, &ValidationError{Field: "cid", Err: ErrInvalidCID, Detail: "undefined"}
 	}
@@ -447,17 +456,30 @@ func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude 
 		// bring it back.
 		return Pin{}, fmt.Errorf("pincluster: repin %s: %w", ci, err)
 	}
+	if !existing.Defined() && opts.PinUpdate.Defined() && len(exclude) == 0 {
+		// An update starts from the old version's allocations, which
+		// hold most of the data: only the difference moves.
+		if old, err := st.Get(ctx, opts.PinUpdate); err == nil {
+			current = old.Allocations
+		} else if !errors.Is(err, ErrNotFound) {
+			return Pin{}, fmt.Errorf("pincluster: pin %s: update from %s: %w", ci, opts.PinUpdate, err)
+		}
+	}
 	if len(exclude) > 0 && !slices.ContainsFunc(existing.Allocations, func(p peer.ID) bool { return slices.Contains(exclude, p) }) {
 		return existing, nil // already moved away from the excluded peers
 	}
 	if !pin.IsPinEverywhere() {
-		allocs, err := c.allocate(ctx, ci, opts, current, exclude)
+		var removed []peer.ID
+		if remove {
+			removed = exclude
+		}
+		allocs, err := c.allocate(ctx, ci, opts, current, exclude, removed)
 		if err != nil {
 			return Pin{}, fmt.Errorf("pincluster: pin %s: %w", ci, err)
 		}
 		pin.Allocations = allocs
 	}
-	if existing.Defined() && len(exclude) == 0 && existing.Equal(pin) {
+	if existing.Defined() && existing.Equal(pin) {
 		return existing, nil // same pin, same allocations: nothing to log
 	}
 	if err := pin.Validate(); err != nil {
@@ -522,9 +544,11 @@ func (c *Cluster) UnpinPath(ctx context.Context, path string) (Pin, error) {
 }
 
 // PinUpdate pins to with the options of the existing pin of from (opts
-// fields that are set override them), with the same allocations where
-// possible and PinUpdate set to from so that the allocated peers fetch only
-// the difference. The pin of from is kept; unpin it separately if wanted.
+// fields that are set override them) and PinUpdate set to from, so that
+// the allocated peers fetch only the difference. Like a Pin whose
+// PinOptions.PinUpdate names from, it starts from the allocations of from
+// and keeps them by the re-pin rule of AllocatePeers. The pin of from is
+// kept; unpin it separately if wanted.
 func (c *Cluster) PinUpdate(ctx context.Context, from, to cid.Cid, opts PinOptions) (Pin, error) {
 	if err := c.writable("pin update"); err != nil {
 		return Pin{}, err
@@ -556,11 +580,6 @@ func (c *Cluster) PinUpdate(ctx context.Context, from, to cid.Cid, opts PinOptio
 	}
 	if len(opts.UserAllocations) > 0 {
 		merged.UserAllocations = opts.UserAllocations
-	} else if len(old.Allocations) > 0 {
-		merged.UserAllocations = old.Allocations // keep the data where it is
-		if merged.ReplicationMax > 0 && len(merged.UserAllocations) > merged.ReplicationMax {
-			merged.UserAllocations = merged.UserAllocations[:merged.ReplicationMax]
-		}
 	}
 	if len(opts.Origins) > 0 {
 		merged.Origins = opts.Origins

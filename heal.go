@@ -111,7 +111,7 @@ func (c *Cluster) repinFrom(ctx context.Context, lost peer.ID) {
 		if !slices.Contains(pin.Allocations, lost) || responsibleFor(pin.Cid, alive) != self {
 			continue
 		}
-		if _, err := c.pin(ctx, pin.Cid, pin.PinOptions, []peer.ID{lost}); errors.Is(err, ErrNotFound) {
+		if _, err := c.pin(ctx, pin.Cid, pin.PinOptions, []peer.ID{lost}, false); errors.Is(err, ErrNotFound) {
 			continue // unpinned meanwhile
 		} else if err != nil {
 			c.log.Warn("repin failed", "cid", pin.Cid, "lost", lost, "err", err)

@@ -2,9 +2,13 @@ package pincluster_test
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
+	cid "github.com/ipfs/go-cid"
+	peer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pincluster/pincluster"
@@ -75,4 +79,100 @@ func TestSemanticsPinModeUpgrade(t *testing.T) {
 	pin, err := c.Peer(2).PinGet(ctx, ci)
 	require.NoError(t, err)
 	require.Equal(t, pincluster.PinModeRecursive, pin.Mode, "the refused downgrade changed nothing")
+}
+
+// livePeers waits until peer p's monitor sees exactly n live peers.
+func waitLive(t *testing.T, c *clustertest.Cluster, p *clustertest.Peer, n int) {
+	t.Helper()
+	c.WaitFor(fmt.Sprintf("peer %d sees %d live peers", p.Index, n), 30*time.Second, func() bool {
+		return len(p.Metrics(t.Context(), pincluster.MetricPing)) == n
+	})
+}
+
+// ids returns the IDs of the peers with the given indexes.
+func ids(c *clustertest.Cluster, idx ...int) []peer.ID {
+	var out []peer.ID
+	for _, i := range idx {
+		out = append(out, c.Peer(i).ID())
+	}
+	return out
+}
+
+// Pinning again keeps the allocations while the live ones meet the
+// minimum (IPFS Cluster's rule), also with user allocations; below the
+// minimum the live ones stay and the best candidates are added.
+func TestSemanticsRepinKeepsAllocations(t *testing.T) {
+	c := clustertest.NewCluster(t, 5)
+	ctx := t.Context()
+	wide := pincluster.PinOptions{ReplicationMin: 1, ReplicationMax: 5}
+	user := pincluster.PinOptions{ReplicationMin: 2, ReplicationMax: 3, UserAllocations: ids(c, 1, 2, 3)}
+	short := pincluster.PinOptions{ReplicationMin: 2, ReplicationMax: 3, UserAllocations: ids(c, 2, 3, 4)}
+	ciWide, ciUser, ciShort := testCID(t, "keep-wide"), testCID(t, "keep-user"), testCID(t, "keep-short")
+	pWide, err := c.Peer(0).Pin(ctx, ciWide, wide)
+	require.NoError(t, err)
+	require.Len(t, pWide.Allocations, 5)
+	pUser, err := c.Peer(0).Pin(ctx, ciUser, user)
+	require.NoError(t, err)
+	require.Equal(t, ids(c, 1, 2, 3), pUser.Allocations)
+	_, err = c.Peer(0).Pin(ctx, ciShort, short)
+	require.NoError(t, err)
+
+	c.Stop(3)
+	c.Stop(4)
+	for _, p := range c.Running() {
+		waitLive(t, c, p, 3)
+	}
+
+	again, err := c.Peer(0).Pin(ctx, ciWide, wide)
+	require.NoError(t, err)
+	require.Equal(t, pWide.Allocations, again.Allocations, "3 live of 5 meet min 1: allocations kept")
+	again, err = c.Peer(1).Pin(ctx, ciUser, user)
+	require.NoError(t, err)
+	require.Equal(t, ids(c, 1, 2, 3), again.Allocations, "2 live of [1 2 3] meet min 2: allocations kept")
+	again, err = c.Peer(2).Pin(ctx, ciShort, short)
+	require.NoError(t, err)
+	require.Len(t, again.Allocations, 3, "1 live of [2 3 4] is below min 2: re-allocated up to max")
+	require.Equal(t, c.Peer(2).ID(), again.Allocations[0], "the live user allocation stays first")
+	require.ElementsMatch(t, ids(c, 0, 1, 2), again.Allocations, "only live peers are added")
+	for _, ci := range []cid.Cid{ciWide, ciUser} {
+		pin, err := c.Peer(2).PinGet(ctx, ci)
+		require.NoError(t, err)
+		require.Len(t, pin.Allocations, map[bool]int{true: 5, false: 3}[ci == ciWide], "self-healing kept them too")
+	}
+}
+
+// A pin naming PinUpdate starts from the old pin's allocations, even where
+// the allocator would choose other peers for a new pin.
+func TestSemanticsPinUpdateReusesAllocations(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Setup{N: 5, ConfigureMock: func(i int, m *clustertest.MockConnector) {
+		if i >= 3 {
+			m.SetStorageMax(1 << 30) // the fullest peers: never a fresh choice
+		}
+	}})
+	ctx := t.Context()
+	from, to, fresh := testCID(t, "update-from"), testCID(t, "update-to"), testCID(t, "update-fresh")
+	rf := pincluster.PinOptions{ReplicationMin: 2, ReplicationMax: 2}
+	withUser := rf
+	withUser.UserAllocations = ids(c, 3, 4)
+	old, err := c.Peer(0).Pin(ctx, from, withUser)
+	require.NoError(t, err)
+	require.Equal(t, ids(c, 3, 4), old.Allocations)
+	c.WaitFor("peer 1 sees the old pin", 10*time.Second, func() bool {
+		_, err := c.Peer(1).PinGet(ctx, from)
+		return err == nil
+	})
+	p, err := c.Peer(1).Pin(ctx, fresh, rf)
+	require.NoError(t, err)
+	require.NotContains(t, p.Allocations, c.Peer(3).ID(), "a fresh pin avoids the full peers")
+	require.NotContains(t, p.Allocations, c.Peer(4).ID(), "a fresh pin avoids the full peers")
+
+	upd := rf
+	upd.PinUpdate = from
+	p, err = c.Peer(1).Pin(ctx, to, upd)
+	require.NoError(t, err)
+	require.Equal(t, ids(c, 3, 4), p.Allocations, "the update lands where the old version is")
+	require.Empty(t, p.UserAllocations)
+	c.WaitFor("the new version pinned on the old holders", 20*time.Second, func() bool {
+		return slices.Equal(holders(c, to), sorted(ids(c, 3, 4)))
+	})
 }
