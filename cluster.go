@@ -406,10 +406,16 @@ func (c *Cluster) normalise(opts PinOptions) (PinOptions, error) {
 // nothing changed. With opts.PinUpdate set to a pinned CID, a new pin starts
 // from that pin's allocations in the same way. A recursive pin is never
 // downgraded to direct (a *ValidationError wrapping ErrModeDowngrade); a
-// direct pin pinned again recursively is upgraded on every holder.
+// direct pin pinned again recursively is upgraded on every holder. An
+// ExpireAt that is not in the future is refused (a *ValidationError with
+// Field "expire_at", wrapping ErrExpired).
 func (c *Cluster) Pin(ctx context.Context, ci cid.Cid, opts PinOptions) (Pin, error) {
 	if err := c.writable("pin"); err != nil {
 		return Pin{}, err
+	}
+	if now := time.Now(); !opts.ExpireAt.IsZero() && !opts.ExpireAt.After(now) {
+		return Pin{}, &ValidationError{Field: "expire_at", Err: ErrExpired,
+			Detail: fmt.Sprintf("%s is not after now (%s)", opts.ExpireAt.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))}
 	}
 	ctx, end := c.span(ctx, "Cluster.Pin")
 	pin, err := c.pin(ctx, ci, opts, nil, false)

@@ -62,6 +62,10 @@ var (
 	// opposite, direct to recursive, is an upgrade that every holder
 	// applies.
 	ErrModeDowngrade = errors.New("pincluster: cannot downgrade a recursive pin to direct")
+	// ErrExpired is returned (inside a *ValidationError with Field
+	// "expire_at") by Cluster.Pin for an ExpireAt that is not in the
+	// future, as IPFS Cluster refuses it.
+	ErrExpired = errors.New("pincluster: expiry is in the past")
 	// ErrTooManyOrigins is returned (inside a *ValidationError) for more
 	// than MaxOrigins origins.
 	ErrTooManyOrigins = errors.New("pincluster: too many origins")

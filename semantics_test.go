@@ -176,3 +176,22 @@ func TestSemanticsPinUpdateReusesAllocations(t *testing.T) {
 		return slices.Equal(holders(c, to), sorted(ids(c, 3, 4)))
 	})
 }
+
+// An ExpireAt already past is refused with a ValidationError naming the
+// field, on any peer, and nothing is pinned.
+func TestSemanticsExpireAtInThePast(t *testing.T) {
+	c := clustertest.NewCluster(t, 5)
+	ctx := t.Context()
+	ci := testCID(t, "expired-at-birth")
+	for _, p := range c.Peers {
+		_, err := p.Pin(ctx, ci, pincluster.PinOptions{ExpireAt: time.Now().Add(-time.Minute)})
+		require.ErrorIs(t, err, pincluster.ErrExpired, "peer %d", p.Index)
+		var verr *pincluster.ValidationError
+		require.True(t, errors.As(err, &verr), "%T", err)
+		require.Equal(t, "expire_at", verr.Field)
+		_, err = p.PinGet(ctx, ci)
+		require.ErrorIs(t, err, pincluster.ErrNotFound)
+	}
+	_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{ExpireAt: time.Now().Add(time.Hour)})
+	require.NoError(t, err, "a future expiry is fine")
+}
