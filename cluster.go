@@ -267,7 +267,16 @@ func (c *Cluster) AddPeer(ctx context.Context, p peer.ID) error {
 	return nil
 }
 
-// RmPeer stops trusting p and removes it from the membership.
+// RmPeer removes p from the membership (with Raft it stops being a voter),
+// stops trusting it, and then moves every pin allocated to p to live
+// peers: p is taken out of the pin's allocations and, when the remaining
+// live ones fall below ReplicationMin, the best candidates replace it (the
+// re-pin rule of AllocatePeers, p excluded). This peer, the one asked, is
+// the single re-allocator of every such pin, as IPFS Cluster's RmPeer; it
+// returns once the moves are logged, or with the errors of those that
+// failed (the membership change stands). In CRDT mode trust is each
+// peer's own: the other peers keep trusting p unless told (RmPeer or
+// WithTrustedPeers on each of them).
 func (c *Cluster) RmPeer(ctx context.Context, p peer.ID) error {
 	if err := c.writable("rm peer"); err != nil {
 		return err
@@ -278,7 +287,43 @@ func (c *Cluster) RmPeer(ctx context.Context, p peer.ID) error {
 	if err := c.consensus.Distrust(ctx, p); err != nil {
 		return fmt.Errorf("pincluster: rm peer %s: %w", p, err)
 	}
+	if err := c.vacate(ctx, p); err != nil {
+		return fmt.Errorf("pincluster: rm peer %s: %w", p, err)
+	}
 	return nil
+}
+
+// vacate re-allocates every pin allocated to the removed peer p.
+func (c *Cluster) vacate(ctx context.Context, p peer.ID) error {
+	st, err := c.state(ctx)
+	if err != nil {
+		return err
+	}
+	var todo []Pin
+	for pin, err := range st.List(ctx) {
+		if err != nil {
+			return fmt.Errorf("listing the pins: %w", err)
+		}
+		if slices.Contains(pin.Allocations, p) {
+			todo = append(todo, pin)
+		}
+	}
+	var errs []error
+	moved := 0
+	for _, pin := range todo {
+		if _, err := c.pin(ctx, pin.Cid, pin.PinOptions, []peer.ID{p}, true); errors.Is(err, ErrNotFound) {
+			continue // unpinned meanwhile
+		} else if err != nil {
+			errs = append(errs, fmt.Errorf("moving %s: %w", pin.Cid, err))
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		moved++
+	}
+	c.log.Info("moved the pins of a removed peer", "peer", p, "pins", moved, "failed", len(errs))
+	return errors.Join(errs...)
 }
 
 // state returns the consensus' read-only state.

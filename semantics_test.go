@@ -1,6 +1,7 @@
 package pincluster_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -8,11 +9,13 @@ import (
 	"time"
 
 	cid "github.com/ipfs/go-cid"
+	host "github.com/libp2p/go-libp2p/core/host"
 	peer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pincluster/pincluster"
 	"github.com/pincluster/pincluster/clustertest"
+	"github.com/pincluster/pincluster/consensus/raft"
 )
 
 // IPFS Cluster's semantics at the edges (issue 14), on 5 peers.
@@ -194,4 +197,90 @@ func TestSemanticsExpireAtInThePast(t *testing.T) {
 	}
 	_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{ExpireAt: time.Now().Add(time.Hour)})
 	require.NoError(t, err, "a future expiry is fine")
+}
+
+// RmPeer moves every pin allocated to the removed peer to live peers
+// within two monitor intervals (RmPeer itself logs the moves), and the
+// removed peer's node lets them go.
+func TestSemanticsRmPeerVacates(t *testing.T) {
+	c := clustertest.NewCluster(t, 5)
+	ctx := t.Context()
+	var cids []cid.Cid
+	for i := range 9 {
+		ci := testCID(t, fmt.Sprint("rmpeer-", i))
+		cids = append(cids, ci)
+		_, err := c.Peer(i%5).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 4, ReplicationMax: 4})
+		require.NoError(t, err)
+	}
+	c.WaitFor("each pin held by 4 nodes", 20*time.Second, func() bool {
+		for _, ci := range cids {
+			if len(holders(c, ci)) != 4 {
+				return false
+			}
+		}
+		return true
+	})
+	victim := c.Peer(3).ID()
+	named := func(p *clustertest.Peer) int {
+		n := 0
+		for _, ci := range cids {
+			pin, err := p.PinGet(ctx, ci)
+			require.NoError(t, err)
+			if slices.Contains(pin.Allocations, victim) {
+				n++
+			}
+		}
+		return n
+	}
+	require.NotZero(t, named(c.Peer(0)))
+
+	require.NoError(t, c.Peer(0).RmPeer(ctx, victim))
+	require.Zero(t, named(c.Peer(0)), "RmPeer returns once the moves are logged")
+	c.WaitFor("no peer's state names the removed peer", 2*time.Second, func() bool {
+		for _, p := range c.Running() {
+			if named(p) != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	others := sorted(ids(c, 0, 1, 2, 4))
+	for _, ci := range cids {
+		pin, err := c.Peer(1).PinGet(ctx, ci)
+		require.NoError(t, err)
+		require.Equal(t, others, sorted(pin.Allocations), "moved to the live peers, replication kept")
+	}
+	c.WaitFor("the live nodes hold every pin, the removed one none", 20*time.Second, func() bool {
+		for _, ci := range cids {
+			if !slices.Equal(holders(c, ci), others) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// With Raft, RmPeer also takes the peer out of the voters.
+func TestSemanticsRmPeerRaft(t *testing.T) {
+	cons := make([]*raft.Consensus, 3)
+	c := clustertest.Start(t, clustertest.Setup{N: 3,
+		NewConsensus: func(i int, h host.Host, peers []peer.ID) (pincluster.Consensus, error) {
+			rc, err := raft.New(context.Background(), h, raft.Config{Peers: peers,
+				HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
+				LeaderLeaseTimeout: 100 * time.Millisecond, CommitTimeout: 5 * time.Millisecond})
+			cons[i] = rc
+			return rc, err
+		}})
+	ctx := t.Context()
+	ci := testCID(t, "raft-rmpeer")
+	_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 2, ReplicationMax: 2,
+		UserAllocations: ids(c, 1, 2)})
+	require.NoError(t, err)
+	require.NoError(t, c.Peer(0).RmPeer(ctx, c.Peer(2).ID()))
+	voters, err := cons[0].Peers(ctx)
+	require.NoError(t, err)
+	require.NotContains(t, voters, c.Peer(2).ID())
+	pin, err := c.Peer(0).PinGet(ctx, ci)
+	require.NoError(t, err)
+	require.ElementsMatch(t, ids(c, 0, 1), pin.Allocations)
 }
