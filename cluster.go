@@ -95,6 +95,12 @@ type Cluster struct {
 
 	alertsMu sync.Mutex
 	alerts   []Alert // recent alerts, newest last, bounded
+
+	// trustMu serialises the probes of acceptedByPeers; trustAt is when
+	// the last one ended and trustRefused its verdict.
+	trustMu      sync.Mutex
+	trustAt      time.Time
+	trustRefused bool
 }
 
 // maxRecentAlerts bounds the alerts kept for Alerts.
@@ -143,6 +149,60 @@ func (c *Cluster) writable(op string) error {
 		return fmt.Errorf("pincluster: %s: %w", op, ErrFollowerMode)
 	}
 	return nil
+}
+
+// Bounds of acceptedByPeers' probe.
+const (
+	trustProbePeers   = 3
+	trustProbeTimeout = 2 * time.Second
+)
+
+// acceptedByPeers returns an error wrapping ErrPermission when the other
+// live peers refuse this peer's trust, so that its writes would be ignored
+// by them (CRDT mode, where trust is each peer's own): instead of writing
+// a pin only it would see, the write is refused. It asks up to three live
+// peers for an empty status (a call that needs their trust) at most once
+// per monitor interval; a peer that accepts settles it, and when no peer
+// answers (alone, or unreachable) the write goes ahead.
+func (c *Cluster) acceptedByPeers(ctx context.Context, op string) error {
+	if _, crdt := c.consensus.(*crdtConsensus); !crdt || c.remote == nil {
+		return nil // Raft forwards writes to a leader, which checks trust
+	}
+	c.trustMu.Lock()
+	defer c.trustMu.Unlock()
+	if time.Since(c.trustAt) >= c.cfg.monitorInterval {
+		c.trustRefused = c.probeTrust(ctx)
+		c.trustAt = time.Now()
+	}
+	if c.trustRefused {
+		return fmt.Errorf("pincluster: %s: the other peers do not trust this peer, its writes would be ignored: %w", op, ErrPermission)
+	}
+	return nil
+}
+
+// probeTrust reports whether the live peers asked all refused this peer.
+func (c *Cluster) probeTrust(ctx context.Context) (refused bool) {
+	self := c.host.ID()
+	asked := 0
+	for _, p := range c.writers(ctx) {
+		if p == self {
+			continue
+		}
+		if asked == trustProbePeers {
+			break
+		}
+		asked++
+		pctx, cancel := context.WithTimeout(ctx, trustProbeTimeout)
+		_, err := c.remote.statusMany(pctx, p, nil)
+		cancel()
+		switch {
+		case err == nil:
+			return false
+		case errors.Is(err, ErrPermission):
+			refused = true
+		}
+	}
+	return refused
 }
 
 // span starts a trace span (WithTracer, WithTracerProvider) and returns the
@@ -295,6 +355,13 @@ func (c *Cluster) RmPeer(ctx context.Context, p peer.ID) error {
 
 // vacate re-allocates every pin allocated to the removed peer p.
 func (c *Cluster) vacate(ctx context.Context, p peer.ID) error {
+	// Catch up first (Raft: what the leader committed; CRDT: heads
+	// received), so that recent pins of p are moved too.
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := c.consensus.WaitForSync(sctx); err != nil && ctx.Err() == nil {
+		c.log.Warn("rm peer: state not caught up, moving what is known", "err", err)
+	}
+	cancel()
 	st, err := c.state(ctx)
 	if err != nil {
 		return err
@@ -446,6 +513,11 @@ func (c *Cluster) normalise(opts PinOptions) (PinOptions, error) {
 // kept) and logs the pin with the consensus. It returns once the pin is
 // durable (CRDT: in the local store; Raft: committed).
 //
+// In CRDT mode, a peer that the other live peers do not trust refuses the
+// write with an error wrapping ErrPermission rather than keep a pin only it
+// would see (the same holds for Unpin); a follower refuses it with
+// ErrFollowerMode.
+//
 // Pinning a CID again keeps its allocations while enough of them are live
 // (the re-pin rule of AllocatePeers, IPFS Cluster's), and logs nothing when
 // nothing changed. With opts.PinUpdate set to a pinned CID, a new pin starts
@@ -461,6 +533,9 @@ func (c *Cluster) Pin(ctx context.Context, ci cid.Cid, opts PinOptions) (Pin, er
 	if now := time.Now(); !opts.ExpireAt.IsZero() && !opts.ExpireAt.After(now) {
 		return Pin{}, &ValidationError{Field: "expire_at", Err: ErrExpired,
 			Detail: fmt.Sprintf("%s is not after now (%s)", opts.ExpireAt.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))}
+	}
+	if err := c.acceptedByPeers(ctx, "pin"); err != nil {
+		return Pin{}, err
 	}
 	ctx, end := c.span(ctx, "Cluster.Pin")
 	pin, err := c.pin(ctx, ci, opts, nil, false)
@@ -556,9 +631,13 @@ func (c *Cluster) PinPath(ctx context.Context, path string, opts PinOptions) (Pi
 }
 
 // Unpin removes ci from the shared pinset and returns the pin it had, or
-// an error wrapping ErrNotFound.
+// an error wrapping ErrNotFound (ErrPermission or ErrFollowerMode as for
+// Pin).
 func (c *Cluster) Unpin(ctx context.Context, ci cid.Cid) (Pin, error) {
 	if err := c.writable("unpin"); err != nil {
+		return Pin{}, err
+	}
+	if err := c.acceptedByPeers(ctx, "unpin"); err != nil {
 		return Pin{}, err
 	}
 	ctx, end := c.span(ctx, "Cluster.Unpin")

@@ -18,7 +18,8 @@ import (
 //
 //   - alerts: when a peer's ping metric expires, the pins allocated to it
 //     are re-allocated. For each pin exactly one peer acts: among the live
-//     trusted peers (a valid ping metric, and this peer), the one whose
+//     trusted peers that are not followers (a valid ping metric and no
+//     valid MetricFollower, and this peer unless it is a follower), the one whose
 //     SHA-256 of its ID is closest (XOR) to the SHA-256 of the CID. Every
 //     peer computes the same choice from the same metrics; should two
 //     views differ, the worst case is a pin logged twice, which is
@@ -49,6 +50,23 @@ func (c *Cluster) alivePeers(ctx context.Context, exclude ...peer.ID) []peer.ID 
 	}
 	slices.Sort(out)
 	return out
+}
+
+// writers returns the live peers that act for the pinset (alivePeers less
+// the followers, which announce themselves with MetricFollower), sorted:
+// the candidates of responsibleFor.
+func (c *Cluster) writers(ctx context.Context, exclude ...peer.ID) []peer.ID {
+	now := time.Now()
+	followers := map[peer.ID]bool{}
+	for _, m := range c.monitor.LatestMetrics(ctx, MetricFollower) {
+		if m.Valid(now) {
+			followers[m.Peer] = true
+		}
+	}
+	if c.cfg.follower {
+		followers[c.host.ID()] = true
+	}
+	return slices.DeleteFunc(c.alivePeers(ctx, exclude...), func(p peer.ID) bool { return followers[p] })
 }
 
 // responsibleFor returns the peer among candidates that acts for ci.
@@ -82,7 +100,8 @@ func (c *Cluster) runAlerts(ctx context.Context) {
 			}
 			c.recordAlert(a)
 			c.log.Info("peer alert", "peer", a.Metric.Peer, "metric", a.Metric.Name)
-			if a.Metric.Name == MetricPing && c.cfg.repinning {
+			// A follower never writes: the trusted peers re-allocate.
+			if a.Metric.Name == MetricPing && c.cfg.repinning && !c.cfg.follower {
 				c.repinFrom(ctx, a.Metric.Peer)
 			}
 		}
@@ -97,7 +116,7 @@ func (c *Cluster) repinFrom(ctx context.Context, lost peer.ID) {
 		c.log.Warn("repin: no state", "err", err)
 		return
 	}
-	alive := c.alivePeers(ctx, lost)
+	alive := c.writers(ctx, lost)
 	self := c.host.ID()
 	moved := 0
 	for pin, err := range st.List(ctx) {
@@ -139,12 +158,15 @@ func (c *Cluster) runExpiry(ctx context.Context) {
 }
 
 func (c *Cluster) expireOnce(ctx context.Context) {
+	if c.cfg.follower {
+		return // a follower never writes: the trusted peers expire pins
+	}
 	st, err := c.state(ctx)
 	if err != nil {
 		return
 	}
 	now := time.Now()
-	alive := c.alivePeers(ctx)
+	alive := c.writers(ctx)
 	self := c.host.ID()
 	for pin, err := range st.List(ctx) {
 		if ctx.Err() != nil {

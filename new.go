@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
@@ -129,6 +130,9 @@ func (c *Cluster) build(ctx context.Context) error {
 		if c.informers, err = c.defaultInformers(); err != nil {
 			return fmt.Errorf("informers: %w", err)
 		}
+	}
+	if cfg.follower {
+		c.informers = append(slices.Clone(c.informers), followerInformer{})
 	}
 	c.monitor = cfg.monitor
 	if c.monitor == nil {

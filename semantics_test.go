@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -273,14 +275,113 @@ func TestSemanticsRmPeerRaft(t *testing.T) {
 		}})
 	ctx := t.Context()
 	ci := testCID(t, "raft-rmpeer")
-	_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 2, ReplicationMax: 2,
+	_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 1, ReplicationMax: 2,
 		UserAllocations: ids(c, 1, 2)})
 	require.NoError(t, err)
 	require.NoError(t, c.Peer(0).RmPeer(ctx, c.Peer(2).ID()))
 	voters, err := cons[0].Peers(ctx)
 	require.NoError(t, err)
 	require.NotContains(t, voters, c.Peer(2).ID())
-	pin, err := c.Peer(0).PinGet(ctx, ci)
+	c.WaitFor("the pin moved off the removed voter", 10*time.Second, func() bool {
+		pin, err := c.Peer(1).PinGet(ctx, ci)
+		require.NoError(t, err)
+		return len(pin.Allocations) > 0 && !slices.Contains(pin.Allocations, c.Peer(2).ID())
+	})
+}
+
+// A follower (peer 4 of 5) replicates the pinset and pins what it is
+// allocated, refuses every write with ErrFollowerMode without changing
+// anything, and never writes: not when a peer is lost (the trusted peers
+// re-allocate every pin, also those for which the follower would be the
+// closest peer), nor on expiry, nor for Recover (which acts on itself
+// only, as IPFS Cluster's followers).
+func TestSemanticsFollower(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Setup{N: 5,
+		Options: []pincluster.Option{pincluster.WithExpiryInterval(300 * time.Millisecond), pincluster.WithBatching(1, 0)},
+		PeerOptions: func(i int) []pincluster.Option {
+			return []pincluster.Option{pincluster.WithFollowerMode(i == 4)}
+		}})
+	ctx := t.Context()
+	f := c.Peer(4)
+
+	var cids []cid.Cid
+	for i := range 24 {
+		ci := testCID(t, fmt.Sprint("follow-", i))
+		cids = append(cids, ci)
+		_, err := c.Peer(i%4).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 2, ReplicationMax: 2,
+			UserAllocations: ids(c, i%4, (i+1)%4)})
+		require.NoError(t, err)
+	}
+	everywhere := testCID(t, "follow-everywhere")
+	_, err := c.Peer(0).Pin(ctx, everywhere, pincluster.PinOptions{})
 	require.NoError(t, err)
-	require.ElementsMatch(t, ids(c, 0, 1), pin.Allocations)
+	c.WaitFor("the follower pins what is allocated to it", 20*time.Second, func() bool {
+		return f.Mock.PinStatus(everywhere) == pincluster.IPFSPinStatusRecursive
+	})
+	pinsOf := func(p *clustertest.Peer) map[cid.Cid][]peer.ID {
+		out := map[cid.Cid][]peer.ID{}
+		for pin, err := range p.Pins(ctx, pincluster.PinFilter{}) {
+			require.NoError(t, err)
+			out[pin.Cid] = pin.Allocations
+		}
+		return out
+	}
+	c.WaitFor("the follower's state equals the trusted peers'", 20*time.Second, func() bool {
+		return len(pinsOf(f)) == 25 && fmt.Sprint(pinsOf(f)) == fmt.Sprint(pinsOf(c.Peer(0)))
+	})
+
+	// Every write is refused and changes nothing.
+	ci := cids[0]
+	writes := map[string]func() error{
+		"Pin":       func() error { _, err := f.Pin(ctx, testCID(t, "follow-new"), pincluster.PinOptions{}); return err },
+		"Unpin":     func() error { _, err := f.Unpin(ctx, ci); return err },
+		"PinPath":   func() error { _, err := f.PinPath(ctx, "/ipfs/"+ci.String(), pincluster.PinOptions{}); return err },
+		"UnpinPath": func() error { _, err := f.UnpinPath(ctx, "/ipfs/"+ci.String()); return err },
+		"PinUpdate": func() error {
+			_, err := f.PinUpdate(ctx, ci, testCID(t, "follow-upd"), pincluster.PinOptions{})
+			return err
+		},
+		"Add": func() error {
+			_, err := f.Add(ctx, func(yield func(string, io.Reader) bool) { yield("a", strings.NewReader("x")) }, pincluster.AddParams{})
+			return err
+		},
+		"AddPeer": func() error { return f.AddPeer(ctx, c.Peer(0).ID()) },
+		"RmPeer":  func() error { return f.RmPeer(ctx, c.Peer(0).ID()) },
+	}
+	for name, w := range writes {
+		require.ErrorIs(t, w(), pincluster.ErrFollowerMode, name)
+	}
+	require.Zero(t, localDeltas(t, f), "the follower wrote to the shared state")
+
+	// Recover on the follower acts on itself only.
+	g, err := f.Recover(ctx, ci, false)
+	require.NoError(t, err)
+	require.Len(t, g.PeerMap, 1)
+	require.Contains(t, g.PeerMap, f.ID())
+
+	// A peer is lost: its pins are re-allocated by the trusted peers only.
+	c.Stop(3)
+	lost := c.Peer(3).ID()
+	c.WaitFor("every pin of the lost peer re-allocated", 30*time.Second, func() bool {
+		for _, ci := range cids {
+			pin, err := c.Peer(0).PinGet(ctx, ci)
+			if err != nil || slices.Contains(pin.Allocations, lost) {
+				return false
+			}
+		}
+		return true
+	})
+
+	// Expiry is done by a trusted peer, too.
+	expiring := testCID(t, "follow-expiring")
+	_, err = c.Peer(1).Pin(ctx, expiring, pincluster.PinOptions{ExpireAt: time.Now().Add(time.Second)})
+	require.NoError(t, err)
+	c.WaitFor("the expired pin is unpinned", 20*time.Second, func() bool {
+		_, err := f.PinGet(ctx, expiring)
+		return errors.Is(err, pincluster.ErrNotFound)
+	})
+	require.Zero(t, localDeltas(t, f), "the follower wrote to the shared state")
+	c.WaitFor("the follower's state still equals the trusted peers'", 20*time.Second, func() bool {
+		return fmt.Sprint(pinsOf(f)) == fmt.Sprint(pinsOf(c.Peer(0)))
+	})
 }

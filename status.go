@@ -251,6 +251,9 @@ func (c *Cluster) Recover(ctx context.Context, ci cid.Cid, local bool) (GlobalPi
 	if err := c.live("recover"); err != nil {
 		return GlobalPinInfo{}, err
 	}
+	if c.cfg.follower {
+		local = true // as IPFS Cluster: a follower acts on itself only
+	}
 	if local {
 		pi, err := c.tracker.Recover(ctx, ci)
 		if err != nil {
@@ -304,6 +307,9 @@ func (c *Cluster) RecoverAll(ctx context.Context, local bool) iter.Seq2[GlobalPi
 		if err := c.live("recover all"); err != nil {
 			yield(GlobalPinInfo{}, err)
 			return
+		}
+		if c.cfg.follower {
+			local = true // as IPFS Cluster: a follower acts on itself only
 		}
 		if local {
 			for pi, err := range c.tracker.RecoverAll(ctx) {
