@@ -87,6 +87,8 @@ type Cluster struct {
 
 	group *gorun.Group
 	ready chan struct{}
+	// readyAt is when ready was closed (unix nanoseconds; 0 before).
+	readyAt atomic.Int64
 
 	mu           sync.Mutex
 	shuttingDown bool
@@ -599,7 +601,7 @@ func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude 
 		if remove {
 			removed = exclude
 		}
-		allocs, err := c.allocate(ctx, ci, opts, current, exclude, removed)
+		allocs, err := c.allocateWarm(ctx, ci, opts, current, exclude, removed)
 		if err != nil {
 			return Pin{}, fmt.Errorf("pincluster: pin %s: %w", ci, err)
 		}
@@ -615,6 +617,69 @@ func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude 
 		return Pin{}, fmt.Errorf("pincluster: pin %s: %w", ci, err)
 	}
 	return pin, nil
+}
+
+// maxWarmWait bounds how long a write waits for a starting peer (Ready,
+// then enough peers' metrics) before failing with a *NotReadyError.
+const maxWarmWait = 10 * time.Second
+
+// warmUntil returns until when the peer is warming up: one metric TTL
+// after Ready, the time for every live peer's metrics to arrive (they are
+// published every monitor interval); the zero time before Ready.
+func (c *Cluster) warmUntil() time.Time {
+	at := c.readyAt.Load()
+	if at == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, at).Add(c.cfg.ttl())
+}
+
+// allocateWarm is allocate for a peer that may be starting: before Ready
+// it waits for it, and while warming up (warmUntil) an allocation short of
+// peers is tried again as metrics arrive. Either wait is bounded by
+// maxWarmWait and ctx; when it ends first the error is a *NotReadyError
+// (transient). After the warm-up a shortage is the steady-state
+// *AllocationError.
+func (c *Cluster) allocateWarm(ctx context.Context, ci cid.Cid, opts PinOptions, current, exclude, remove []peer.ID) ([]peer.ID, error) {
+	deadline := time.Now().Add(maxWarmWait)
+	notReady := func(err error) error {
+		wait := time.Until(c.warmUntil())
+		if c.readyAt.Load() == 0 || wait <= 0 {
+			wait = c.cfg.monitorInterval
+		}
+		return &NotReadyError{Op: "pin", RetryAfter: wait, Err: err}
+	}
+	if c.readyAt.Load() == 0 {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		select {
+		case <-c.ready:
+		case <-ctx.Done():
+			return nil, notReady(ctx.Err())
+		case <-t.C:
+			return nil, notReady(errors.New("consensus not ready"))
+		case <-c.done:
+			return nil, fmt.Errorf("allocate: %w", ErrClosed)
+		}
+	}
+	for {
+		allocs, err := c.allocate(ctx, ci, opts, current, exclude, remove)
+		if err == nil || !errors.Is(err, ErrNotEnoughPeers) {
+			return allocs, err
+		}
+		warm := c.warmUntil()
+		if !time.Now().Before(warm) {
+			return nil, err // steady state
+		}
+		if !time.Now().Before(deadline) {
+			return nil, notReady(err)
+		}
+		// Metrics arrive once per monitor interval: look again soon.
+		step := min(c.cfg.monitorInterval/10+time.Millisecond, time.Until(warm), time.Until(deadline))
+		if !gorun.Sleep(ctx, max(step, time.Millisecond)) {
+			return nil, notReady(errors.Join(err, ctx.Err()))
+		}
+	}
 }
 
 // PinPath resolves an /ipfs/ path through the IPFS node and pins the

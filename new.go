@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
@@ -194,6 +195,7 @@ func (c *Cluster) run(ctx context.Context) {
 			return
 		}
 	}
+	c.readyAt.Store(time.Now().UnixNano())
 	close(c.ready)
 	c.log.Info("cluster peer ready", "id", c.host.ID(), "cluster", c.cfg.clusterName)
 	<-ctx.Done()

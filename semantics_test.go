@@ -385,3 +385,47 @@ func TestSemanticsFollower(t *testing.T) {
 		return fmt.Sprint(pinsOf(f)) == fmt.Sprint(pinsOf(c.Peer(0)))
 	})
 }
+
+// A fresh single peer (Badger, mock connector, replication 1) can pin as
+// soon as WaitReady returns.
+func TestSemanticsFreshPeerPinsWhenReady(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Setup{N: 1, Badger: true, ReadyOnly: true,
+		Options: []pincluster.Option{pincluster.WithReplication(1, 1)}})
+	pin, err := c.Peer(0).Pin(t.Context(), testCID(t, "fresh"), pincluster.PinOptions{})
+	require.NoError(t, err)
+	require.Equal(t, ids(c, 0), pin.Allocations)
+}
+
+// A restarted peer of 5, asked to pin on all 5 before it has heard the
+// others' metrics, waits for them (or fails with the transient
+// ErrNotReady), never with the steady-state ErrNotEnoughPeers; once warm,
+// a real shortage is a clear AllocationError.
+func TestSemanticsRestartedPeerWarmsUp(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Setup{N: 5, Badger: true})
+	ctx := t.Context()
+	all := pincluster.PinOptions{ReplicationMin: 5, ReplicationMax: 5}
+	_, err := c.Peer(1).Pin(ctx, testCID(t, "warm-before"), all)
+	require.NoError(t, err)
+	c.Stop(0)
+	c.StartPeer(0)
+	for i := 0; ; i++ {
+		_, err := c.Peer(0).Pin(ctx, testCID(t, fmt.Sprint("warm-", i)), all)
+		if err == nil {
+			break
+		}
+		require.ErrorIs(t, err, pincluster.ErrNotReady, "a warming peer's failure is transient")
+		d, ok := pincluster.RetryAfter(err)
+		require.True(t, ok)
+		require.Positive(t, d)
+		require.Less(t, i, 5, "still not ready after 5 bounded waits: %v", err)
+	}
+
+	c.Stop(4)
+	waitLive(t, c, c.Peer(0), 4)
+	_, err = c.Peer(0).Pin(ctx, testCID(t, "warm-short"), all)
+	var aerr *pincluster.AllocationError
+	require.ErrorAs(t, err, &aerr, "steady state: a clear shortage")
+	require.Equal(t, 5, aerr.Needed)
+	require.Equal(t, 4, aerr.Available)
+	require.NotErrorIs(t, err, pincluster.ErrNotReady)
+}
