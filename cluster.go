@@ -98,6 +98,10 @@ type Cluster struct {
 	alertsMu sync.Mutex
 	alerts   []Alert // recent alerts, newest last, bounded
 
+	// cards remembers each peer's name and IPFS node from its answers.
+	cardsMu sync.Mutex
+	cards   map[peer.ID]peerCard
+
 	// trustMu serialises the probes of acceptedByPeers; trustAt is when
 	// the last one ended and trustRefused its verdict.
 	trustMu      sync.Mutex

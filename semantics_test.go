@@ -429,3 +429,31 @@ func TestSemanticsRestartedPeerWarmsUp(t *testing.T) {
 	require.Equal(t, 4, aerr.Available)
 	require.NotErrorIs(t, err, pincluster.ErrNotReady)
 }
+
+// StatusAll names a peer that stopped answering with its last known name
+// and IPFS node, not blanks.
+func TestSemanticsStatusAllKeepsLostPeerNames(t *testing.T) {
+	c := clustertest.NewCluster(t, 5)
+	ctx := t.Context()
+	ci := testCID(t, "names")
+	_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{})
+	require.NoError(t, err)
+	c.WaitStatus(1, ci, 20*time.Second, pinnedOn(5))
+	gone := c.Peer(3)
+	ipfs, err := gone.Mock.ID(ctx)
+	require.NoError(t, err)
+	c.Stop(3)
+	c.WaitFor("the stopped peer is reported as a cluster error, with its name", 20*time.Second, func() bool {
+		for g, err := range c.Peer(1).StatusAll(ctx, pincluster.StatusFilter{}) {
+			require.NoError(t, err)
+			pi, ok := g.PeerMap[gone.ID()]
+			if !ok || pi.Status != pincluster.TrackerStatusClusterError {
+				return false
+			}
+			require.Equal(t, "peer3", pi.PeerName, "%+v", pi)
+			require.Equal(t, ipfs.ID, pi.IPFS, "%+v", pi)
+			return true
+		}
+		return false
+	})
+}
