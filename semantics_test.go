@@ -10,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/boxo/ipld/merkledag"
 	cid "github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 	host "github.com/libp2p/go-libp2p/core/host"
 	peer "github.com/libp2p/go-libp2p/core/peer"
+	mh "github.com/multiformats/go-multihash"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pincluster/pincluster"
@@ -456,4 +459,26 @@ func TestSemanticsStatusAllKeepsLostPeerNames(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// The in-process node pins an identity CID, and a DAG made of identity
+// CIDs, at once and without asking the network: the data is in the CID.
+func TestSemanticsIdentityCIDsPinAtOnce(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Setup{N: 5, InProcessIPFS: true})
+	ctx := t.Context()
+	leaf, err := cid.V1Builder{Codec: cid.Raw, MhType: mh.IDENTITY}.Sum([]byte("inline leaf"))
+	require.NoError(t, err)
+	pn := merkledag.NodeWithData([]byte{0x08, 0x01}) // a UnixFS directory
+	require.NoError(t, pn.SetCidBuilder(cid.V1Builder{Codec: cid.DagProtobuf, MhType: mh.IDENTITY}))
+	require.NoError(t, pn.AddRawLink("leaf", &ipld.Link{Cid: leaf, Size: 11}))
+	root := pn.Cid()
+	require.Equal(t, uint64(mh.IDENTITY), root.Prefix().MhType)
+
+	for _, ci := range []cid.Cid{leaf, root} {
+		_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{})
+		require.NoError(t, err)
+	}
+	for _, ci := range []cid.Cid{leaf, root} {
+		c.WaitStatus(1, ci, 15*time.Second, pinnedOn(5))
+	}
 }
