@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"slices"
 	"time"
@@ -187,7 +188,7 @@ func (c *Cluster) runStateSync(ctx context.Context) {
 	t := time.NewTicker(c.cfg.stateSyncInterval)
 	defer t.Stop()
 	for {
-		c.stateSyncOnce(ctx)
+		_ = c.stateSyncOnce(ctx) // logged
 		select {
 		case <-ctx.Done():
 			return
@@ -196,11 +197,36 @@ func (c *Cluster) runStateSync(ctx context.Context) {
 	}
 }
 
-func (c *Cluster) stateSyncOnce(ctx context.Context) {
+// StateSync runs now what the peer's loops do periodically: the tracker
+// compares what it believes with the IPFS node and is handed the whole
+// shared state (pins lost by the node are queued again, pins that left the
+// state are unpinned; WithStateSyncInterval), and, unless the peer is a
+// follower, the expired pins it is responsible for are unpinned
+// (WithExpiryInterval), as IPFS Cluster's StateSync. It waits for Ready
+// (bounded by ctx) and returns the first error met; pins are queued, not
+// awaited.
+func (c *Cluster) StateSync(ctx context.Context) error {
+	if err := c.live("state sync"); err != nil {
+		return err
+	}
+	if err := c.WaitReady(ctx); err != nil {
+		return fmt.Errorf("pincluster: state sync: %w", err)
+	}
+	if err := c.stateSyncOnce(ctx); err != nil {
+		return fmt.Errorf("pincluster: state sync: %w", err)
+	}
+	c.expireOnce(ctx)
+	return ctx.Err()
+}
+
+// stateSyncOnce hands the state to the tracker; it returns the first
+// error met (logged too), going on past errors where it can.
+func (c *Cluster) stateSyncOnce(ctx context.Context) error {
 	st, err := c.state(ctx)
 	if err != nil {
-		return
+		return err
 	}
+	var first error
 	// First let the tracker compare what it believes with the IPFS node
 	// (pins removed behind its back become unexpectedly_unpinned); the
 	// Track calls below then queue them again.
@@ -209,16 +235,20 @@ func (c *Cluster) stateSyncOnce(ctx context.Context) {
 			if ctx.Err() == nil {
 				c.log.Warn("state sync: tracker sync", "err", err)
 			}
+			first = err
 			break
 		}
 	}
 	start := c.changeSeq.Load()
 	for pin, err := range st.List(ctx) {
 		if ctx.Err() != nil {
-			return
+			return ctx.Err()
 		}
 		if err != nil {
 			c.log.Warn("state sync: listing the state", "err", err)
+			if first == nil {
+				first = err
+			}
 			continue
 		}
 		c.syncListed(ctx, pin, start)
@@ -239,6 +269,7 @@ func (c *Cluster) stateSyncOnce(ctx context.Context) {
 	for _, ci := range gone {
 		c.onStateChange(ctx, Pin{Cid: ci}, true)
 	}
+	return first
 }
 
 // onStateChange feeds one change of the shared state to the tracker. The

@@ -482,3 +482,44 @@ func TestSemanticsIdentityCIDsPinAtOnce(t *testing.T) {
 		c.WaitStatus(1, ci, 15*time.Second, pinnedOn(5))
 	}
 }
+
+// StateSync runs the state sync and the expiry now: a pin lost by a node
+// behind the cluster's back is queued again, and an expired pin is
+// unpinned, with both periodic loops an hour away.
+func TestSemanticsStateSyncOnDemand(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Setup{N: 5, Options: []pincluster.Option{
+		pincluster.WithStateSyncInterval(time.Hour), pincluster.WithExpiryInterval(time.Hour)}})
+	ctx := t.Context()
+	ci := testCID(t, "statesync")
+	_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{})
+	require.NoError(t, err)
+	c.WaitStatus(0, ci, 20*time.Second, pinnedOn(5))
+	p := c.Peer(2)
+	require.NoError(t, p.Mock.Unpin(ctx, ci))
+	p.Mock.ResetCalls()
+	require.NoError(t, p.StateSync(ctx))
+	c.WaitFor("the lost pin is pinned again", 10*time.Second, func() bool {
+		return p.Mock.PinStatus(ci) == pincluster.IPFSPinStatusRecursive
+	})
+	require.Equal(t, 1, p.Mock.Calls(clustertest.MethodPin))
+
+	expiring := testCID(t, "statesync-expiring")
+	pin, err := c.Peer(1).Pin(ctx, expiring, pincluster.PinOptions{ExpireAt: time.Now().Add(500 * time.Millisecond)})
+	require.NoError(t, err)
+	c.WaitFor("every peer has the expiring pin", 10*time.Second, func() bool {
+		for _, q := range c.Peers {
+			if _, err := q.PinGet(ctx, expiring); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	c.WaitFor("the pin expired", 5*time.Second, func() bool { return pin.Expired(time.Now()) })
+	for _, q := range c.Peers {
+		require.NoError(t, q.StateSync(ctx))
+	}
+	c.WaitFor("the expired pin is gone", 10*time.Second, func() bool {
+		_, err := c.Peer(3).PinGet(ctx, expiring)
+		return errors.Is(err, pincluster.ErrNotFound)
+	})
+}
