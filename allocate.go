@@ -18,6 +18,9 @@ import (
 )
 
 // PinAllocator chooses the peers that hold a pin from their metrics.
+// It is asked only when a pin needs new peers: AllocatePeers first applies
+// the re-pin rule (keep the current allocations while enough of them are
+// live, as IPFS Cluster).
 //
 // Allocate receives three disjoint groups of peers with their metrics and
 // returns the eligible ones, best first; it never fails because too few
@@ -445,7 +448,9 @@ type AllocationRequest struct {
 }
 
 // AllocatePeers runs one allocation. Re-pins first follow IPFS Cluster's
-// rule: when the pin already has allocations (req.Current, less Exclude),
+// rule (two differences: a lower Max trims the kept allocations, and user
+// allocations outside the current ones cause a new allocation, where IPFS
+// Cluster keeps the current ones in both cases): when the pin already has allocations (req.Current, less Exclude),
 // as many of them are live (present in req.Metrics) as req.Min asks, and
 // every user allocation (req.Priority) is among them, the current
 // allocations are kept as they are — the dead ones too, since their data
