@@ -18,6 +18,9 @@ import (
 )
 
 // PinAllocator chooses the peers that hold a pin from their metrics.
+// It is asked only when a pin needs new peers: AllocatePeers first applies
+// the re-pin rule (keep the current allocations while enough of them are
+// live, as IPFS Cluster).
 //
 // Allocate receives three disjoint groups of peers with their metrics and
 // returns the eligible ones, best first; it never fails because too few
@@ -428,8 +431,15 @@ type AllocationRequest struct {
 	// Priority are the user's allocations, in the user's order: those the
 	// allocator finds eligible come first, in this order.
 	Priority []peer.ID
-	// Exclude are peers never to allocate (e.g. a peer being removed).
+	// Exclude are peers never to allocate anew (a peer declared lost):
+	// they are no candidates and do not count as live current
+	// allocations, but when the current allocations are kept (the re-pin
+	// rule of AllocatePeers) they stay among them, as in IPFS Cluster.
 	Exclude []peer.ID
+	// Remove are peers to take out of the allocations altogether (a peer
+	// removed from the cluster): as Exclude, and dropped from kept
+	// allocations too.
+	Remove []peer.ID
 	// Reservations, when not nil, is the ledger of space promised to
 	// recent allocations: it is subtracted from the freespace metrics
 	// before allocating, and Size is reserved on the newly chosen peers.
@@ -437,7 +447,19 @@ type AllocationRequest struct {
 	Reservations *Reservations
 }
 
-// AllocatePeers runs one allocation: it splits req.Metrics into the
+// AllocatePeers runs one allocation. Re-pins first follow IPFS Cluster's
+// rule (two differences: a lower Max trims the kept allocations, and user
+// allocations outside the current ones cause a new allocation, where IPFS
+// Cluster keeps the current ones in both cases): when the pin already has allocations (req.Current, less Exclude),
+// as many of them are live (present in req.Metrics) as req.Min asks, and
+// every user allocation (req.Priority) is among them, the current
+// allocations are kept as they are — the dead ones too, since their data
+// is still there and self-healing moves it when the peer is declared lost
+// — trimmed to req.Max, live ones first; nothing is reserved. Otherwise
+// the live current peers are kept and the best candidates are added up to
+// req.Max, as follows.
+//
+// It splits req.Metrics into the
 // priority, current and candidate groups (leaving out Exclude), subtracts
 // outstanding reservations from free space, leaves out peers whose known
 // free space is below req.Size, asks alloc, and trims the answer to
@@ -458,6 +480,12 @@ func AllocatePeers(ctx context.Context, alloc PinAllocator, req AllocationReques
 	}
 	if alloc == nil {
 		return nil, errors.New("pincluster: allocate: nil allocator")
+	}
+	if kept, ok := keepCurrent(req); ok {
+		return kept, nil
+	}
+	if len(req.Remove) > 0 {
+		req.Exclude = append(slices.Clone(req.Exclude), req.Remove...)
 	}
 	metrics := req.Metrics
 	if r := req.Reservations; r != nil {
@@ -542,6 +570,52 @@ func AllocatePeers(ctx context.Context, alloc PinAllocator, req AllocationReques
 		}
 	}
 	return out, nil
+}
+
+// keepCurrent applies the keep-current rule of AllocatePeers: it returns
+// the allocations to keep and true, or false when a new allocation is
+// needed.
+func keepCurrent(req AllocationRequest) ([]peer.ID, bool) {
+	var live, dead []peer.ID
+	for _, p := range req.Current {
+		if slices.Contains(req.Remove, p) || slices.Contains(live, p) || slices.Contains(dead, p) {
+			continue
+		}
+		if _, ok := req.Metrics[p]; ok && !slices.Contains(req.Exclude, p) {
+			live = append(live, p)
+		} else {
+			dead = append(dead, p)
+		}
+	}
+	if len(live)+len(dead) == 0 || len(live) < req.Min {
+		return nil, false
+	}
+	for _, p := range req.Priority {
+		if !slices.Contains(live, p) && !slices.Contains(dead, p) {
+			return nil, false // the user asks for other peers
+		}
+	}
+	if len(live)+len(dead) > req.Max { // a lower max: keep the live first
+		var out []peer.ID
+		for _, p := range req.Current {
+			if slices.Contains(live, p) && !slices.Contains(out, p) && len(out) < req.Max {
+				out = append(out, p)
+			}
+		}
+		for _, p := range req.Current {
+			if slices.Contains(dead, p) && !slices.Contains(out, p) && len(out) < req.Max {
+				out = append(out, p)
+			}
+		}
+		return out, true
+	}
+	var out []peer.ID
+	for _, p := range req.Current {
+		if (slices.Contains(live, p) || slices.Contains(dead, p)) && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out, true
 }
 
 // CollectMetrics gathers from mon the latest valid metrics of the given

@@ -310,9 +310,10 @@ func TestAllocateNeverChoosesFullOrTooSmallPeers(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []peer.ID{tpid(7), tpid(6), tpid(2), tpid(4), tpid(1)}, got)
 
-	// A full peer that already holds the pin is kept as current.
+	// A full peer that already holds the pin is kept as current (min 2:
+	// one current peer is not enough to keep the allocations as they are).
 	got, err = pincluster.AllocatePeers(ctx, alloc, pincluster.AllocationRequest{
-		Cid: testCid, Min: 1, Max: 2, Metrics: metricsOf(peers), Current: []peer.ID{tpid(0)}, Priority: []peer.ID{tpid(0)},
+		Cid: testCid, Min: 2, Max: 2, Metrics: metricsOf(peers), Current: []peer.ID{tpid(0)}, Priority: []peer.ID{tpid(0)},
 	})
 	require.NoError(t, err)
 	require.Equal(t, []peer.ID{tpid(0), tpid(7)}, got)
@@ -353,7 +354,7 @@ func TestAllocateDeterministic(t *testing.T) {
 			m[p.id] = p.set(vu)
 		}
 		got, err := pincluster.AllocatePeers(ctx, alloc, pincluster.AllocationRequest{
-			Cid: testCid, Min: 1, Max: 30, Metrics: m, Current: []peer.ID{tpid(3)},
+			Cid: testCid, Min: 2, Max: 30, Metrics: m, Current: []peer.ID{tpid(3)},
 		})
 		require.NoError(t, err)
 		if run == 0 {
@@ -590,4 +591,63 @@ func BenchmarkAllocatePeers(b *testing.B) {
 			}
 		})
 	}
+}
+
+// The re-pin rule: current allocations are kept while their live ones
+// meet Min (dead ones too, trimmed to Max live first); below Min, or when
+// the user asks for other peers, the live ones stay and candidates are
+// added. Exclude counts as dead; Remove drops the peer.
+func TestAllocateKeepsCurrentWhileMinIsMet(t *testing.T) {
+	ctx := context.Background()
+	var peers []fakePeer
+	for i := range 6 {
+		peers = append(peers, fakePeer{id: tpid(i), free: int64(10+i) * gib, numpin: -1})
+	}
+	m := metricsOf(peers)
+	delete(m, tpid(1)) // dead
+	alloc := pincluster.NewBalancedAllocator(pincluster.BalancedConfig{AllocateBy: []string{pincluster.MetricFreeSpace}})
+	req := func(min, max int, current []peer.ID) pincluster.AllocationRequest {
+		return pincluster.AllocationRequest{Cid: testCid, Min: min, Max: max, Metrics: m, Current: current}
+	}
+	cur := []peer.ID{tpid(0), tpid(1), tpid(2)}
+
+	got, err := pincluster.AllocatePeers(ctx, alloc, req(2, 3, cur))
+	require.NoError(t, err)
+	require.Equal(t, cur, got, "2 live of 3 meet min 2: kept, the dead one too")
+
+	got, err = pincluster.AllocatePeers(ctx, alloc, req(1, 2, cur))
+	require.NoError(t, err)
+	require.Equal(t, []peer.ID{tpid(0), tpid(2)}, got, "a lower max keeps the live ones first")
+
+	got, err = pincluster.AllocatePeers(ctx, alloc, req(3, 3, cur))
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	require.ElementsMatch(t, []peer.ID{tpid(0), tpid(2)}, got[:2], "below min: live ones kept...")
+	require.Equal(t, tpid(5), got[2], "... and the best candidate added")
+
+	r := req(2, 3, cur)
+	r.Priority = []peer.ID{tpid(4)}
+	got, err = pincluster.AllocatePeers(ctx, alloc, r)
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	require.Equal(t, tpid(4), got[0], "other user allocations: allocated anew, the user's first")
+	require.ElementsMatch(t, []peer.ID{tpid(0), tpid(2)}, got[1:], "then the live current ones")
+
+	r = req(1, 3, cur)
+	r.Exclude = []peer.ID{tpid(2)}
+	got, err = pincluster.AllocatePeers(ctx, alloc, r)
+	require.NoError(t, err)
+	require.Equal(t, cur, got, "an excluded (lost) peer stays while min is met")
+
+	r = req(1, 3, cur)
+	r.Remove = []peer.ID{tpid(2)}
+	got, err = pincluster.AllocatePeers(ctx, alloc, r)
+	require.NoError(t, err)
+	require.Equal(t, []peer.ID{tpid(0), tpid(1)}, got, "a removed peer is dropped")
+
+	r = req(2, 3, cur)
+	r.Remove = []peer.ID{tpid(2)}
+	got, err = pincluster.AllocatePeers(ctx, alloc, r)
+	require.NoError(t, err)
+	require.Equal(t, []peer.ID{tpid(0), tpid(5), tpid(4)}, got, "a removed peer is replaced when below min")
 }

@@ -89,6 +89,8 @@ type Cluster struct {
 
 	group *gorun.Group
 	ready chan struct{}
+	// readyAt is when ready was closed (unix nanoseconds; 0 before).
+	readyAt atomic.Int64
 
 	mu           sync.Mutex
 	stopping     bool // Shutdown was called
@@ -98,6 +100,16 @@ type Cluster struct {
 
 	alertsMu sync.Mutex
 	alerts   []Alert // recent alerts, newest last, bounded
+
+	// cards remembers each peer's name and IPFS node from its answers.
+	cardsMu sync.Mutex
+	cards   map[peer.ID]peerCard
+
+	// trustMu serialises the probes of acceptedByPeers; trustAt is when
+	// the last one ended and trustRefused its verdict.
+	trustMu      sync.Mutex
+	trustAt      time.Time
+	trustRefused bool
 }
 
 // maxRecentAlerts bounds the alerts kept for Alerts.
@@ -146,6 +158,60 @@ func (c *Cluster) writable(op string) error {
 		return fmt.Errorf("pincluster: %s: %w", op, ErrFollowerMode)
 	}
 	return nil
+}
+
+// Bounds of acceptedByPeers' probe.
+const (
+	trustProbePeers   = 3
+	trustProbeTimeout = 2 * time.Second
+)
+
+// acceptedByPeers returns an error wrapping ErrPermission when the other
+// live peers refuse this peer's trust, so that its writes would be ignored
+// by them (CRDT mode, where trust is each peer's own): instead of writing
+// a pin only it would see, the write is refused. It asks up to three live
+// peers for an empty status (a call that needs their trust) at most once
+// per monitor interval; a peer that accepts settles it, and when no peer
+// answers (alone, or unreachable) the write goes ahead.
+func (c *Cluster) acceptedByPeers(ctx context.Context, op string) error {
+	if _, crdt := c.consensus.(*crdtConsensus); !crdt || c.remote == nil {
+		return nil // Raft forwards writes to a leader, which checks trust
+	}
+	c.trustMu.Lock()
+	defer c.trustMu.Unlock()
+	if time.Since(c.trustAt) >= c.cfg.monitorInterval {
+		c.trustRefused = c.probeTrust(ctx)
+		c.trustAt = time.Now()
+	}
+	if c.trustRefused {
+		return fmt.Errorf("pincluster: %s: the other peers do not trust this peer, its writes would be ignored: %w", op, ErrPermission)
+	}
+	return nil
+}
+
+// probeTrust reports whether the live peers asked all refused this peer.
+func (c *Cluster) probeTrust(ctx context.Context) (refused bool) {
+	self := c.host.ID()
+	asked := 0
+	for _, p := range c.writers(ctx) {
+		if p == self {
+			continue
+		}
+		if asked == trustProbePeers {
+			break
+		}
+		asked++
+		pctx, cancel := context.WithTimeout(ctx, trustProbeTimeout)
+		_, err := c.remote.statusMany(pctx, p, nil)
+		cancel()
+		switch {
+		case err == nil:
+			return false
+		case errors.Is(err, ErrPermission):
+			refused = true
+		}
+	}
+	return refused
 }
 
 // span starts a trace span (WithTracer, WithTracerProvider) and returns the
@@ -275,7 +341,16 @@ func (c *Cluster) AddPeer(ctx context.Context, p peer.ID) error {
 	return nil
 }
 
-// RmPeer stops trusting p and removes it from the membership.
+// RmPeer removes p from the membership (with Raft it stops being a voter),
+// stops trusting it, and then moves every pin allocated to p to live
+// peers: p is taken out of the pin's allocations and, when the remaining
+// live ones fall below ReplicationMin, the best candidates replace it (the
+// re-pin rule of AllocatePeers, p excluded). This peer, the one asked, is
+// the single re-allocator of every such pin, as IPFS Cluster's RmPeer; it
+// returns once the moves are logged, or with the errors of those that
+// failed (the membership change stands). In CRDT mode trust is each
+// peer's own: the other peers keep trusting p unless told (RmPeer or
+// WithTrustedPeers on each of them).
 func (c *Cluster) RmPeer(ctx context.Context, p peer.ID) error {
 	if err := c.writable("rm peer"); err != nil {
 		return err
@@ -286,7 +361,50 @@ func (c *Cluster) RmPeer(ctx context.Context, p peer.ID) error {
 	if err := c.consensus.Distrust(ctx, p); err != nil {
 		return fmt.Errorf("pincluster: rm peer %s: %w", p, err)
 	}
+	if err := c.vacate(ctx, p); err != nil {
+		return fmt.Errorf("pincluster: rm peer %s: %w", p, err)
+	}
 	return nil
+}
+
+// vacate re-allocates every pin allocated to the removed peer p.
+func (c *Cluster) vacate(ctx context.Context, p peer.ID) error {
+	// Catch up first (Raft: what the leader committed; CRDT: heads
+	// received), so that recent pins of p are moved too.
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := c.consensus.WaitForSync(sctx); err != nil && ctx.Err() == nil {
+		c.log.Warn("rm peer: state not caught up, moving what is known", "err", err)
+	}
+	cancel()
+	st, err := c.state(ctx)
+	if err != nil {
+		return err
+	}
+	var todo []Pin
+	for pin, err := range st.List(ctx) {
+		if err != nil {
+			return fmt.Errorf("listing the pins: %w", err)
+		}
+		if slices.Contains(pin.Allocations, p) {
+			todo = append(todo, pin)
+		}
+	}
+	var errs []error
+	moved := 0
+	for _, pin := range todo {
+		if _, err := c.pin(ctx, pin.Cid, pin.PinOptions, []peer.ID{p}, true); errors.Is(err, ErrNotFound) {
+			continue // unpinned meanwhile
+		} else if err != nil {
+			errs = append(errs, fmt.Errorf("moving %s: %w", pin.Cid, err))
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		moved++
+	}
+	c.log.Info("moved the pins of a removed peer", "peer", p, "pins", moved, "failed", len(errs))
+	return errors.Join(errs...)
 }
 
 // state returns the consensus' read-only state.
@@ -411,21 +529,44 @@ func (c *Cluster) normalise(opts PinOptions) (PinOptions, error) {
 // fills the cluster defaults (WithReplication), allocates peers from the
 // monitor's latest metrics (user allocations first, current allocations
 // kept) and logs the pin with the consensus. It returns once the pin is
-// durable (CRDT: in the local store; Raft: committed). Pinning a CID again
-// with the same options keeps its allocations.
+// durable (CRDT: in the local store; Raft: committed).
+//
+// In CRDT mode, a peer that the other live peers do not trust refuses the
+// write with an error wrapping ErrPermission rather than keep a pin only it
+// would see (the same holds for Unpin); a follower refuses it with
+// ErrFollowerMode.
+//
+// Pinning a CID again keeps its allocations while enough of them are live
+// (the re-pin rule of AllocatePeers, IPFS Cluster's), and logs nothing when
+// nothing changed. With opts.PinUpdate set to a pinned CID, a new pin starts
+// from that pin's allocations in the same way. A recursive pin is never
+// downgraded to direct (a *ValidationError wrapping ErrModeDowngrade); a
+// direct pin pinned again recursively is upgraded on every holder. An
+// ExpireAt that is not in the future is refused (a *ValidationError with
+// Field "expire_at", wrapping ErrExpired).
 func (c *Cluster) Pin(ctx context.Context, ci cid.Cid, opts PinOptions) (Pin, error) {
 	if err := c.writable("pin"); err != nil {
 		return Pin{}, err
 	}
+	if now := time.Now(); !opts.ExpireAt.IsZero() && !opts.ExpireAt.After(now) {
+		return Pin{}, &ValidationError{Field: "expire_at", Err: ErrExpired,
+			Detail: fmt.Sprintf("%s is not after now (%s)", opts.ExpireAt.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))}
+	}
+	if err := c.acceptedByPeers(ctx, "pin"); err != nil {
+		return Pin{}, err
+	}
 	ctx, end := c.span(ctx, "Cluster.Pin")
-	pin, err := c.pin(ctx, ci, opts, nil)
+	pin, err := c.pin(ctx, ci, opts, nil, false)
 	end(err)
 	return pin, err
 }
 
-// pin makes and logs the pin; exclude lists peers that must not be
-// allocated (a lost peer during repinning).
-func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude []peer.ID) (Pin, error) {
+// pin makes and logs the pin. exclude lists peers that must not be
+// allocated anew (a lost peer during repinning: AllocationRequest.Exclude);
+// with remove set they are also taken out of the allocations (a removed
+// peer: AllocationRequest.Remove). With exclude, pin re-places an existing
+// pin and never creates one.
+func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude []peer.ID, remove bool) (Pin, error) {
 	if !ci.Defined() {
 		return Pin{}, &ValidationError{Field: "cid", Err: ErrInvalidCID, Detail: "undefined"}
 	}
@@ -444,6 +585,12 @@ func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude 
 	existing, err := st.Get(ctx, ci)
 	switch {
 	case err == nil:
+		if existing.MaxDepth != 0 && pin.MaxDepth == 0 {
+			// As IPFS Cluster: the IPFS nodes would keep the recursive
+			// pin, and the state would lie about it.
+			return Pin{}, &ValidationError{Field: "mode", Err: ErrModeDowngrade,
+				Detail: fmt.Sprintf("%s is pinned recursively; unpin it before pinning it directly", ci)}
+		}
 		current = existing.Allocations
 		pin.Timestamp = existing.Timestamp
 	case !errors.Is(err, ErrNotFound):
@@ -453,17 +600,30 @@ func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude 
 		// bring it back.
 		return Pin{}, fmt.Errorf("pincluster: repin %s: %w", ci, err)
 	}
+	if !existing.Defined() && opts.PinUpdate.Defined() && len(exclude) == 0 {
+		// An update starts from the old version's allocations, which
+		// hold most of the data: only the difference moves.
+		if old, err := st.Get(ctx, opts.PinUpdate); err == nil {
+			current = old.Allocations
+		} else if !errors.Is(err, ErrNotFound) {
+			return Pin{}, fmt.Errorf("pincluster: pin %s: update from %s: %w", ci, opts.PinUpdate, err)
+		}
+	}
 	if len(exclude) > 0 && !slices.ContainsFunc(existing.Allocations, func(p peer.ID) bool { return slices.Contains(exclude, p) }) {
 		return existing, nil // already moved away from the excluded peers
 	}
 	if !pin.IsPinEverywhere() {
-		allocs, err := c.allocate(ctx, ci, opts, current, exclude)
+		var removed []peer.ID
+		if remove {
+			removed = exclude
+		}
+		allocs, err := c.allocateWarm(ctx, ci, opts, current, exclude, removed)
 		if err != nil {
 			return Pin{}, fmt.Errorf("pincluster: pin %s: %w", ci, err)
 		}
 		pin.Allocations = allocs
 	}
-	if existing.Defined() && len(exclude) == 0 && existing.Equal(pin) {
+	if existing.Defined() && existing.Equal(pin) {
 		return existing, nil // same pin, same allocations: nothing to log
 	}
 	if err := pin.Validate(); err != nil {
@@ -473,6 +633,69 @@ func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude 
 		return Pin{}, fmt.Errorf("pincluster: pin %s: %w", ci, err)
 	}
 	return pin, nil
+}
+
+// maxWarmWait bounds how long a write waits for a starting peer (Ready,
+// then enough peers' metrics) before failing with a *NotReadyError.
+const maxWarmWait = 10 * time.Second
+
+// warmUntil returns until when the peer is warming up: one metric TTL
+// after Ready, the time for every live peer's metrics to arrive (they are
+// published every monitor interval); the zero time before Ready.
+func (c *Cluster) warmUntil() time.Time {
+	at := c.readyAt.Load()
+	if at == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, at).Add(c.cfg.ttl())
+}
+
+// allocateWarm is allocate for a peer that may be starting: before Ready
+// it waits for it, and while warming up (warmUntil) an allocation short of
+// peers is tried again as metrics arrive. Either wait is bounded by
+// maxWarmWait and ctx; when it ends first the error is a *NotReadyError
+// (transient). After the warm-up a shortage is the steady-state
+// *AllocationError.
+func (c *Cluster) allocateWarm(ctx context.Context, ci cid.Cid, opts PinOptions, current, exclude, remove []peer.ID) ([]peer.ID, error) {
+	deadline := time.Now().Add(maxWarmWait)
+	notReady := func(err error) error {
+		wait := time.Until(c.warmUntil())
+		if c.readyAt.Load() == 0 || wait <= 0 {
+			wait = c.cfg.monitorInterval
+		}
+		return &NotReadyError{Op: "pin", RetryAfter: wait, Err: err}
+	}
+	if c.readyAt.Load() == 0 {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		select {
+		case <-c.ready:
+		case <-ctx.Done():
+			return nil, notReady(ctx.Err())
+		case <-t.C:
+			return nil, notReady(errors.New("consensus not ready"))
+		case <-c.done:
+			return nil, fmt.Errorf("allocate: %w", ErrClosed)
+		}
+	}
+	for {
+		allocs, err := c.allocate(ctx, ci, opts, current, exclude, remove)
+		if err == nil || !errors.Is(err, ErrNotEnoughPeers) {
+			return allocs, err
+		}
+		warm := c.warmUntil()
+		if !time.Now().Before(warm) {
+			return nil, err // steady state
+		}
+		if !time.Now().Before(deadline) {
+			return nil, notReady(err)
+		}
+		// Metrics arrive once per monitor interval: look again soon.
+		step := min(c.cfg.monitorInterval/10+time.Millisecond, time.Until(warm), time.Until(deadline))
+		if !gorun.Sleep(ctx, max(step, time.Millisecond)) {
+			return nil, notReady(errors.Join(err, ctx.Err()))
+		}
+	}
 }
 
 // PinPath resolves an /ipfs/ path through the IPFS node and pins the
@@ -489,9 +712,13 @@ func (c *Cluster) PinPath(ctx context.Context, path string, opts PinOptions) (Pi
 }
 
 // Unpin removes ci from the shared pinset and returns the pin it had, or
-// an error wrapping ErrNotFound.
+// an error wrapping ErrNotFound (ErrPermission or ErrFollowerMode as for
+// Pin).
 func (c *Cluster) Unpin(ctx context.Context, ci cid.Cid) (Pin, error) {
 	if err := c.writable("unpin"); err != nil {
+		return Pin{}, err
+	}
+	if err := c.acceptedByPeers(ctx, "unpin"); err != nil {
 		return Pin{}, err
 	}
 	ctx, end := c.span(ctx, "Cluster.Unpin")
@@ -528,9 +755,11 @@ func (c *Cluster) UnpinPath(ctx context.Context, path string) (Pin, error) {
 }
 
 // PinUpdate pins to with the options of the existing pin of from (opts
-// fields that are set override them), with the same allocations where
-// possible and PinUpdate set to from so that the allocated peers fetch only
-// the difference. The pin of from is kept; unpin it separately if wanted.
+// fields that are set override them) and PinUpdate set to from, so that
+// the allocated peers fetch only the difference. Like a Pin whose
+// PinOptions.PinUpdate names from, it starts from the allocations of from
+// and keeps them by the re-pin rule of AllocatePeers. The pin of from is
+// kept; unpin it separately if wanted.
 func (c *Cluster) PinUpdate(ctx context.Context, from, to cid.Cid, opts PinOptions) (Pin, error) {
 	if err := c.writable("pin update"); err != nil {
 		return Pin{}, err
@@ -562,11 +791,6 @@ func (c *Cluster) PinUpdate(ctx context.Context, from, to cid.Cid, opts PinOptio
 	}
 	if len(opts.UserAllocations) > 0 {
 		merged.UserAllocations = opts.UserAllocations
-	} else if len(old.Allocations) > 0 {
-		merged.UserAllocations = old.Allocations // keep the data where it is
-		if merged.ReplicationMax > 0 && len(merged.UserAllocations) > merged.ReplicationMax {
-			merged.UserAllocations = merged.UserAllocations[:merged.ReplicationMax]
-		}
 	}
 	if len(opts.Origins) > 0 {
 		merged.Origins = opts.Origins

@@ -90,6 +90,13 @@ func (n *nodeConnector) ID(context.Context) (IPFSID, error) {
 
 // Pin implements IPFSConnector.
 func (n *nodeConnector) Pin(ctx context.Context, pin Pin, progress func(PinProgress)) error {
+	if pin.MaxDepth == 0 {
+		// A direct pin over a recursive one keeps the recursive pin, as
+		// Kubo does.
+		if old, err := n.node.GetPin(ctx, pin.Cid); err == nil && old.MaxDepth != 0 {
+			return nil
+		}
+	}
 	n.connectOrigins(ctx, pin)
 	opts := ipfsnode.PinOptions{MaxDepth: pin.MaxDepth, Name: pin.Name}
 	if progress != nil {

@@ -105,7 +105,7 @@ func (c *Cluster) defaultAllocator() PinAllocator { return NewBalancedAllocator(
 // user's allocations first, then the current ones, then the allocator's
 // choice, never one of exclude. Space is reserved on newly chosen peers
 // when the connector knows the DAG's size.
-func (c *Cluster) allocate(ctx context.Context, ci cid.Cid, opts PinOptions, current, exclude []peer.ID) ([]peer.ID, error) {
+func (c *Cluster) allocate(ctx context.Context, ci cid.Cid, opts PinOptions, current, exclude, remove []peer.ID) ([]peer.ID, error) {
 	var size uint64
 	if s, ok := c.connector.(DAGSizer); ok {
 		if n, err := s.DAGSize(ctx, ci); err == nil {
@@ -121,6 +121,7 @@ func (c *Cluster) allocate(ctx context.Context, ci cid.Cid, opts PinOptions, cur
 		Current:      current,
 		Priority:     opts.UserAllocations,
 		Exclude:      exclude,
+		Remove:       remove,
 		Reservations: c.reservations,
 	})
 	if err != nil {

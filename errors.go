@@ -3,6 +3,7 @@ package pincluster
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	peer "github.com/libp2p/go-libp2p/core/peer"
 )
@@ -57,6 +58,16 @@ var (
 	// ErrUnknownMode is returned (inside a *ValidationError) for a pin mode
 	// other than recursive or direct.
 	ErrUnknownMode = errors.New("pincluster: unknown pin mode")
+	// ErrModeDowngrade is returned (inside a *ValidationError) by
+	// Cluster.Pin for a direct pin of a CID pinned recursively: as in IPFS
+	// Cluster, a recursive pin is never downgraded (unpin it first). The
+	// opposite, direct to recursive, is an upgrade that every holder
+	// applies.
+	ErrModeDowngrade = errors.New("pincluster: cannot downgrade a recursive pin to direct")
+	// ErrExpired is returned (inside a *ValidationError with Field
+	// "expire_at") by Cluster.Pin for an ExpireAt that is not in the
+	// future, as IPFS Cluster refuses it.
+	ErrExpired = errors.New("pincluster: expiry is in the past")
 	// ErrTooManyOrigins is returned (inside a *ValidationError) for more
 	// than MaxOrigins origins.
 	ErrTooManyOrigins = errors.New("pincluster: too many origins")
@@ -88,6 +99,12 @@ var (
 	// ErrNotEnoughPeers is wrapped by *AllocationError: fewer peers than
 	// replication min could be allocated.
 	ErrNotEnoughPeers = errors.New("pincluster: not enough peers to allocate")
+	// ErrNotReady is wrapped by every *NotReadyError: a write that needs
+	// an allocation came while the peer was starting (before Ready, or
+	// before it had heard the metrics of enough peers) and could not be
+	// served within a bounded wait. It is transient: retry after
+	// NotReadyError.RetryAfter (the HTTP APIs answer 503 with Retry-After).
+	ErrNotReady = errors.New("pincluster: peer not ready")
 	// ErrNoLeader is returned by Consensus.Leader for consensus components
 	// without a leader (CRDT) and by Raft while no leader is elected; Raft's
 	// LogPin, LogUnpin, AddPeer and RmPeer wrap it (with the context's
@@ -178,6 +195,50 @@ func (e *AllocationError) Error() string {
 
 // Unwrap returns ErrNotEnoughPeers.
 func (e *AllocationError) Unwrap() error { return ErrNotEnoughPeers }
+
+// NotReadyError is the transient failure of a write on a peer that is
+// still starting: it wraps ErrNotReady and the cause (an *AllocationError
+// while the peer has not heard enough peers' metrics yet, or the context's
+// error).
+type NotReadyError struct {
+	// Op is the operation ("pin").
+	Op string
+	// RetryAfter is a hint of when to try again.
+	RetryAfter time.Duration
+	// Err is the cause.
+	Err error
+}
+
+// Error implements error.
+func (e *NotReadyError) Error() string {
+	msg := fmt.Sprintf("pincluster: %s: peer not ready, retry in %s", e.Op, e.RetryAfter)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns ErrNotReady and the cause.
+func (e *NotReadyError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrNotReady}
+	}
+	return []error{ErrNotReady, e.Err}
+}
+
+// RetryAfter returns how long to wait before retrying after err: the hint
+// of a *NotReadyError in err's chain rounded up to whole seconds (at least
+// 1 s), and ok false when err is not transient in that way.
+func RetryAfter(err error) (d time.Duration, ok bool) {
+	var nr *NotReadyError
+	if !errors.As(err, &nr) {
+		if errors.Is(err, ErrNotReady) {
+			return time.Second, true
+		}
+		return 0, false
+	}
+	return max(nr.RetryAfter.Round(time.Second), time.Second), true
+}
 
 // PeerError is an error that happened on, or while talking to, one peer.
 type PeerError struct {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"slices"
 	"time"
@@ -18,7 +19,8 @@ import (
 //
 //   - alerts: when a peer's ping metric expires, the pins allocated to it
 //     are re-allocated. For each pin exactly one peer acts: among the live
-//     trusted peers (a valid ping metric, and this peer), the one whose
+//     trusted peers that are not followers (a valid ping metric and no
+//     valid MetricFollower, and this peer unless it is a follower), the one whose
 //     SHA-256 of its ID is closest (XOR) to the SHA-256 of the CID. Every
 //     peer computes the same choice from the same metrics; should two
 //     views differ, the worst case is a pin logged twice, which is
@@ -49,6 +51,23 @@ func (c *Cluster) alivePeers(ctx context.Context, exclude ...peer.ID) []peer.ID 
 	}
 	slices.Sort(out)
 	return out
+}
+
+// writers returns the live peers that act for the pinset (alivePeers less
+// the followers, which announce themselves with MetricFollower), sorted:
+// the candidates of responsibleFor.
+func (c *Cluster) writers(ctx context.Context, exclude ...peer.ID) []peer.ID {
+	now := time.Now()
+	followers := map[peer.ID]bool{}
+	for _, m := range c.monitor.LatestMetrics(ctx, MetricFollower) {
+		if m.Valid(now) {
+			followers[m.Peer] = true
+		}
+	}
+	if c.cfg.follower {
+		followers[c.host.ID()] = true
+	}
+	return slices.DeleteFunc(c.alivePeers(ctx, exclude...), func(p peer.ID) bool { return followers[p] })
 }
 
 // responsibleFor returns the peer among candidates that acts for ci.
@@ -82,7 +101,8 @@ func (c *Cluster) runAlerts(ctx context.Context) {
 			}
 			c.recordAlert(a)
 			c.log.Info("peer alert", "peer", a.Metric.Peer, "metric", a.Metric.Name)
-			if a.Metric.Name == MetricPing && c.cfg.repinning {
+			// A follower never writes: the trusted peers re-allocate.
+			if a.Metric.Name == MetricPing && c.cfg.repinning && !c.cfg.follower {
 				c.repinFrom(ctx, a.Metric.Peer)
 			}
 		}
@@ -97,7 +117,7 @@ func (c *Cluster) repinFrom(ctx context.Context, lost peer.ID) {
 		c.log.Warn("repin: no state", "err", err)
 		return
 	}
-	alive := c.alivePeers(ctx, lost)
+	alive := c.writers(ctx, lost)
 	self := c.host.ID()
 	moved := 0
 	for pin, err := range st.List(ctx) {
@@ -111,7 +131,7 @@ func (c *Cluster) repinFrom(ctx context.Context, lost peer.ID) {
 		if !slices.Contains(pin.Allocations, lost) || responsibleFor(pin.Cid, alive) != self {
 			continue
 		}
-		if _, err := c.pin(ctx, pin.Cid, pin.PinOptions, []peer.ID{lost}); errors.Is(err, ErrNotFound) {
+		if _, err := c.pin(ctx, pin.Cid, pin.PinOptions, []peer.ID{lost}, false); errors.Is(err, ErrNotFound) {
 			continue // unpinned meanwhile
 		} else if err != nil {
 			c.log.Warn("repin failed", "cid", pin.Cid, "lost", lost, "err", err)
@@ -139,12 +159,15 @@ func (c *Cluster) runExpiry(ctx context.Context) {
 }
 
 func (c *Cluster) expireOnce(ctx context.Context) {
+	if c.cfg.follower {
+		return // a follower never writes: the trusted peers expire pins
+	}
 	st, err := c.state(ctx)
 	if err != nil {
 		return
 	}
 	now := time.Now()
-	alive := c.alivePeers(ctx)
+	alive := c.writers(ctx)
 	self := c.host.ID()
 	for pin, err := range st.List(ctx) {
 		if ctx.Err() != nil {
@@ -165,7 +188,7 @@ func (c *Cluster) runStateSync(ctx context.Context) {
 	t := time.NewTicker(c.cfg.stateSyncInterval)
 	defer t.Stop()
 	for {
-		c.stateSyncOnce(ctx)
+		_ = c.stateSyncOnce(ctx) // logged
 		select {
 		case <-ctx.Done():
 			return
@@ -174,11 +197,36 @@ func (c *Cluster) runStateSync(ctx context.Context) {
 	}
 }
 
-func (c *Cluster) stateSyncOnce(ctx context.Context) {
+// StateSync runs now what the peer's loops do periodically: the tracker
+// compares what it believes with the IPFS node and is handed the whole
+// shared state (pins lost by the node are queued again, pins that left the
+// state are unpinned; WithStateSyncInterval), and, unless the peer is a
+// follower, the expired pins it is responsible for are unpinned
+// (WithExpiryInterval), as IPFS Cluster's StateSync. It waits for Ready
+// (bounded by ctx) and returns the first error met; pins are queued, not
+// awaited.
+func (c *Cluster) StateSync(ctx context.Context) error {
+	if err := c.live("state sync"); err != nil {
+		return err
+	}
+	if err := c.WaitReady(ctx); err != nil {
+		return fmt.Errorf("pincluster: state sync: %w", err)
+	}
+	if err := c.stateSyncOnce(ctx); err != nil {
+		return fmt.Errorf("pincluster: state sync: %w", err)
+	}
+	c.expireOnce(ctx)
+	return ctx.Err()
+}
+
+// stateSyncOnce hands the state to the tracker; it returns the first
+// error met (logged too), going on past errors where it can.
+func (c *Cluster) stateSyncOnce(ctx context.Context) error {
 	st, err := c.state(ctx)
 	if err != nil {
-		return
+		return err
 	}
+	var first error
 	// First let the tracker compare what it believes with the IPFS node
 	// (pins removed behind its back become unexpectedly_unpinned); the
 	// Track calls below then queue them again.
@@ -187,16 +235,20 @@ func (c *Cluster) stateSyncOnce(ctx context.Context) {
 			if ctx.Err() == nil {
 				c.log.Warn("state sync: tracker sync", "err", err)
 			}
+			first = err
 			break
 		}
 	}
 	start := c.changeSeq.Load()
 	for pin, err := range st.List(ctx) {
 		if ctx.Err() != nil {
-			return
+			return ctx.Err()
 		}
 		if err != nil {
 			c.log.Warn("state sync: listing the state", "err", err)
+			if first == nil {
+				first = err
+			}
 			continue
 		}
 		c.syncListed(ctx, pin, start)
@@ -217,6 +269,7 @@ func (c *Cluster) stateSyncOnce(ctx context.Context) {
 	for _, ci := range gone {
 		c.onStateChange(ctx, Pin{Cid: ci}, true)
 	}
+	return first
 }
 
 // onStateChange feeds one change of the shared state to the tracker. The

@@ -46,6 +46,13 @@ const (
 	// interval; its expiry raises the alert that makes the cluster re-place
 	// the peer's pins. It carries no value.
 	MetricPing = "ping"
+	// MetricFollower is published (Value "true") by a peer in follower
+	// mode (WithFollowerMode) with every ping: the other peers then leave
+	// it out of the peers that re-allocate the pins of a lost peer and
+	// unpin expired pins, since a follower never writes. It is not used
+	// for allocation: a follower is allocated like any other peer whose
+	// metrics are accepted, as in IPFS Cluster.
+	MetricFollower = "follower"
 	// MetricTagPrefix starts the name of every tag metric: the tag
 	// "region" is published as the partitionable metric "tag:region"
 	// whose Value is the tag's value.
@@ -291,3 +298,14 @@ func (t *TagsInformer) GetMetrics(context.Context) []Metric {
 
 // IsTagMetric reports whether name is the name of a tag metric.
 func IsTagMetric(name string) bool { return strings.HasPrefix(name, MetricTagPrefix) }
+
+// followerInformer publishes MetricFollower on a follower peer.
+type followerInformer struct{}
+
+func (followerInformer) Name() string { return MetricFollower }
+
+func (followerInformer) GetMetrics(context.Context) []Metric {
+	return []Metric{{Name: MetricFollower, Value: "true", ValidUntil: time.Now().Add(defaultInformerTTL)}}
+}
+
+func (followerInformer) Shutdown(context.Context) error { return nil }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
@@ -130,6 +132,9 @@ func (c *Cluster) build(ctx context.Context) error {
 			return fmt.Errorf("informers: %w", err)
 		}
 	}
+	if cfg.follower {
+		c.informers = append(slices.Clone(c.informers), followerInformer{})
+	}
 	c.monitor = cfg.monitor
 	if c.monitor == nil {
 		c.monitor, err = c.defaultMonitor()
@@ -190,6 +195,7 @@ func (c *Cluster) run(ctx context.Context) {
 			return
 		}
 	}
+	c.readyAt.Store(time.Now().UnixNano())
 	close(c.ready)
 	c.log.Info("cluster peer ready", "id", c.host.ID(), "cluster", c.cfg.clusterName)
 	<-ctx.Done()

@@ -532,7 +532,14 @@ func WithRepinning(on bool) Option {
 // peers): it replicates the pinset its trusted peers write, pins what is
 // allocated to it and publishes its metrics, but never writes: Pin, Unpin,
 // PinPath, UnpinPath, PinUpdate, Add, AddPeer and RmPeer return an error
-// wrapping ErrFollowerMode and change nothing. Default: off.
+// wrapping ErrFollowerMode and change nothing; it neither re-allocates the
+// pins of lost peers nor unpins expired pins (it publishes MetricFollower,
+// so the other peers leave it out of the peers that do); a global Recover
+// or RecoverAll on it acts on itself only, as in IPFS Cluster. Like IPFS
+// Cluster, the others allocate pins to a follower as to any peer whose
+// metrics they accept (those they trust): to keep followers out of
+// allocations, do not trust them (WithTrustedPeers) and pin with
+// replication -1 for them to hold everything. Default: off.
 func WithFollowerMode(on bool) Option {
 	return func(c *config) error {
 		c.follower = on

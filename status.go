@@ -11,6 +11,7 @@ import (
 
 	cid "github.com/ipfs/go-cid"
 	peer "github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // statusChunk is how many CIDs a global status asks every peer about at
@@ -53,10 +54,46 @@ func (c *Cluster) peersToAsk(ctx context.Context) ([]peer.ID, error) {
 
 // clusterErrorInfo is the status reported for a peer that could not be
 // asked.
+// It carries the peer's last known name and IPFS node (rememberPeer), as
+// IPFS Cluster does.
 func (c *Cluster) clusterErrorInfo(ci cid.Cid, p peer.ID, err error) PinInfo {
-	return PinInfo{Cid: ci, Peer: p, PinInfoShort: PinInfoShort{
+	pi := PinInfo{Cid: ci, Peer: p, PinInfoShort: PinInfoShort{
 		Status: TrackerStatusClusterError, TS: time.Now().UTC(), Error: err.Error(),
 	}}
+	c.cardsMu.Lock()
+	card, ok := c.cards[p]
+	c.cardsMu.Unlock()
+	if ok {
+		pi.PeerName, pi.IPFS, pi.IPFSAddresses = card.name, card.ipfs, card.ipfsAddrs
+	}
+	return pi
+}
+
+// peerCard is what a peer last said about itself.
+type peerCard struct {
+	name      string
+	ipfs      peer.ID
+	ipfsAddrs []ma.Multiaddr
+}
+
+// maxPeerCards bounds the remembered peer cards.
+const maxPeerCards = 4096
+
+// rememberPeer records the name and IPFS node a peer answered with, for
+// the statuses reported when it stops answering.
+func (c *Cluster) rememberPeer(p peer.ID, name string, ipfs peer.ID, addrs []ma.Multiaddr) {
+	if name == "" && ipfs == "" {
+		return
+	}
+	c.cardsMu.Lock()
+	defer c.cardsMu.Unlock()
+	if c.cards == nil {
+		c.cards = map[peer.ID]peerCard{}
+	}
+	if _, ok := c.cards[p]; !ok && len(c.cards) >= maxPeerCards {
+		return
+	}
+	c.cards[p] = peerCard{name: name, ipfs: ipfs, ipfsAddrs: slices.Clone(addrs)}
 }
 
 // localStatusMany is statusMany for this peer.
@@ -90,6 +127,9 @@ func (c *Cluster) statusChunkAll(ctx context.Context, peers []peer.ID, cids []ci
 			}
 			if err == nil && len(infos) != len(cids) {
 				err = fmt.Errorf("answered %d statuses for %d cids", len(infos), len(cids))
+			}
+			if err == nil && len(infos) > 0 {
+				c.rememberPeer(p, infos[0].PeerName, infos[0].IPFS, infos[0].IPFSAddresses)
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -255,6 +295,9 @@ func (c *Cluster) Recover(ctx context.Context, ci cid.Cid, local bool) (GlobalPi
 	if err := c.live("recover"); err != nil {
 		return GlobalPinInfo{}, err
 	}
+	if c.cfg.follower {
+		local = true // as IPFS Cluster: a follower acts on itself only
+	}
 	if local {
 		pi, err := c.tracker.Recover(ctx, ci)
 		if err != nil {
@@ -285,6 +328,8 @@ func (c *Cluster) Recover(ctx context.Context, ci cid.Cid, local bool) (GlobalPi
 			}
 			if err != nil {
 				pi = c.clusterErrorInfo(ci, p, err)
+			} else {
+				c.rememberPeer(p, pi.PeerName, pi.IPFS, pi.IPFSAddresses)
 			}
 			pi.Peer = p
 			mu.Lock()
@@ -308,6 +353,9 @@ func (c *Cluster) RecoverAll(ctx context.Context, local bool) iter.Seq2[GlobalPi
 		if err := c.live("recover all"); err != nil {
 			yield(GlobalPinInfo{}, err)
 			return
+		}
+		if c.cfg.follower {
+			local = true // as IPFS Cluster: a follower acts on itself only
 		}
 		if local {
 			for pi, err := range c.tracker.RecoverAll(ctx) {
@@ -390,6 +438,8 @@ func (c *Cluster) Peers(ctx context.Context) ([]ID, error) {
 				var err error
 				if id, err = c.remote.id(ctx, p); err != nil {
 					id = ID{ID: p, Error: err.Error()}
+				} else {
+					c.rememberPeer(p, id.PeerName, id.IPFS.ID, id.IPFS.Addresses)
 				}
 			}
 			out[i] = id

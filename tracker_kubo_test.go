@@ -121,3 +121,41 @@ func TestTrackerKuboRestart(t *testing.T) {
 	require.LessOrEqual(t, most, 3, "no pin/add storm")
 	t.Logf("successful pin calls %d, most attempts for one CID %d", done, most)
 }
+
+// A direct pin upgraded to recursive through a real Kubo: the tracker
+// pins again and Kubo holds the recursive pin before the peer reports
+// pinned (issue 14).
+func TestTrackerKuboModeUpgrade(t *testing.T) {
+	d := kubotest.Start(t, kubotest.Options{Offline: true, Config: map[string]any{
+		"Addresses.API": fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freeTCPPort(t)),
+	}})
+	kc, err := kubo.New(kubo.Config{APIAddr: d.APIAddr.String(), RequestTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	ctx := t.Context()
+	ci, err := kc.BlockPut(ctx, []byte("tracker-kubo-mode"), cid.Prefix{})
+	require.NoError(t, err)
+	c := clustertest.Start(t, clustertest.Setup{N: 1, InProcessIPFS: true,
+		Options: []pincluster.Option{pincluster.WithConnector(kc)}})
+	p := c.Peer(0)
+	kuboMode := func() pincluster.IPFSPinStatus {
+		s, err := kc.PinLsCid(ctx, pincluster.NewPin(ci, pincluster.PinOptions{Mode: pincluster.PinModeDirect}))
+		require.NoError(t, err)
+		return s
+	}
+	_, err = p.Pin(ctx, ci, pincluster.PinOptions{Mode: pincluster.PinModeDirect})
+	require.NoError(t, err)
+	c.WaitStatus(0, ci, 20*time.Second, pinnedOn(1))
+	require.Equal(t, pincluster.IPFSPinStatusDirect, kuboMode())
+
+	_, err = p.Pin(ctx, ci, pincluster.PinOptions{})
+	require.NoError(t, err)
+	c.WaitFor("Kubo holds the recursive pin", 20*time.Second, func() bool {
+		g, err := p.Status(ctx, ci, true)
+		require.NoError(t, err)
+		if g.PeerMap[p.ID()].Status == pincluster.TrackerStatusPinned {
+			require.Equal(t, pincluster.IPFSPinStatusRecursive, kuboMode(), "reported pinned before Kubo upgraded")
+		}
+		return kuboMode() == pincluster.IPFSPinStatusRecursive
+	})
+	c.WaitStatus(0, ci, 20*time.Second, pinnedOn(1))
+}

@@ -43,14 +43,19 @@ type opTracker struct {
 	// reloadMu serialises reloads of held.
 	reloadMu sync.Mutex
 	mu       sync.RWMutex
-	held     map[cid.Cid]struct{}
-	loaded   bool
+	// held maps each CID the node pins directly or recursively to how
+	// it is pinned (IPFSPinStatusDirect or IPFSPinStatusRecursive): a
+	// pin asking for more than the node holds (recursive over a direct
+	// pin) is pinned again.
+	held   map[cid.Cid]IPFSPinStatus
+	loaded bool
 	// lost holds the CIDs that were held and vanished from the node
 	// without an unpin of the tracker, with when that was noticed.
 	lost map[cid.Cid]time.Time
 	// pending records the changes made to held while a reload lists the
-	// node's pins (nil when no reload runs); they win over the listing.
-	pending  map[cid.Cid]bool
+	// node's pins (nil when no reload runs); they win over the listing
+	// (IPFSPinStatusUnpinned: removed).
+	pending  map[cid.Cid]IPFSPinStatus
 	ipfsID   IPFSID
 	haveIPFS bool
 	// ipfsFailedAt is when asking the node for its ID last failed.
@@ -80,7 +85,7 @@ func newOpTracker(self peer.ID, peerName string, conn IPFSConnector, cons Consen
 	t := &opTracker{
 		self: self, peerName: peerName, conn: conn, cons: cons,
 		log:  cfg.logger.With("component", "tracker"),
-		held: map[cid.Cid]struct{}{},
+		held: map[cid.Cid]IPFSPinStatus{},
 		lost: map[cid.Cid]time.Time{},
 	}
 	ops, err := optracker.New(optracker.Config{
@@ -114,7 +119,13 @@ func (t *opTracker) doPin(ctx context.Context, op optracker.Op, progress optrack
 	if err != nil {
 		return err
 	}
-	t.setHeld(op.Cid, true)
+	// A direct pin over a recursive one leaves it recursive (every
+	// connector keeps the stronger pin).
+	mode := IPFSPinStatusRecursive
+	if pin.MaxDepth == 0 && t.heldAs(op.Cid) != IPFSPinStatusRecursive {
+		mode = IPFSPinStatusDirect
+	}
+	t.setHeld(op.Cid, mode)
 	return nil
 }
 
@@ -123,21 +134,22 @@ func (t *opTracker) doUnpin(ctx context.Context, op optracker.Op, _ optracker.Pr
 	if err != nil && !errors.Is(err, ErrNotPinned) {
 		return err
 	}
-	t.setHeld(op.Cid, false)
+	t.setHeld(op.Cid, IPFSPinStatusUnpinned)
 	return nil
 }
 
-// setHeld records the result of the tracker's own pin (on) or unpin of c.
-func (t *opTracker) setHeld(c cid.Cid, on bool) {
+// setHeld records the result of the tracker's own pin (mode direct or
+// recursive) or unpin (IPFSPinStatusUnpinned) of c.
+func (t *opTracker) setHeld(c cid.Cid, mode IPFSPinStatus) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.pending != nil {
-		t.pending[c] = on
+		t.pending[c] = mode
 	}
-	if on {
-		t.held[c] = struct{}{}
-	} else {
+	if mode == IPFSPinStatusUnpinned {
 		delete(t.held, c)
+	} else {
+		t.held[c] = mode
 	}
 	delete(t.lost, c)
 }
@@ -157,11 +169,26 @@ func (t *opTracker) forget(c cid.Cid) {
 	delete(t.lost, c)
 }
 
+// isHeld reports whether the node pins c in any mode.
 func (t *opTracker) isHeld(c cid.Cid) bool {
+	return t.heldAs(c) != IPFSPinStatusUnpinned
+}
+
+// heldAs returns how the node pins c: IPFSPinStatusDirect,
+// IPFSPinStatusRecursive or IPFSPinStatusUnpinned.
+func (t *opTracker) heldAs(c cid.Cid) IPFSPinStatus {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	_, ok := t.held[c]
-	return ok
+	if m, ok := t.held[c]; ok {
+		return m
+	}
+	return IPFSPinStatusUnpinned
+}
+
+// holds reports whether the node pins pin.Cid as the pin asks: recursive
+// for a recursive (or depth-limited) pin, any pin for a direct one.
+func (t *opTracker) holds(pin Pin) bool {
+	return t.heldAs(pin.Cid).IsPinned(pin.MaxDepth)
 }
 
 // load fills held from the connector once; later reloads come from SyncAll.
@@ -194,16 +221,23 @@ func (t *opTracker) reload(ctx context.Context) ([]cid.Cid, error) {
 
 func (t *opTracker) reloadLocked(ctx context.Context) ([]cid.Cid, error) {
 	t.mu.Lock()
-	t.pending = map[cid.Cid]bool{}
+	t.pending = map[cid.Cid]IPFSPinStatus{}
 	t.mu.Unlock()
-	fresh := map[cid.Cid]struct{}{}
+	fresh := map[cid.Cid]IPFSPinStatus{}
 	var listErr error
 	for p, err := range t.conn.PinLs(ctx) {
 		if err != nil {
 			listErr = fmt.Errorf("tracker: listing the ipfs pins: %w", err)
 			break
 		}
-		fresh[p.Cid] = struct{}{}
+		switch p.Type {
+		case IPFSPinStatusRecursive:
+			fresh[p.Cid] = p.Type
+		case IPFSPinStatusDirect:
+			if fresh[p.Cid] != IPFSPinStatusRecursive {
+				fresh[p.Cid] = p.Type
+			}
+		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -213,9 +247,9 @@ func (t *opTracker) reloadLocked(ctx context.Context) ([]cid.Cid, error) {
 		return nil, listErr
 	}
 	// What the tracker's own operations did meanwhile is newer.
-	for c, on := range pending {
-		if on {
-			fresh[c] = struct{}{}
+	for c, mode := range pending {
+		if mode != IPFSPinStatusUnpinned {
+			fresh[c] = mode
 		} else {
 			delete(fresh, c)
 		}
@@ -228,8 +262,8 @@ func (t *opTracker) reloadLocked(ctx context.Context) ([]cid.Cid, error) {
 			t.lost[c] = now
 		}
 	}
-	for c := range fresh {
-		if _, ok := t.held[c]; !ok {
+	for c, mode := range fresh {
+		if old, ok := t.held[c]; !ok || old != mode {
 			changed = append(changed, c)
 		}
 	}
@@ -250,8 +284,8 @@ func (t *opTracker) Track(ctx context.Context, pin Pin) error {
 	}
 	if pin.IsAllocatedTo(t.self) {
 		op, err := t.ops.Get(pin.Cid)
-		if errors.Is(err, optracker.ErrNotFound) && t.isHeld(pin.Cid) {
-			return nil
+		if errors.Is(err, optracker.ErrNotFound) && t.holds(pin) {
+			return nil // held in the mode asked (a direct pin held only directly is upgraded below)
 		}
 		if err == nil && op.Type == optracker.OpPin {
 			if old, _ := op.Meta.(Pin); old.Equal(pin) {
@@ -352,8 +386,11 @@ func (t *opTracker) info(ctx context.Context, c cid.Cid, pin Pin) PinInfo {
 		pi.Status = TrackerStatusUnpinned
 	case !pin.IsAllocatedTo(t.self):
 		pi.Status = TrackerStatusRemote
-	case t.isHeld(c):
+	case t.holds(pin):
 		pi.Status = TrackerStatusPinned
+	case t.isHeld(c):
+		// Held directly, asked recursive: the next Track pins it again.
+		pi.Status = TrackerStatusPinQueued
 	default:
 		if at, lost := t.isLost(c); lost {
 			// Held before, gone from the node, not unpinned by the tracker.
@@ -489,7 +526,7 @@ func (t *opTracker) probe(ctx context.Context, pin Pin) error {
 	defer t.reloadMu.Unlock()
 	c := pin.Cid
 	t.mu.Lock()
-	t.pending = map[cid.Cid]bool{}
+	t.pending = map[cid.Cid]IPFSPinStatus{}
 	t.mu.Unlock()
 	s, err := t.conn.PinLsCid(ctx, pin)
 	t.mu.Lock()
@@ -505,7 +542,7 @@ func (t *opTracker) probe(ctx context.Context, pin Pin) error {
 	_, was := t.held[c]
 	switch on := s == IPFSPinStatusDirect || s == IPFSPinStatusRecursive; {
 	case on:
-		t.held[c] = struct{}{}
+		t.held[c] = s
 		delete(t.lost, c)
 	case was:
 		delete(t.held, c)
@@ -523,7 +560,7 @@ func (t *opTracker) Recover(ctx context.Context, c cid.Cid) (PinInfo, error) {
 		return PinInfo{}, err
 	}
 	if _, err := t.ops.Recover(c); errors.Is(err, optracker.ErrNotFound) {
-		if pin.Defined() && pin.IsAllocatedTo(t.self) && !t.isHeld(c) {
+		if pin.Defined() && pin.IsAllocatedTo(t.self) && !t.holds(pin) {
 			if err := t.enqueue(c, optracker.OpPin, pin); err != nil {
 				return PinInfo{}, err
 			}
@@ -573,7 +610,7 @@ func (t *opTracker) RecoverAll(ctx context.Context) iter.Seq2[PinInfo, error] {
 				t.forget(c)
 				continue
 			}
-			if _, err := t.ops.Get(c); err == nil || t.isHeld(c) {
+			if _, err := t.ops.Get(c); err == nil || t.holds(pin) {
 				continue
 			}
 			if err := t.enqueue(c, optracker.OpPin, pin); err != nil {

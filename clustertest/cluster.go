@@ -54,6 +54,10 @@ type Setup struct {
 	// PeerOptions, when set, returns extra options for peer i, given
 	// after Options.
 	PeerOptions func(i int) []pincluster.Option
+	// ReadyOnly makes Start wait only until each peer's WaitReady returns,
+	// not until every peer has seen every other's metrics: the peers are
+	// used as soon as they call themselves ready.
+	ReadyOnly bool
 	// ConfigureMock, when set, is called with each peer's MockConnector
 	// before the peers start (so that their first metrics already show,
 	// say, the storage maximum it sets). Unused with InProcessIPFS.
@@ -133,8 +137,39 @@ func Start(t testing.TB, s Setup) *Cluster {
 			t.Fatalf("clustertest: start peer %d: %v", i, err)
 		}
 	}
+	if s.ReadyOnly {
+		c.waitEachReady()
+		return c
+	}
 	c.WaitReady()
 	return c
+}
+
+// waitEachReady waits (up to a minute) until every running peer's
+// WaitReady returns.
+func (c *Cluster) waitEachReady() {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, p := range c.Running() {
+		if err := p.WaitReady(ctx); err != nil {
+			c.t.Fatalf("clustertest: peer %d not ready: %v", p.Index, err)
+		}
+	}
+}
+
+// StartPeer starts stopped peer i again, like Restart, but returns as soon
+// as its WaitReady does, before it has heard the other peers' metrics (a
+// daemon that just came back).
+func (c *Cluster) StartPeer(i int) {
+	c.t.Helper()
+	if c.Peers[i].Cluster != nil {
+		c.t.Fatalf("clustertest: StartPeer %d: the peer runs", i)
+	}
+	if err := c.start(i); err != nil {
+		c.t.Fatalf("clustertest: start peer %d: %v", i, err)
+	}
+	c.waitEachReady()
 }
 
 // Peer returns peer i.

@@ -118,6 +118,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeFailure(w, http.StatusNotFound, "NOT_FOUND", "the specified resource was not found")
 	case errors.Is(err, pincluster.ErrClosed):
 		writeFailure(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", err.Error())
+	case errors.Is(err, pincluster.ErrNotReady): // a starting peer: transient
+		d, _ := pincluster.RetryAfter(err)
+		w.Header().Set("Retry-After", strconv.Itoa(int(d/time.Second)))
+		writeFailure(w, http.StatusServiceUnavailable, "NOT_READY", err.Error())
 	case errors.Is(err, pincluster.ErrNotEnoughPeers):
 		writeFailure(w, http.StatusServiceUnavailable, "NOT_ENOUGH_PEERS", err.Error())
 	default:

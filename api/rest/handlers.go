@@ -111,6 +111,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code = tooLarge(r)
 		err = fmt.Errorf("request body exceeds the limit of %d bytes: %w", mbe.Limit, err)
 	}
+	if d, ok := pincluster.RetryAfter(err); ok { // a starting peer: transient
+		code = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", strconv.Itoa(int(d/time.Second)))
+	}
 	if code >= 500 {
 		a.log.Warn("rest: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}

@@ -109,7 +109,25 @@ func verify(c cid.Cid, data []byte) error {
 	return nil
 }
 
+// inline returns the data of an identity CID (the block is the digest
+// itself: nothing to store or fetch) and true, or false for other CIDs.
+func inline(c cid.Cid) ([]byte, bool) {
+	if !c.Defined() || c.Prefix().MhType != mh.IDENTITY {
+		return nil, false
+	}
+	d, err := mh.Decode(c.Hash())
+	if err != nil {
+		return nil, false
+	}
+	return d.Digest, true
+}
+
+// Has reports whether the block of c is stored; an identity CID is always
+// there.
 func (s *store) Has(ctx context.Context, c cid.Cid) (bool, error) {
+	if _, ok := inline(c); ok {
+		return true, nil
+	}
 	ok, err := s.d.Has(ctx, dshelp.MultihashToDsKey(c.Hash()))
 	if err != nil {
 		return false, fmt.Errorf("ipfsnode: blockstore has %s: %w", c, err)
@@ -120,9 +138,13 @@ func (s *store) Has(ctx context.Context, c cid.Cid) (bool, error) {
 // Get returns the block of c, after checking its bytes against c: a
 // corrupt block is a *CorruptBlockError, never returned as data. A
 // missing block is ipld.ErrNotFound (what bitswap and merkledag expect).
+// The block of an identity CID is read from the CID itself.
 func (s *store) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	if !c.Defined() {
 		return nil, ipld.ErrNotFound{Cid: c}
+	}
+	if data, ok := inline(c); ok { // never asked of the network
+		return blocks.NewBlockWithCid(data, c)
 	}
 	data, err := s.d.Get(ctx, dshelp.MultihashToDsKey(c.Hash()))
 	if errors.Is(err, ds.ErrNotFound) {
@@ -138,6 +160,9 @@ func (s *store) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 }
 
 func (s *store) GetSize(ctx context.Context, c cid.Cid) (int, error) {
+	if data, ok := inline(c); ok {
+		return len(data), nil
+	}
 	n, err := s.d.GetSize(ctx, dshelp.MultihashToDsKey(c.Hash()))
 	if errors.Is(err, ds.ErrNotFound) {
 		return -1, ipld.ErrNotFound{Cid: c}

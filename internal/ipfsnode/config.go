@@ -19,6 +19,8 @@ const (
 	DefaultStorageMax = 10_000_000_000
 	// DefaultFetchConcurrency is the default Config.FetchConcurrency.
 	DefaultFetchConcurrency = 32
+	// DefaultFetchStall is the default Config.FetchStall.
+	DefaultFetchStall = 3 * time.Second
 	// DefaultProvideRate is the default Config.ProvideRate (per second).
 	DefaultProvideRate = 20
 	// DefaultProvideWorkers is the default Config.ProvideWorkers.
@@ -58,6 +60,17 @@ type Config struct {
 	// once through its bitswap session. Default: DefaultFetchConcurrency
 	// (32).
 	FetchConcurrency int
+	// FetchStall is how long a Pin (or Fetch) waits without receiving a
+	// block before it starts a new bitswap session for the blocks still
+	// missing, which broadcasts their wants again to every connected peer
+	// at once. A session left alone backs off between its rebroadcasts (1,
+	// 2, 3, ... s) and searches anew only once a minute, so a want lost
+	// on the way, or sent before the peer holding the block was a bitswap
+	// peer, could stall a pin until the tracker's 2 min idle timeout. The
+	// wait doubles after each restart without progress, up to 16 times
+	// FetchStall, and resets when blocks arrive. Default:
+	// DefaultFetchStall (3 s); negative: never restart.
+	FetchStall time.Duration
 	// ProvideRate bounds the provide announcements per second. Default:
 	// DefaultProvideRate (20). Ignored without Routing.
 	ProvideRate float64
@@ -91,6 +104,9 @@ func (c *Config) withDefaults() error {
 	}
 	if c.StorageMax == 0 {
 		c.StorageMax = DefaultStorageMax
+	}
+	if c.FetchStall == 0 {
+		c.FetchStall = DefaultFetchStall
 	}
 	switch {
 	case c.FetchConcurrency == 0:

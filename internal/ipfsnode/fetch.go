@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/ipfs/boxo/blockservice"
+	blocks "github.com/ipfs/go-block-format"
 	cid "github.com/ipfs/go-cid"
 )
 
@@ -42,9 +44,16 @@ type task struct {
 // walker is one concurrent DAG fetch.
 type walker struct {
 	n        *Node
-	ses      *blockservice.Session
 	h        *hold
 	progress func(Progress)
+
+	// sesMu guards the current bitswap session, the context it lives in
+	// and how many times it was replaced (see watch).
+	sesMu     sync.Mutex
+	ses       *blockservice.Session
+	sesCtx    context.Context
+	sesCancel context.CancelFunc
+	restarts  int
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -95,11 +104,11 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, maxDepth int, h *hold, p
 	defer cancel()
 	w := &walker{
 		n:        n,
-		ses:      blockservice.NewSession(ctx, n.bserv),
 		h:        h,
 		progress: progress,
 		seen:     map[string]int{},
 	}
+	w.newSession(ctx)
 	w.cond = sync.NewCond(&w.mu)
 	w.push(task{c: root, depth: maxDepth})
 
@@ -127,7 +136,26 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, maxDepth int, h *hold, p
 	w.mu.Lock()
 	w.spawn()
 	w.mu.Unlock()
+	watchDone := make(chan struct{})
+	stopWatch := make(chan struct{})
+	if n.cfg.FetchStall > 0 {
+		go func() {
+			defer close(watchDone)
+			w.watch(ctx, stopWatch)
+		}()
+	} else {
+		close(watchDone)
+	}
 	w.wg.Wait()
+	close(stopWatch)
+	<-watchDone
+	w.sesMu.Lock()
+	w.sesCancel()
+	restarts := w.restarts
+	w.sesMu.Unlock()
+	if restarts > 0 {
+		n.log.Debug("fetch: bitswap session restarted after stalls", "root", root, "restarts", restarts)
+	}
 	if w.err == nil && len(w.queue) > 0 {
 		// Stopped by ctx between blocks: incomplete.
 		w.err = fmt.Errorf("interrupted: %w", context.Cause(ctx))
@@ -213,12 +241,82 @@ func (w *walker) work(ctx context.Context, cancel context.CancelFunc) {
 	}
 }
 
+// newSession replaces the walker's bitswap session with a new one living
+// in a child of ctx, and ends the old one: its pending GetBlock calls
+// return and are asked again of the new session (visit).
+func (w *walker) newSession(ctx context.Context) {
+	sctx, cancel := context.WithCancel(ctx)
+	ses := blockservice.NewSession(sctx, w.n.bserv)
+	w.sesMu.Lock()
+	old := w.sesCancel
+	w.ses, w.sesCtx, w.sesCancel = ses, sctx, cancel
+	w.sesMu.Unlock()
+	if old != nil {
+		old()
+	}
+}
+
+func (w *walker) session() (*blockservice.Session, context.Context) {
+	w.sesMu.Lock()
+	defer w.sesMu.Unlock()
+	return w.ses, w.sesCtx
+}
+
+// watch restarts the bitswap session when no block arrived for
+// Config.FetchStall (doubling after each restart without progress, up to
+// 16 times), until stop is closed or ctx ends. A stalled session only
+// rebroadcasts its wants with a growing back-off and searches again once
+// a minute; a new one broadcasts them to every connected peer at once.
+func (w *walker) watch(ctx context.Context, stop <-chan struct{}) {
+	base := w.n.cfg.FetchStall
+	wait := base
+	w.mu.Lock()
+	last := w.prog.Blocks
+	w.mu.Unlock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		now, pending := w.prog.Blocks, len(w.queue)+w.active
+		w.mu.Unlock()
+		switch {
+		case now != last:
+			wait = base // progress: watch again from the start
+		case pending > 0:
+			w.n.log.Debug("fetch: no block for a while, new bitswap session", "after", wait, "pending", pending)
+			w.newSession(ctx)
+			w.sesMu.Lock()
+			w.restarts++
+			w.sesMu.Unlock()
+			wait = min(2*wait, 16*base)
+		}
+		last = now
+		t.Reset(wait)
+	}
+}
+
 // visit gets one block (locally or through the session) and returns the
 // links to follow.
 func (w *walker) visit(ctx context.Context, t task) ([]cid.Cid, int, error) {
 	w.h.add(t.c)
-	b, err := w.ses.GetBlock(ctx, t.c)
-	if err != nil {
+	var b blocks.Block
+	for {
+		ses, sctx := w.session()
+		var err error
+		b, err = ses.GetBlock(sctx, t.c)
+		if err == nil {
+			break
+		}
+		if sctx.Err() != nil && ctx.Err() == nil {
+			continue // the session was replaced (watch): ask the new one
+		}
 		return nil, 0, err
 	}
 	if t.depth == 0 || !hasLinks(t.c) {
