@@ -265,6 +265,23 @@ func TestSemanticsRmPeerVacates(t *testing.T) {
 	})
 }
 
+// RmPeer succeeds when a pin of the removed peer cannot be moved (too few
+// peers left for its ReplicationMin), as IPFS Cluster's: the pin keeps its
+// allocations and the failure is logged (ipfs-cluster-ctl peers rm exits
+// 0 against IPFS Cluster in this situation).
+func TestSemanticsRmPeerTooFewPeersLeft(t *testing.T) {
+	c := clustertest.NewCluster(t, 3)
+	ctx := t.Context()
+	ci := testCID(t, "rmpeer-min3")
+	_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 3, ReplicationMax: 3})
+	require.NoError(t, err)
+	victim := c.Peer(2).ID()
+	require.NoError(t, c.Peer(0).RmPeer(ctx, victim))
+	pin, err := c.Peer(0).PinGet(ctx, ci)
+	require.NoError(t, err)
+	require.Contains(t, pin.Allocations, victim, "a pin that could not be moved keeps its allocations")
+}
+
 // With Raft, RmPeer also takes the peer out of the voters.
 func TestSemanticsRmPeerRaft(t *testing.T) {
 	cons := make([]*raft.Consensus, 3)

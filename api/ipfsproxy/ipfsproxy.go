@@ -45,6 +45,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pincluster/pincluster"
+	"github.com/pincluster/pincluster/api/internal/httpx"
 )
 
 // Defaults of Config.
@@ -112,6 +113,10 @@ type Config struct {
 	ReadTimeout time.Duration
 	// IdleTimeout bounds idle keep-alive connections. Default: 2m.
 	IdleTimeout time.Duration
+	// MaxConns bounds the connections open at once; one beyond it is
+	// answered 503 and closed unread. Negative: no limit. Default: 1024
+	// (the REST and Pinning Service APIs' default).
+	MaxConns int
 	// Middleware, when set, wraps the proxy's handler in its own server
 	// (Start): the caller's metrics or logging.
 	Middleware func(http.Handler) http.Handler
@@ -132,11 +137,10 @@ type Proxy struct {
 	node    *url.URL
 	fwd     *httputil.ReverseProxy
 	handler http.Handler
-	server  *http.Server
+	server  *httpx.Server
 
 	mu   sync.Mutex
 	addr net.Addr
-	done chan struct{}
 
 	// logLimit bounds the logs that clients can cause (a Kubo that is
 	// down, a peer that does not answer).
@@ -182,7 +186,7 @@ func New(backend Backend, cfg Config) (*Proxy, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%w: NodeURL %q is not an http(s) URL", ErrConfig, cfg.NodeURL)
 	}
-	p := &Proxy{backend: backend, cfg: cfg, log: cfg.Logger, node: u, done: make(chan struct{}),
+	p := &Proxy{backend: backend, cfg: cfg, log: cfg.Logger, node: u,
 		logLimit: rate.Sometimes{First: 3, Interval: 10 * time.Second}}
 	p.fwd = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
@@ -200,14 +204,16 @@ func New(backend Backend, cfg Config) (*Proxy, error) {
 	if cfg.Middleware != nil {
 		served = cfg.Middleware(served)
 	}
-	p.server = &http.Server{
-		Handler:           served,
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = httpx.DefaultMaxConns
+	}
+	p.server = httpx.NewServer(served, httpx.ServerConfig{
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
-	}
+		MaxConns:          cfg.MaxConns,
+	})
 	return p, nil
 }
 
@@ -224,12 +230,9 @@ func (p *Proxy) Start() error {
 	p.mu.Lock()
 	p.addr = l.Addr()
 	p.mu.Unlock()
-	go func() {
-		defer close(p.done)
-		if err := p.server.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			p.log.Error("ipfsproxy: serve", "err", err)
-		}
-	}()
+	if err := p.server.Start(l); err != nil {
+		return fmt.Errorf("ipfsproxy: %w", err)
+	}
 	return nil
 }
 
@@ -243,15 +246,7 @@ func (p *Proxy) Addr() net.Addr {
 // Shutdown stops listening and waits for the requests in progress (ctx
 // bounds the wait).
 func (p *Proxy) Shutdown(ctx context.Context) error {
-	err := p.server.Shutdown(ctx)
-	if p.Addr() != nil {
-		select {
-		case <-p.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	if err != nil {
+	if err := p.server.Shutdown(ctx); err != nil {
 		return fmt.Errorf("ipfsproxy: %w", err)
 	}
 	return nil

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -146,26 +145,6 @@ func startOps(addr string, t *telemetry, h *health) (*opsServer, error) {
 func (o *opsServer) shutdown(ctx context.Context) {
 	_ = o.srv.Shutdown(ctx)
 	o.wg.Wait()
-}
-
-// drainable is an API the daemon stops itself, before the Cluster: so
-// that the requests in progress finish while the Cluster still serves them
-// (Cluster.Shutdown refuses new calls before it stops the APIs). The
-// Cluster's own later call is then a no-op.
-type drainable struct {
-	pincluster.API
-	mu      sync.Mutex
-	stopped bool
-}
-
-func (d *drainable) Shutdown(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.stopped {
-		return nil
-	}
-	d.stopped = true
-	return d.API.Shutdown(ctx)
 }
 
 // proxyTarget turns Kubo's API multiaddr into the URL the proxy forwards to.
@@ -408,14 +387,6 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 		lines = append(lines, s)
 		linesMu.Unlock()
 	}
-	var apis []*drainable // guarded by linesMu
-	drain := func(a pincluster.API) pincluster.API {
-		d := &drainable{API: a}
-		linesMu.Lock()
-		apis = append(apis, d)
-		linesMu.Unlock()
-		return d
-	}
 	if cfg.REST.Listen != "" {
 		restCfg.Middleware = tel.middleware("rest", restRoutes)
 		opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.API, error) {
@@ -427,7 +398,7 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 				return nil, &ConfigError{Field: "rest.listen", Err: err}
 			}
 			addLine("rest http://" + a.Addr().String())
-			return drain(a), nil
+			return a, nil
 		}))
 	}
 	var psa atomic.Pointer[pinsvc.API]
@@ -449,7 +420,7 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 			}
 			psa.Store(a)
 			addLine("pinsvc http://" + a.Addr().String())
-			return drain(a), nil
+			return a, nil
 		}))
 	}
 	if cfg.Proxy.Listen != "" {
@@ -469,7 +440,7 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 				return nil, &ConfigError{Field: "ipfsproxy.listen", Err: err}
 			}
 			addLine("ipfsproxy http://" + a.Addr().String())
-			return drain(a), nil
+			return a, nil
 		}))
 	}
 
@@ -487,19 +458,11 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 		logger.Info("shutting down: draining requests, flushing the state")
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.Peer.ShutdownTimeout.Duration)
 		defer cancel()
-		// First the APIs: they stop accepting requests and wait for the
-		// ones in progress, which the Cluster still serves.
-		linesMu.Lock()
-		toDrain := slices.Clone(apis)
-		linesMu.Unlock()
-		var errs []error
-		for _, a := range slices.Backward(toDrain) {
-			if err := a.Shutdown(sctx); err != nil {
-				errs = append(errs, err)
-			}
-		}
+		// Cluster.Shutdown stops the APIs first: they stop accepting
+		// requests and wait for the ones in progress, which the Cluster
+		// still serves.
+		err := c.Shutdown(sctx)
 		tel.cluster.Store(nil)
-		err := errors.Join(append(errs, c.Shutdown(sctx))...)
 		if err != nil && sctx.Err() != nil {
 			return fmt.Errorf("%w: %v", errShutdownTimeout, err)
 		}
