@@ -157,6 +157,17 @@ func (s *Datastore) applyKey(ctx context.Context, b ds.Batch, id cid.Cid, prio u
 	} else {
 		next.prio, next.id = 0, cid.Undef
 	}
+	ev, changed, err := storeWinner(ctx, b, k, ek, rec, next, best)
+	if changed {
+		ch.events = append(ch.events, ev)
+	}
+	return err
+}
+
+// storeWinner writes the record of key k (ek escaped) when next differs
+// from rec, and the visible value when the winner changed: best's value,
+// or none when best is nil. It returns the hook event of a visible change.
+func storeWinner(ctx context.Context, b ds.Batch, k, ek string, rec, next keyRecord, best *winner) (ev hookEvent, changed bool, err error) {
 	if !next.equal(rec) {
 		if next.hasWinner || next.hasTombs {
 			err = b.Put(ctx, winnerKey(ek), next.encode())
@@ -164,22 +175,22 @@ func (s *Datastore) applyKey(ctx context.Context, b ds.Batch, id cid.Cid, prio u
 			err = b.Delete(ctx, winnerKey(ek))
 		}
 		if err != nil {
-			return err
+			return hookEvent{}, false, err
 		}
 	}
 	switch {
 	case best == nil && rec.hasWinner:
 		if err := b.Delete(ctx, valueKey(k)); err != nil {
-			return err
+			return hookEvent{}, false, err
 		}
-		ch.events = append(ch.events, hookEvent{key: k, del: true})
+		return hookEvent{key: k, del: true}, true, nil
 	case best != nil && (!rec.hasWinner || !best.id.Equals(rec.id)):
 		if err := b.Put(ctx, valueKey(k), best.value); err != nil {
-			return err
+			return hookEvent{}, false, err
 		}
-		ch.events = append(ch.events, hookEvent{key: k, value: best.value})
+		return hookEvent{key: k, value: best.value}, true, nil
 	}
-	return nil
+	return hookEvent{}, false, nil
 }
 
 // readRecord returns the key record of ek (zero if absent).

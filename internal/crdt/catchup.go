@@ -747,29 +747,11 @@ func (s *Datastore) mergeState(ctx context.Context, b ds.Batch, m *idMemo, k str
 	if best != nil {
 		next.prio, next.id = best.prio, best.id
 	}
-	if !next.equal(rec) {
-		if next.hasWinner || next.hasTombs {
-			err = b.Put(ctx, winnerKey(ek), next.encode())
-		} else {
-			err = b.Delete(ctx, winnerKey(ek))
-		}
-		if err != nil {
-			return err
-		}
+	ev, changed, err := storeWinner(ctx, b, k, ek, rec, next, best)
+	if changed {
+		*events = append(*events, ev)
 	}
-	switch {
-	case best == nil && rec.hasWinner:
-		if err := b.Delete(ctx, valueKey(k)); err != nil {
-			return err
-		}
-		*events = append(*events, hookEvent{key: k, del: true})
-	case best != nil && (!rec.hasWinner || !best.id.Equals(rec.id)):
-		if err := b.Put(ctx, valueKey(k), best.value); err != nil {
-			return err
-		}
-		*events = append(*events, hookEvent{key: k, value: best.value})
-	}
-	return nil
+	return err
 }
 
 // localScan reads the local side of keys in "<ek>/" order with two
