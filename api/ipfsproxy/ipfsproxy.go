@@ -167,17 +167,18 @@ func New(backend Backend, cfg Config) (*Proxy, error) {
 	if cfg.MaxAddBytes == 0 {
 		cfg.MaxAddBytes = DefaultMaxAddBytes
 	}
-	if cfg.ReadHeaderTimeout == 0 {
-		cfg.ReadHeaderTimeout = 5 * time.Second
-	}
 	if cfg.ReadTimeout == 0 {
 		cfg.ReadTimeout = 30 * time.Minute
 	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = 2 * time.Minute
+	// The other server limits take httpx's defaults, as in both APIs.
+	sc := httpx.ServerConfig{
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxConns:          cfg.MaxConns,
 	}
-	if cfg.ReadHeaderTimeout < 0 || cfg.ReadTimeout < 0 || cfg.IdleTimeout < 0 {
-		return nil, fmt.Errorf("%w: negative timeout", ErrConfig)
+	if err := sc.Defaults(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -204,16 +205,7 @@ func New(backend Backend, cfg Config) (*Proxy, error) {
 	if cfg.Middleware != nil {
 		served = cfg.Middleware(served)
 	}
-	if cfg.MaxConns == 0 {
-		cfg.MaxConns = httpx.DefaultMaxConns
-	}
-	p.server = httpx.NewServer(served, httpx.ServerConfig{
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		ReadTimeout:       cfg.ReadTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    16 << 10,
-		MaxConns:          cfg.MaxConns,
-	})
+	p.server = httpx.NewServer(served, sc)
 	return p, nil
 }
 
