@@ -33,22 +33,6 @@ type Component interface {
 	Shutdown(ctx context.Context) error
 }
 
-// API is an outside interface to a cluster peer, such as the REST API of
-// package api/rest or the Pinning Service API of package api/pinsvc. The
-// Cluster shuts its APIs down before its other components.
-type API interface {
-	Component
-}
-
-// Tracer records spans around the Cluster's operations. The default does
-// nothing; an OpenTelemetry implementation is configured by option.
-type Tracer interface {
-	Component
-	// Start begins a span named name and returns the context carrying it
-	// and a function that ends it, recording err when not nil.
-	Start(ctx context.Context, name string) (context.Context, func(err error))
-}
-
 // Cluster is one pincluster peer. Build it with New, wait for Ready, use
 // it, and call Shutdown. All methods are safe for concurrent use; after
 // Shutdown they return errors wrapping ErrClosed.
@@ -75,8 +59,8 @@ type Cluster struct {
 	changeSeq   atomic.Uint64
 	// reservations holds the space promised to recent allocations.
 	reservations *Reservations
-	apis         []API
-	tracer       Tracer
+	apis         []Component
+	tracer       *otelTracer
 	remote       remotePeers // calls to other peers (internal/rpc)
 	pingMu       sync.Mutex  // guards lastPing
 	lastPing     pingJSON    // the last MetricPing value (graph.go)
@@ -214,7 +198,7 @@ func (c *Cluster) probeTrust(ctx context.Context) (refused bool) {
 	return refused
 }
 
-// span starts a trace span (WithTracer, WithTracerProvider) and returns the
+// span starts a trace span (WithTracerProvider) and returns the
 // function that ends it and records the operation (WithMeterProvider).
 func (c *Cluster) span(ctx context.Context, name string) (context.Context, func(error)) {
 	start := time.Now()
@@ -280,9 +264,6 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 	}
 	if c.connector != nil {
 		add("connector", c.connector.Shutdown(ctx))
-	}
-	if c.tracer != nil {
-		add("tracer", c.tracer.Shutdown(ctx))
 	}
 	for _, cl := range slices.Backward(c.closers) {
 		add("close", cl(ctx))
@@ -831,8 +812,14 @@ func (c *Cluster) BlockPut(ctx context.Context, data []byte, prefix cid.Prefix) 
 	return c.connector.BlockPut(ctx, data, prefix)
 }
 
-// Add imports files (name -> content) as UnixFS and pins the root with
-// p.PinOptions (with p.Local and no user allocations, on this peer only).
+// Add imports files (name -> content) as UnixFS into this peer's IPFS
+// node and pins the root cluster-wide, as Pin does: with p.PinOptions, on
+// as many peers as the replication factors ask (every peer by default),
+// not on this peer alone. With p.Local this peer becomes the pin's first
+// user allocation (unless p.PinOptions names allocations), so the copy
+// already here counts as one replica; the other allocated peers fetch the
+// data from it. With p.NoPin nothing is pinned.
+//
 // When the IPFS connector has the Adder ability (the in-process node has
 // it), the node imports the files itself. Otherwise (e.g. the Kubo
 // connector, or a mock) Add runs the same importer in this process, with
@@ -840,8 +827,8 @@ func (c *Cluster) BlockPut(ctx context.Context, data []byte, prefix cid.Prefix) 
 // sends every block to the connector's BlockPut with the block's CID
 // prefix; the CIDs are those the in-process node gives. Without p.Wrap
 // each file is imported on its own and the last one is pinned; with it,
-// the files go into one directory, which is pinned; with p.NoPin nothing
-// is pinned. It returns the added entries, root last. A failed import pins nothing; blocks already sent
+// the files go into one directory, which is pinned. It returns the added
+// entries, root last. A failed import pins nothing; blocks already sent
 // stay on the node until its garbage collection.
 func (c *Cluster) Add(ctx context.Context, files iter.Seq2[string, io.Reader], p AddParams) ([]AddedFile, error) {
 	if err := c.writable("add"); err != nil {

@@ -834,7 +834,7 @@ func (a *drainAPI) Shutdown(ctx context.Context) error {
 func TestShutdownLetsAPIRequestsFinish(t *testing.T) {
 	api := &drainAPI{ci: testCID(t, "drain"), err: make(chan error, 1)}
 	c := clustertest.Start(t, clustertest.Setup{N: 1, Badger: true, Options: []pincluster.Option{
-		pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.API, error) {
+		pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.Component, error) {
 			api.c = c
 			return api, nil
 		}),

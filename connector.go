@@ -84,7 +84,10 @@ type AddParams struct {
 	HashFun string
 	// Wrap wraps the added files in a directory.
 	Wrap bool
-	// Local adds and pins only on this peer's IPFS node first.
+	// Local makes this peer the pin's first user allocation (when
+	// PinOptions has none): the data imported here is one replica, and
+	// the other peers the replication factors ask for are allocated as
+	// usual.
 	Local bool
 	// NoPin imports the files without pinning the result (IPFS Cluster's
 	// no-pin): the blocks stay on this peer's IPFS node until collected.

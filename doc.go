@@ -25,8 +25,9 @@
 //     and reports statuses (TrackerStatus).
 //   - Informer, PeerMonitor, PinAllocator: metrics, their distribution and
 //     failure detection, and placement.
-//   - API: outside interfaces (packages api/rest and api/pinsvc).
-//   - Tracer: spans around operations.
+//   - APIs: outside interfaces (packages api/rest and api/pinsvc), started
+//     with WithAPI; spans and metrics go to OpenTelemetry
+//     (WithTracerProvider, WithMeterProvider).
 //
 // # Data
 //

@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 
 	peer "github.com/libp2p/go-libp2p/core/peer"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pincluster/pincluster/internal/badgerds"
 )
@@ -39,12 +42,13 @@ type config struct {
 	tracker   PinTracker
 	monitor   PeerMonitor
 	allocator PinAllocator
-	informers []Informer
-	apis      []func(*Cluster) (API, error)
-	tracer    Tracer
-	metrics   *clusterMetrics
-	// which option set the tracer, for conflict messages.
-	tracerOption string
+	// metrics of the default balanced allocator (WithAllocateBy); nil:
+	// its defaults.
+	allocateBy []string
+	informers  []Informer
+	apis       []func(*Cluster) (Component, error)
+	tracer     *otelTracer
+	metrics    *clusterMetrics
 	// the first option that configures the default CRDT consensus
 	// (WithBatching, WithSnapshots), for conflict messages.
 	crdtOption string
@@ -106,6 +110,9 @@ func newConfig(opts ...Option) (*config, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if cfg.allocateBy != nil {
+		cfg.allocator = NewBalancedAllocator(BalancedConfig{AllocateBy: cfg.allocateBy})
+	}
 	return &cfg, nil
 }
 
@@ -117,6 +124,10 @@ func (c *config) validate() error {
 	if c.consensus != nil && c.crdtOption != "" {
 		return &OptionError{Options: "WithConsensus and " + c.crdtOption,
 			Detail: "the option configures the default CRDT consensus, which a consensus given by the caller replaces"}
+	}
+	if c.allocator != nil && c.allocateBy != nil {
+		return &OptionError{Options: "WithAllocator and WithAllocateBy",
+			Detail: "WithAllocateBy configures the default balanced allocator, which an allocator given by the caller replaces"}
 	}
 	if c.monitor != nil && len(c.informers) > 0 {
 		return &OptionError{Options: "WithMonitor and WithInformers",
@@ -193,9 +204,11 @@ func OpenBadger(path string, logger *slog.Logger) (ds.Batching, error) {
 	return bd, nil
 }
 
-// WithDatastore stores the state (and the other components' data, each in
-// its own namespace) in d, which the caller opens and closes. Conflicts
-// with WithBadger and WithPebble. Default: in memory.
+// WithDatastore keeps the peer's data in d, which the caller opens and
+// closes: the CRDT consensus's state and deltas (namespace /crdt) and the
+// in-process IPFS node's blocks and pins (namespace /ipfs), so that both
+// survive a restart. Conflicts with WithBadger, WithPebble and
+// WithConsensus. Default: in memory, lost at Shutdown.
 func WithDatastore(d ds.Batching) Option {
 	return func(c *config) error {
 		if d == nil {
@@ -209,9 +222,12 @@ func WithDatastore(d ds.Batching) Option {
 	}
 }
 
-// WithBadger stores the state in a Badger database in the directory path
-// (created if missing), opened by New and closed by Shutdown. Conflicts
-// with WithDatastore and WithPebble. Default: in memory.
+// WithBadger keeps the peer's data in a Badger database in the directory
+// path (created if missing), opened by New and closed by Shutdown: the
+// CRDT consensus's state and deltas, and the in-process IPFS node's blocks
+// and pins (its repository, so size the disk for the pinned data, not
+// just the pinset). Conflicts with WithDatastore, WithPebble and
+// WithConsensus. Default: in memory, lost at Shutdown.
 func WithBadger(path string) Option {
 	return func(c *config) error {
 		if path == "" {
@@ -225,9 +241,11 @@ func WithBadger(path string) Option {
 	}
 }
 
-// WithPebble stores the state in a Pebble database in the directory path
-// (created if missing), opened by New and closed by Shutdown. Conflicts
-// with WithDatastore and WithBadger. Default: in memory.
+// WithPebble keeps the peer's data in a Pebble database in the directory
+// path (created if missing), opened by New and closed by Shutdown: the
+// CRDT consensus's state and deltas, and the in-process IPFS node's blocks
+// and pins. Conflicts with WithDatastore, WithBadger and WithConsensus.
+// Default: in memory, lost at Shutdown.
 func WithPebble(path string) Option {
 	return func(c *config) error {
 		if path == "" {
@@ -323,8 +341,10 @@ func WithMonitor(m PeerMonitor) Option {
 	}
 }
 
-// WithAllocator replaces the balanced allocator. Default: balanced by
-// "tag:group" then "freespace".
+// WithAllocator replaces the balanced allocator with a, for placement
+// rules of the caller's own (a BalancedAllocator with a BalancedConfig of
+// its own, or any PinAllocator). Conflicts with WithAllocateBy. Default:
+// balanced by "tag:group" then "freespace".
 func WithAllocator(a PinAllocator) Option {
 	return func(c *config) error {
 		if a == nil {
@@ -334,6 +354,33 @@ func WithAllocator(a PinAllocator) Option {
 			return &OptionError{Options: "WithAllocator", Detail: "given twice"}
 		}
 		c.allocator = a
+		return nil
+	}
+}
+
+// WithAllocateBy sets the metrics by which the default balanced allocator
+// places pins, most significant first: tags ("tag:<key>", published with
+// WithTags) spread the replicas across the tag's values, numeric metrics
+// ("freespace", "numpin", "pinqueue", or an informer's own) order the
+// peers (see BalancedAllocator). For example WithAllocateBy("tag:region",
+// "freespace") puts replicas in different regions, the emptiest peer of
+// each first. Every peer should publish the named metrics (through the
+// default informers, WithTags or WithInformers). Conflicts with
+// WithAllocator. Default: "tag:group", "freespace", as IPFS Cluster.
+func WithAllocateBy(metrics ...string) Option {
+	return func(c *config) error {
+		if len(metrics) == 0 {
+			return &OptionError{Options: "WithAllocateBy", Detail: "no metric"}
+		}
+		for i, m := range metrics {
+			if m == "" {
+				return &OptionError{Options: "WithAllocateBy", Detail: fmt.Sprintf("metric %d is empty", i)}
+			}
+		}
+		if c.allocateBy != nil {
+			return &OptionError{Options: "WithAllocateBy", Detail: "given twice"}
+		}
+		c.allocateBy = slices.Clone(metrics)
 		return nil
 	}
 }
@@ -354,10 +401,13 @@ func WithInformers(infs ...Informer) Option {
 	}
 }
 
-// WithAPI starts an API for the cluster once it is ready: newAPI is called
-// with the Cluster and its API is shut down first by Shutdown. May be given
-// several times. Default: no API.
-func WithAPI(newAPI func(*Cluster) (API, error)) Option {
+// WithAPI starts an outside interface of the peer, such as the REST API of
+// package api/rest (rest.NewAPI) or the Pinning Service API of package
+// api/pinsvc (pinsvc.NewAPI): New calls newAPI with the Cluster once its
+// components are built, and Shutdown shuts the returned API down first,
+// before the rest of the peer, so that requests in progress finish. If
+// newAPI fails, New fails. May be given several times. Default: no API.
+func WithAPI(newAPI func(*Cluster) (Component, error)) Option {
 	return func(c *config) error {
 		if newAPI == nil {
 			return &OptionError{Options: "WithAPI", Detail: "nil constructor"}
@@ -365,27 +415,6 @@ func WithAPI(newAPI func(*Cluster) (API, error)) Option {
 		c.apis = append(c.apis, newAPI)
 		return nil
 	}
-}
-
-// WithTracer records spans of the Cluster's operations with t. Default: no
-// tracing.
-func WithTracer(t Tracer) Option {
-	return func(c *config) error {
-		if t == nil {
-			return &OptionError{Options: "WithTracer", Detail: "nil tracer"}
-		}
-		return c.setTracer("WithTracer", t)
-	}
-}
-
-// setTracer records the tracer and which option gave it; a second tracer
-// option is refused.
-func (c *config) setTracer(option string, t Tracer) error {
-	if c.tracerOption != "" {
-		return &OptionError{Options: c.tracerOption + " and " + option, Detail: "cannot specify more than one tracer"}
-	}
-	c.tracer, c.tracerOption = t, option
-	return nil
 }
 
 // WithTags sets this peer's tags (such as "region": "eu" or "group": "a"),
@@ -623,5 +652,44 @@ func WithSnapshotInterval(d time.Duration) Option {
 func (c *config) setCRDTOption(option string) {
 	if c.crdtOption == "" {
 		c.crdtOption = option
+	}
+}
+
+// WithTracerProvider records spans of the Cluster's operations (Pin, Unpin,
+// ...) through tp, which the caller owns and shuts down. Default: no
+// tracing.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) error {
+		if tp == nil {
+			return &OptionError{Options: "WithTracerProvider", Detail: "nil provider"}
+		}
+		if c.tracer != nil {
+			return &OptionError{Options: "WithTracerProvider and WithTracerProvider", Detail: "cannot specify more than one tracer"}
+		}
+		c.tracer = &otelTracer{t: tp.Tracer(instrumentationName)}
+		return nil
+	}
+}
+
+// WithMeterProvider records the Cluster's operation counts and durations
+// ("pincluster.ops", "pincluster.op.duration", attribute "op" and
+// "outcome") through mp, which the caller owns. Default: no metrics.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) error {
+		if mp == nil {
+			return &OptionError{Options: "WithMeterProvider", Detail: "nil provider"}
+		}
+		m := mp.Meter(instrumentationName)
+		ops, err := m.Int64Counter("pincluster.ops", metric.WithDescription("Cluster operations"))
+		if err != nil {
+			return &OptionError{Options: "WithMeterProvider", Detail: err.Error()}
+		}
+		dur, err := m.Float64Histogram("pincluster.op.duration", metric.WithUnit("s"),
+			metric.WithDescription("Duration of Cluster operations"))
+		if err != nil {
+			return &OptionError{Options: "WithMeterProvider", Detail: err.Error()}
+		}
+		c.metrics = &clusterMetrics{ops: ops, duration: dur}
+		return nil
 	}
 }

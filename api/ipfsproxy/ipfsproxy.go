@@ -129,7 +129,7 @@ type Config struct {
 var Routes = []string{"/api/v0/pin/add", "/api/v0/pin/rm", "/api/v0/pin/update", "/api/v0/pin/ls",
 	"/api/v0/add", "/api/v0/repo/stat", "/api/v0/repo/gc", "/"}
 
-// Proxy is the IPFS proxy. It satisfies pincluster.API.
+// Proxy is the IPFS proxy. It satisfies pincluster.Component.
 type Proxy struct {
 	backend Backend
 	cfg     Config
@@ -147,7 +147,7 @@ type Proxy struct {
 	logLimit rate.Sometimes
 }
 
-var _ pincluster.API = (*Proxy)(nil)
+var _ pincluster.Component = (*Proxy)(nil)
 
 // ErrConfig is wrapped by the errors New returns for an impossible Config.
 var ErrConfig = errors.New("ipfsproxy: invalid config")

@@ -20,7 +20,7 @@ var ErrConfig = errors.New("pinsvc: invalid config")
 
 // API is the IPFS Pinning Service API v1.0.0 over a Backend: an
 // http.Handler, and a server that runs it (Serve or Start) until
-// Shutdown. It satisfies pincluster.API.
+// Shutdown. It satisfies pincluster.Component.
 type API struct {
 	backend Backend
 	cfg     Config
@@ -36,7 +36,7 @@ type API struct {
 	writeMu sync.Mutex
 }
 
-var _ pincluster.API = (*API)(nil)
+var _ pincluster.Component = (*API)(nil)
 
 // New returns the Pinning Service API of backend. It loads the pin
 // requests kept in cfg.Datastore. It does not listen: use Handler, Serve
@@ -90,8 +90,8 @@ func (a *API) SetTokens(tokens map[string]string) error {
 
 // NewAPI returns a constructor for pincluster.WithAPI: the Pinning Service
 // API of the Cluster, listening on cfg.ListenAddr.
-func NewAPI(cfg Config) func(*pincluster.Cluster) (pincluster.API, error) {
-	return func(c *pincluster.Cluster) (pincluster.API, error) {
+func NewAPI(cfg Config) func(*pincluster.Cluster) (pincluster.Component, error) {
+	return func(c *pincluster.Cluster) (pincluster.Component, error) {
 		a, err := New(context.Background(), c, cfg)
 		if err != nil {
 			return nil, err

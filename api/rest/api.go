@@ -18,7 +18,7 @@ var ErrConfig = errors.New("rest: invalid config")
 
 // API is IPFS Cluster's REST API over a Backend: an http.Handler, and a
 // server that runs it (Serve or Start) until Shutdown. It satisfies
-// pincluster.API.
+// pincluster.Component.
 type API struct {
 	backend Backend
 	cfg     Config
@@ -29,7 +29,7 @@ type API struct {
 	addr    net.Addr
 }
 
-var _ pincluster.API = (*API)(nil)
+var _ pincluster.Component = (*API)(nil)
 
 // New returns the REST API of backend, configured by cfg. It does not
 // listen: use Handler, Serve or Start.
@@ -75,8 +75,8 @@ func New(backend Backend, cfg Config) (*API, error) {
 
 // NewAPI returns a constructor for pincluster.WithAPI: the API of the
 // Cluster, listening on cfg.ListenAddr once the cluster is built.
-func NewAPI(cfg Config) func(*pincluster.Cluster) (pincluster.API, error) {
-	return func(c *pincluster.Cluster) (pincluster.API, error) {
+func NewAPI(cfg Config) func(*pincluster.Cluster) (pincluster.Component, error) {
+	return func(c *pincluster.Cluster) (pincluster.Component, error) {
 		a, err := New(c, cfg)
 		if err != nil {
 			return nil, err

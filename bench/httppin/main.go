@@ -334,7 +334,7 @@ func startPeer(ctx context.Context, dir, store string, kubos []string, i int) (_
 		opts = append(opts, pincluster.WithConnector(conn))
 	}
 	var api *rest.API
-	opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.API, error) {
+	opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.Component, error) {
 		a, err := rest.New(c, rest.Config{ListenAddr: "127.0.0.1:0"})
 		if err != nil {
 			return nil, err

@@ -389,7 +389,7 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 	}
 	if cfg.REST.Listen != "" {
 		restCfg.Middleware = tel.middleware("rest", restRoutes)
-		opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.API, error) {
+		opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.Component, error) {
 			a, err := rest.New(c, restCfg)
 			if err != nil {
 				return nil, &ConfigError{Field: "rest", Err: err}
@@ -410,7 +410,7 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 		defer store.Close() // after the cluster (and its APIs) shut down
 		pcfg := pinsvc.Config{ListenAddr: cfg.PinSvc.Listen, Tokens: tokens, JWTKey: jwtKey, Datastore: store,
 			LocalStatus: cfg.PinSvc.LocalStatus, Logger: logger, Middleware: tel.middleware("pinsvc", pinsvcRoutes)}
-		opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.API, error) {
+		opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.Component, error) {
 			a, err := pinsvc.New(ctx, c, pcfg)
 			if err != nil {
 				return nil, &ConfigError{Field: "pinsvc", Err: err}
@@ -424,7 +424,7 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 		}))
 	}
 	if cfg.Proxy.Listen != "" {
-		opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.API, error) {
+		opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.Component, error) {
 			pc := ipfsproxy.Config{
 				ListenAddr: cfg.Proxy.Listen,
 				NodeURL:    proxyURL,

@@ -231,7 +231,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		if o.restPassword != "" {
 			cfg.BasicAuth = map[string]string{o.restUser: o.restPassword}
 		}
-		opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.API, error) {
+		opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.Component, error) {
 			a, err := rest.New(c, cfg)
 			if err != nil {
 				return nil, err
@@ -253,7 +253,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 		defer store.Close() // after the cluster (and its APIs) shut down
 		cfg := pinsvc.Config{ListenAddr: o.pinsvcListen, Tokens: map[string]string{o.pinsvcToken: "default"}, Datastore: store, Logger: logger}
-		opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.API, error) {
+		opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.Component, error) {
 			a, err := pinsvc.New(ctx, c, cfg)
 			if err != nil {
 				return nil, err
