@@ -37,7 +37,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	cid "github.com/ipfs/go-cid"
@@ -129,7 +128,10 @@ type Config struct {
 var Routes = []string{"/api/v0/pin/add", "/api/v0/pin/rm", "/api/v0/pin/update", "/api/v0/pin/ls",
 	"/api/v0/add", "/api/v0/repo/stat", "/api/v0/repo/gc", "/"}
 
-// Proxy is the IPFS proxy. It satisfies pincluster.Component.
+// Proxy is the IPFS proxy: an http.Handler, and a server that runs it
+// (Serve or Start) until Shutdown, with the same server methods as the
+// REST and Pinning Service APIs. It is a pincluster.Component, for
+// pincluster.WithAPI.
 type Proxy struct {
 	backend Backend
 	cfg     Config
@@ -138,9 +140,6 @@ type Proxy struct {
 	fwd     *httputil.ReverseProxy
 	handler http.Handler
 	server  *httpx.Server
-
-	mu   sync.Mutex
-	addr net.Addr
 
 	// logLimit bounds the logs that clients can cause (a Kubo that is
 	// down, a peer that does not answer).
@@ -201,42 +200,34 @@ func New(backend Backend, cfg Config) (*Proxy, error) {
 		},
 	}
 	p.handler = p.routes()
-	served := p.handler
-	if cfg.Middleware != nil {
-		served = cfg.Middleware(served)
-	}
-	p.server = httpx.NewServer(served, sc)
+	sc.Middleware = cfg.Middleware
+	p.server = httpx.NewServer(p.handler, sc)
 	return p, nil
 }
 
 // Handler returns the proxy's http.Handler (without Config.Middleware).
 func (p *Proxy) Handler() http.Handler { return p.handler }
 
+// Serve serves the proxy on l until Shutdown, then returns
+// http.ErrServerClosed.
+func (p *Proxy) Serve(l net.Listener) error { return p.server.Serve(l) }
+
 // Start listens on Config.ListenAddr and serves in the background until
-// Shutdown.
+// Shutdown. After Shutdown it returns http.ErrServerClosed.
 func (p *Proxy) Start() error {
-	l, err := net.Listen("tcp", p.cfg.ListenAddr)
-	if err != nil {
-		return fmt.Errorf("ipfsproxy: listen: %w", err)
-	}
-	p.mu.Lock()
-	p.addr = l.Addr()
-	p.mu.Unlock()
-	if err := p.server.Start(l); err != nil {
+	if err := p.server.Listen(p.cfg.ListenAddr); err != nil {
 		return fmt.Errorf("ipfsproxy: %w", err)
 	}
 	return nil
 }
 
-// Addr returns the address Start listens on (nil before Start).
-func (p *Proxy) Addr() net.Addr {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.addr
-}
+// Addr returns the address the proxy serves on (the first listener of
+// Start or Serve), or nil before.
+func (p *Proxy) Addr() net.Addr { return p.server.Addr() }
 
-// Shutdown stops listening and waits for the requests in progress (ctx
-// bounds the wait).
+// Shutdown stops listening, waits for the requests in progress and
+// returns; ctx.Err() if ctx ends first. A second call returns an error
+// wrapping net.ErrClosed.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	if err := p.server.Shutdown(ctx); err != nil {
 		return fmt.Errorf("ipfsproxy: %w", err)

@@ -20,7 +20,9 @@ var ErrConfig = errors.New("pinsvc: invalid config")
 
 // API is the IPFS Pinning Service API v1.0.0 over a Backend: an
 // http.Handler, and a server that runs it (Serve or Start) until
-// Shutdown. It satisfies pincluster.Component.
+// Shutdown. Its constructor and server methods have the same shape as
+// package api/rest's. It is a pincluster.Component: NewAPI starts it with
+// a Cluster (WithAPI).
 type API struct {
 	backend Backend
 	cfg     Config
@@ -29,7 +31,6 @@ type API struct {
 	store   *store
 	handler http.Handler
 	server  *httpx.Server
-	addr    net.Addr
 
 	// writeMu serialises changes to requests and the cluster pins they
 	// hold (reference counting per CID).
@@ -38,10 +39,10 @@ type API struct {
 
 var _ pincluster.Component = (*API)(nil)
 
-// New returns the Pinning Service API of backend. It loads the pin
-// requests kept in cfg.Datastore. It does not listen: use Handler, Serve
-// or Start.
-func New(ctx context.Context, backend Backend, cfg Config) (*API, error) {
+// New returns the Pinning Service API of backend (a *pincluster.Cluster,
+// or a stand-in in tests), configured by cfg. It loads the pin requests
+// kept in cfg.Datastore. It does not listen: use Handler, Serve or Start.
+func New(backend Backend, cfg Config) (*API, error) {
 	if backend == nil {
 		return nil, fmt.Errorf("%w: nil backend", ErrConfig)
 	}
@@ -54,18 +55,17 @@ func New(ctx context.Context, backend Backend, cfg Config) (*API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	st, err := openStore(ctx, cfg.Datastore)
+	// The datastore is local (the caller's, or memory): loading it is
+	// bounded by its size, not by the network.
+	st, err := openStore(context.Background(), cfg.Datastore)
 	if err != nil {
 		return nil, err
 	}
 	api := &API{backend: backend, cfg: cfg, log: cfg.Logger, store: st}
 	api.auth.Store(a)
 	api.handler = api.routes()
-	served := api.handler
-	if cfg.Middleware != nil {
-		served = cfg.Middleware(served)
-	}
-	api.server = httpx.NewServer(served, sc)
+	sc.Middleware = cfg.Middleware
+	api.server = httpx.NewServer(api.handler, sc)
 	return api, nil
 }
 
@@ -88,11 +88,12 @@ func (a *API) SetTokens(tokens map[string]string) error {
 	return nil
 }
 
-// NewAPI returns a constructor for pincluster.WithAPI: the Pinning Service
-// API of the Cluster, listening on cfg.ListenAddr.
+// NewAPI returns a constructor for pincluster.WithAPI: New on the Cluster,
+// then Start (listening on cfg.ListenAddr) once the cluster is built; the
+// Cluster's Shutdown shuts the API down first.
 func NewAPI(cfg Config) func(*pincluster.Cluster) (pincluster.Component, error) {
 	return func(c *pincluster.Cluster) (pincluster.Component, error) {
-		a, err := New(context.Background(), c, cfg)
+		a, err := New(c, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -106,26 +107,26 @@ func NewAPI(cfg Config) func(*pincluster.Cluster) (pincluster.Component, error) 
 // Handler returns the API's http.Handler, for a server of the caller's.
 func (a *API) Handler() http.Handler { return a.handler }
 
-// Serve serves on l until Shutdown, then returns http.ErrServerClosed.
+// Serve serves the API on l until Shutdown, then returns
+// http.ErrServerClosed.
 func (a *API) Serve(l net.Listener) error { return a.server.Serve(l) }
 
 // Start listens on Config.ListenAddr and serves in the background until
-// Shutdown.
+// Shutdown. After Shutdown it returns http.ErrServerClosed.
 func (a *API) Start() error {
-	l, err := net.Listen("tcp", a.cfg.ListenAddr)
-	if err != nil {
-		return fmt.Errorf("pinsvc: listen: %w", err)
+	if err := a.server.Listen(a.cfg.ListenAddr); err != nil {
+		return fmt.Errorf("pinsvc: %w", err)
 	}
-	a.addr = l.Addr()
-	return a.server.Start(l)
+	return nil
 }
 
-// Addr returns the address Start listens on (nil before Start).
-func (a *API) Addr() net.Addr { return a.addr }
+// Addr returns the address the API serves on (the first listener of Start
+// or Serve), or nil before.
+func (a *API) Addr() net.Addr { return a.server.Addr() }
 
-// Shutdown stops listening and waits for requests in progress; ctx.Err()
-// if ctx ends first. A second call returns an error wrapping
-// net.ErrClosed. The datastore is the caller's and stays open.
+// Shutdown stops listening, waits for the requests in progress and
+// returns; ctx.Err() if ctx ends first. A second call returns an error
+// wrapping net.ErrClosed. The datastore is the caller's and stays open.
 func (a *API) Shutdown(ctx context.Context) error {
 	if err := a.server.Shutdown(ctx); err != nil {
 		return fmt.Errorf("pinsvc: %w", err)

@@ -13,7 +13,7 @@ import (
 // BenchmarkListPage measures GET /pins?limit=1000 over 10,000 requests of
 // one user (statuses computed for the page only).
 func BenchmarkListPage(b *testing.B) {
-	a, err := New(context.Background(), fake.New(), Config{Tokens: map[string]string{"t": "u"}})
+	a, err := New(fake.New(), Config{Tokens: map[string]string{"t": "u"}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func BenchmarkListPage(b *testing.B) {
 
 // BenchmarkCreate measures POST /pins handling (record + cluster pin).
 func BenchmarkCreate(b *testing.B) {
-	a, err := New(context.Background(), fake.New(), Config{})
+	a, err := New(fake.New(), Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func clusterPeer(t *testing.T) *pincluster.Cluster {
 func clusterAPI(t *testing.T) (*pincluster.Cluster, *API, string) {
 	t.Helper()
 	c := clusterPeer(t)
-	a, err := New(context.Background(), c, Config{Tokens: map[string]string{tokenAlice: "alice", tokenBob: "bob"}})
+	a, err := New(c, Config{Tokens: map[string]string{tokenAlice: "alice", tokenBob: "bob"}})
 	require.NoError(t, err)
 	return c, a, serve(t, a) // the API stops before the peer (cleanup order)
 }

@@ -4,7 +4,7 @@
 //
 // # Quick start
 //
-//	api, err := pinsvc.New(ctx, cluster, pinsvc.Config{
+//	api, err := pinsvc.New(cluster, pinsvc.Config{
 //		ListenAddr: "127.0.0.1:9097",
 //		Tokens:     map[string]string{secretToken: "alice"},
 //	})
@@ -15,7 +15,11 @@
 //	ipfs pin remote service add pincluster http://127.0.0.1:9097 $secretToken
 //	ipfs pin remote add --service=pincluster <cid>
 //
-// or pincluster.WithAPI(pinsvc.NewAPI(cfg)).
+// or let the cluster own it: pincluster.New(ctx, h, dht, ps,
+// pincluster.WithAPI(pinsvc.NewAPI(cfg))). Handler returns the bare
+// http.Handler for a server of your own. The constructor and the server
+// methods (Handler, Serve, Start, Addr, Shutdown) are those of package
+// api/rest.
 //
 // # Requests and users
 //

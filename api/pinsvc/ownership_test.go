@@ -125,14 +125,14 @@ func TestOwnershipHolders(t *testing.T) {
 	fb := fake.New()
 	ctx := context.Background()
 	newAPI := func() *API {
-		a, err := New(ctx, fb, Config{Tokens: map[string]string{tokenAlice: "alice"}})
+		a, err := New(fb, Config{Tokens: map[string]string{tokenAlice: "alice"}})
 		require.NoError(t, err)
 		return a
 	}
 	a1 := newAPI()
 	// A second peer's service: same cluster, its own peer ID.
 	other := otherPeer{fb}
-	a2, err := New(ctx, other, Config{Tokens: map[string]string{tokenAlice: "alice"}})
+	a2, err := New(other, Config{Tokens: map[string]string{tokenAlice: "alice"}})
 	require.NoError(t, err)
 
 	x := testCID(t, "x")

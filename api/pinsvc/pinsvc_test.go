@@ -46,7 +46,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 		mod(&cfg)
 	}
 	fb := fake.New()
-	a, err := New(context.Background(), fb, cfg)
+	a, err := New(fb, cfg)
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
@@ -382,7 +382,7 @@ func TestRecordsSurviveRestart(t *testing.T) {
 	d := dssync.MutexWrap(ds.NewMapDatastore())
 	fb := fake.New()
 	cfg := Config{Tokens: map[string]string{tokenAlice: "alice"}, Datastore: d}
-	a, err := New(context.Background(), fb, cfg)
+	a, err := New(fb, cfg)
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler())
 	e := &env{t: t, fake: fb, api: a, srv: srv, url: srv.URL}
@@ -393,7 +393,7 @@ func TestRecordsSurviveRestart(t *testing.T) {
 	second := decodeStatus(t, b)
 	srv.Close()
 
-	a2, err := New(context.Background(), fb, cfg)
+	a2, err := New(fb, cfg)
 	require.NoError(t, err)
 	srv2 := httptest.NewServer(a2.Handler())
 	defer srv2.Close()

@@ -20,7 +20,7 @@ import (
 )
 
 func TestServerLimits(t *testing.T) {
-	a, err := New(context.Background(), fake.New(), Config{ListenAddr: "127.0.0.1:0", Tokens: map[string]string{"t": "u"}})
+	a, err := New(fake.New(), Config{ListenAddr: "127.0.0.1:0", Tokens: map[string]string{"t": "u"}})
 	require.NoError(t, err)
 	require.NoError(t, a.Start())
 	base := "http://" + a.Addr().String()
@@ -34,9 +34,9 @@ func TestServerLimits(t *testing.T) {
 	require.NoError(t, a.Shutdown(context.Background()))
 	require.ErrorIs(t, a.Shutdown(context.Background()), net.ErrClosed)
 
-	_, err = New(context.Background(), fake.New(), Config{JWTKey: []byte("short")})
+	_, err = New(fake.New(), Config{JWTKey: []byte("short")})
 	require.ErrorIs(t, err, ErrConfig)
-	_, err = New(context.Background(), nil, Config{})
+	_, err = New(nil, Config{})
 	require.ErrorIs(t, err, ErrConfig)
 }
 
@@ -122,7 +122,7 @@ func TestAuthAttacks(t *testing.T) {
 func serveRaw(t *testing.T, b Backend, cfg Config) (*API, net.Conn) {
 	t.Helper()
 	cfg.ListenAddr, cfg.Tokens = "127.0.0.1:0", map[string]string{"t": "u"}
-	a, err := New(context.Background(), b, cfg)
+	a, err := New(b, cfg)
 	require.NoError(t, err)
 	require.NoError(t, a.Start())
 	t.Cleanup(func() { require.NoError(t, a.Shutdown(context.Background())) })

@@ -24,7 +24,7 @@ func listAs(t *testing.T, h http.Handler, token string) int {
 // SetTokens replaces the token set of a running API; an empty set that
 // would open the API is refused and the old set stays.
 func TestSetTokens(t *testing.T) {
-	a, err := New(context.Background(), fake.New(), Config{Tokens: map[string]string{"tokA": "alice", "tokB": "bob"}})
+	a, err := New(fake.New(), Config{Tokens: map[string]string{"tokA": "alice", "tokB": "bob"}})
 	require.NoError(t, err)
 	h := a.Handler()
 	require.Equal(t, http.StatusOK, listAs(t, h, "tokB"))
@@ -50,7 +50,7 @@ func TestMiddleware(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	}
-	a, err := New(context.Background(), fake.New(), Config{ListenAddr: "127.0.0.1:0", Tokens: map[string]string{"t": "u"}, Middleware: mw})
+	a, err := New(fake.New(), Config{ListenAddr: "127.0.0.1:0", Tokens: map[string]string{"t": "u"}, Middleware: mw})
 	require.NoError(t, err)
 	require.NoError(t, a.Start())
 	defer func() { require.NoError(t, a.Shutdown(context.Background())) }()

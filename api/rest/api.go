@@ -17,8 +17,9 @@ import (
 var ErrConfig = errors.New("rest: invalid config")
 
 // API is IPFS Cluster's REST API over a Backend: an http.Handler, and a
-// server that runs it (Serve or Start) until Shutdown. It satisfies
-// pincluster.Component.
+// server that runs it (Serve or Start) until Shutdown. Its constructor
+// and server methods have the same shape as package api/pinsvc's. It is a
+// pincluster.Component: NewAPI starts it with a Cluster (WithAPI).
 type API struct {
 	backend Backend
 	cfg     Config
@@ -26,13 +27,13 @@ type API struct {
 	log     *slog.Logger
 	handler http.Handler
 	server  *httpx.Server
-	addr    net.Addr
 }
 
 var _ pincluster.Component = (*API)(nil)
 
-// New returns the REST API of backend, configured by cfg. It does not
-// listen: use Handler, Serve or Start.
+// New returns the REST API of backend (a *pincluster.Cluster, or a
+// stand-in in tests), configured by cfg. It does not listen: use Handler,
+// Serve or Start.
 func New(backend Backend, cfg Config) (*API, error) {
 	if backend == nil {
 		return nil, fmt.Errorf("%w: nil backend", ErrConfig)
@@ -65,16 +66,14 @@ func New(backend Backend, cfg Config) (*API, error) {
 		AllowCredentials: cfg.CORS.AllowCredentials,
 		MaxAge:           cfg.CORS.MaxAge,
 	}, api.routes())
-	served := api.handler
-	if cfg.Middleware != nil {
-		served = cfg.Middleware(served)
-	}
-	api.server = httpx.NewServer(served, sc)
+	sc.Middleware = cfg.Middleware
+	api.server = httpx.NewServer(api.handler, sc)
 	return api, nil
 }
 
-// NewAPI returns a constructor for pincluster.WithAPI: the API of the
-// Cluster, listening on cfg.ListenAddr once the cluster is built.
+// NewAPI returns a constructor for pincluster.WithAPI: New on the Cluster,
+// then Start (listening on cfg.ListenAddr) once the cluster is built; the
+// Cluster's Shutdown shuts the API down first.
 func NewAPI(cfg Config) func(*pincluster.Cluster) (pincluster.Component, error) {
 	return func(c *pincluster.Cluster) (pincluster.Component, error) {
 		a, err := New(c, cfg)
@@ -97,18 +96,17 @@ func (a *API) Handler() http.Handler { return a.handler }
 func (a *API) Serve(l net.Listener) error { return a.server.Serve(l) }
 
 // Start listens on Config.ListenAddr and serves in the background until
-// Shutdown.
+// Shutdown. After Shutdown it returns http.ErrServerClosed.
 func (a *API) Start() error {
-	l, err := net.Listen("tcp", a.cfg.ListenAddr)
-	if err != nil {
-		return fmt.Errorf("rest: listen: %w", err)
+	if err := a.server.Listen(a.cfg.ListenAddr); err != nil {
+		return fmt.Errorf("rest: %w", err)
 	}
-	a.addr = l.Addr()
-	return a.server.Start(l)
+	return nil
 }
 
-// Addr returns the address Start listens on (nil before Start).
-func (a *API) Addr() net.Addr { return a.addr }
+// Addr returns the address the API serves on (the first listener of Start
+// or Serve), or nil before.
+func (a *API) Addr() net.Addr { return a.server.Addr() }
 
 // Shutdown stops listening, waits for the requests in progress and
 // returns; ctx.Err() if ctx ends first. A second call returns an error

@@ -14,7 +14,9 @@
 //
 // or let the cluster own it: pincluster.New(ctx, h, dht, ps,
 // pincluster.WithAPI(rest.NewAPI(cfg))). Handler returns the bare
-// http.Handler for a server of your own.
+// http.Handler for a server of your own. The constructor and the server
+// methods (Handler, Serve, Start, Addr, Shutdown) are those of package
+// api/pinsvc.
 //
 // # Endpoints
 //

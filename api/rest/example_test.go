@@ -26,8 +26,6 @@ func ExampleNew() {
 
 // Let the cluster start the API and shut it down first.
 func ExampleNewAPI() {
-	ctx := context.Background()
-	opt := pincluster.WithAPI(rest.NewAPI(rest.Config{BasicAuth: map[string]string{"admin": "pw"}}))
+	opt := pincluster.WithAPI(rest.NewAPI(rest.Config{BasicAuth: map[string]string{"admin": "a long password"}}))
 	_ = opt // pincluster.New(ctx, host, dht, pubsub, opt)
-	_ = ctx
 }

@@ -411,7 +411,7 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 		pcfg := pinsvc.Config{ListenAddr: cfg.PinSvc.Listen, Tokens: tokens, JWTKey: jwtKey, Datastore: store,
 			LocalStatus: cfg.PinSvc.LocalStatus, Logger: logger, Middleware: tel.middleware("pinsvc", pinsvcRoutes)}
 		opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.Component, error) {
-			a, err := pinsvc.New(ctx, c, pcfg)
+			a, err := pinsvc.New(c, pcfg)
 			if err != nil {
 				return nil, &ConfigError{Field: "pinsvc", Err: err}
 			}

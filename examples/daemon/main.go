@@ -254,7 +254,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		defer store.Close() // after the cluster (and its APIs) shut down
 		cfg := pinsvc.Config{ListenAddr: o.pinsvcListen, Tokens: map[string]string{o.pinsvcToken: "default"}, Datastore: store, Logger: logger}
 		opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.Component, error) {
-			a, err := pinsvc.New(ctx, c, cfg)
+			a, err := pinsvc.New(c, cfg)
 			if err != nil {
 				return nil, err
 			}

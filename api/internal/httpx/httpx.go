@@ -49,6 +49,10 @@ type ServerConfig struct {
 	// once, without reading it, so that a flood is shed rather than
 	// queued. Negative: no limit. Default: DefaultMaxConns.
 	MaxConns int
+	// Middleware, when set, wraps the handler the Server runs (the
+	// caller's metrics or logging), inside the write deadlines. Default:
+	// none.
+	Middleware func(http.Handler) http.Handler
 }
 
 // DefaultMaxConns is the default ServerConfig.MaxConns: connections open
@@ -75,19 +79,25 @@ func (c *ServerConfig) Defaults() error {
 	return nil
 }
 
-// Server runs an http.Handler on listeners until Shutdown.
+// Server runs an http.Handler on listeners until Shutdown: the server
+// lifecycle of every HTTP API of the module (api/rest, api/pinsvc,
+// api/ipfsproxy), whose Serve, Start, Addr and Shutdown methods are these.
 type Server struct {
 	srv      *http.Server
 	maxConns int
 
 	mu     sync.Mutex
 	closed bool
+	addr   net.Addr // of the first listener served
 	wg     sync.WaitGroup
 }
 
 // NewServer returns a Server for h with the limits of cfg (defaults
 // filled by the caller).
 func NewServer(h http.Handler, cfg ServerConfig) *Server {
+	if cfg.Middleware != nil {
+		h = cfg.Middleware(h)
+	}
 	if cfg.WriteTimeout > 0 {
 		h = deadlines(cfg, h)
 	}
@@ -109,30 +119,57 @@ func (s *Server) limit(l net.Listener) net.Listener {
 	return LimitListener(l, s.maxConns)
 }
 
-// Serve serves on l until Shutdown; it then returns http.ErrServerClosed.
+// Serve serves on l until Shutdown; it then returns http.ErrServerClosed
+// (at once, closing l, when Shutdown already began).
 func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		l.Close()
-		return http.ErrServerClosed
+	if err := s.add(l); err != nil {
+		return err
 	}
-	s.wg.Add(1)
-	s.mu.Unlock()
 	defer s.wg.Done()
 	return s.srv.Serve(s.limit(l))
 }
 
-// Start serves on l in a goroutine that Shutdown waits for.
-func (s *Server) Start(l net.Listener) error {
+// add counts one more listener served, or closes l and returns
+// http.ErrServerClosed after Shutdown.
+func (s *Server) add(l net.Listener) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
 		l.Close()
 		return http.ErrServerClosed
 	}
+	if s.addr == nil {
+		s.addr = l.Addr()
+	}
 	s.wg.Add(1)
-	s.mu.Unlock()
+	return nil
+}
+
+// Listen listens on the TCP address addr ("host:port"; port 0 picks a
+// free one, which Addr then reports) and serves there in the background,
+// as Start.
+func (s *Server) Listen(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return s.Start(l)
+}
+
+// Addr returns the address of the first listener given to Serve, Start or
+// Listen, or nil before.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// Start serves on l in a goroutine that Shutdown waits for. After
+// Shutdown it closes l and returns http.ErrServerClosed.
+func (s *Server) Start(l net.Listener) error {
+	if err := s.add(l); err != nil {
+		return err
+	}
 	go func() {
 		defer s.wg.Done()
 		_ = s.srv.Serve(s.limit(l)) // ErrServerClosed after Shutdown

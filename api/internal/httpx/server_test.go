@@ -169,3 +169,56 @@ func TestExtendReadDeadline(t *testing.T) {
 		t.Fatalf("slow body on /long within its own timeout: %v", err)
 	}
 }
+
+// TestServerLifecycle: Listen serves on a free port that Addr reports,
+// through the Middleware; Shutdown stops it, a second Shutdown wraps
+// net.ErrClosed, and serving after Shutdown is refused with
+// http.ErrServerClosed.
+func TestServerLifecycle(t *testing.T) {
+	cfg := ServerConfig{Middleware: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Middleware", "yes")
+			h.ServeHTTP(w, r)
+		})
+	}}
+	if err := cfg.Defaults(); err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }), cfg)
+	if s.Addr() != nil {
+		t.Fatalf("Addr before Listen: %v", s.Addr())
+	}
+	if err := s.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addr()
+	if addr == nil || strings.HasSuffix(addr.String(), ":0") {
+		t.Fatalf("Addr after Listen: %v", addr)
+	}
+	res, err := http.Get("http://" + addr.String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNoContent || res.Header.Get("X-Middleware") != "yes" {
+		t.Fatalf("answer %d, middleware header %q", res.StatusCode, res.Header.Get("X-Middleware"))
+	}
+	if err := s.Listen("not an address"); err == nil {
+		t.Fatal("Listen on a bad address succeeded")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shutdown(ctx); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("second Shutdown: %v, want net.ErrClosed", err)
+	}
+	if _, err := http.Get("http://" + addr.String() + "/"); err == nil {
+		t.Fatal("still serving after Shutdown")
+	}
+	if err := s.Listen("127.0.0.1:0"); !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Listen after Shutdown: %v, want http.ErrServerClosed", err)
+	}
+}
