@@ -87,7 +87,7 @@ func TestUnknownQueryOption(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, string(b))
 }
 
-// TestSlowBody (TESTPLAN T18, slow clients): a pin body trickled slower
+// TestSlowBody (slow clients): a pin body trickled slower
 // than ReadTimeout is cut off with 408 (or a closed connection) before
 // the client is done; nothing is pinned and the server keeps serving.
 func TestSlowBody(t *testing.T) {

@@ -143,7 +143,7 @@ func TestComplianceCluster(t *testing.T) {
 	runCompliance(t, url, tokenAlice)
 }
 
-// TestHugeInputCluster is TESTPLAN T17 (PSA part) against a real peer:
+// TestHugeInputCluster checks the input limits against a real peer:
 // every oversized or malformed request is a 400 Failure and nothing
 // reaches the cluster's shared state or the request records.
 func TestHugeInputCluster(t *testing.T) {

@@ -345,7 +345,7 @@ func TestAuthAndLimits(t *testing.T) {
 }
 
 // badPinBodies are POST /pins bodies that must be refused with 400
-// (TESTPLAN T17 and malformed JSON).
+// (pincluster's input limits and malformed JSON).
 func badPinBodies(t *testing.T) map[string]any {
 	c := testCID(t, "lim").String()
 	origins := make([]string, 21)

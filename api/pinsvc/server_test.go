@@ -62,7 +62,7 @@ func TestJWTUsers(t *testing.T) {
 	requireFailure(t, code, 401, b)
 }
 
-// TestAuthAttacks is TESTPLAN T18 for the Pinning Service API: forged,
+// TestAuthAttacks attacks the Pinning Service API's auth: forged,
 // expired and unsigned JWTs, tokens of another key, and /health the only
 // route open without a token.
 func TestAuthAttacks(t *testing.T) {

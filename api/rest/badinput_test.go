@@ -91,7 +91,7 @@ func trickle(t *testing.T, addr, head string, n int, gap time.Duration) (status,
 	return a.status, sent, time.Since(start)
 }
 
-// TestSlowBody (TESTPLAN T18, slow clients): a body trickled slower than
+// TestSlowBody (slow clients): a body trickled slower than
 // ReadTimeout is cut off with 408 (or a closed connection) before the
 // client is done, /add gets AddReadTimeout instead, and the server keeps
 // serving.

@@ -60,7 +60,7 @@ func TestJSClientCluster(t *testing.T) {
 	})
 }
 
-// TestHugeInputCluster is TESTPLAN T17 (REST part) against a real peer:
+// TestHugeInputCluster checks the input limits against a real peer:
 // every oversized or malformed pin request and a 1 MiB JSON body are
 // answered 400 with a message, and nothing reaches the shared state.
 func TestHugeInputCluster(t *testing.T) {
@@ -110,7 +110,7 @@ func requireError(t *testing.T, code, want int, b []byte) {
 }
 
 // badPinPaths are POST paths (pin requests) that must be refused with 400:
-// TESTPLAN T17 limits and malformed options.
+// pincluster's input limits and malformed options.
 func badPinPaths(t *testing.T) map[string]string {
 	c := testCID(t, "x").String()
 	many := func(n int, f func(i int) string) string {

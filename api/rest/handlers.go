@@ -94,7 +94,7 @@ func (a *API) writeError(w http.ResponseWriter, code int, msg string) {
 }
 
 // tooLarge is the status of a body over its limit: 413 for an /add
-// upload, 400 (bad input, TESTPLAN T17) for the small JSON and query
+// upload, 400 (bad input) for the small JSON and query
 // routes.
 func tooLarge(r *http.Request) int {
 	if r.URL.Path == "/add" {
