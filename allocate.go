@@ -18,15 +18,29 @@ import (
 )
 
 // PinAllocator chooses the peers that hold a pin from their metrics.
-// It is asked only when a pin needs new peers: AllocatePeers first applies
-// the re-pin rule (keep the current allocations while enough of them are
-// live, as IPFS Cluster).
 //
-// Allocate receives three disjoint groups of peers with their metrics and
-// returns the eligible ones, best first; it never fails because too few
-// peers are eligible — AllocatePeers applies the replication factors and
-// reports that. A PinAllocator must be deterministic: the same metrics give
-// the same answer on every peer.
+// The Cluster asks it only when a pin needs new peers. Re-pins first
+// follow the re-pin rule, IPFS Cluster's with two differences (a lower
+// ReplicationMax trims the kept allocations, and user allocations outside
+// the current ones cause a new allocation, where IPFS Cluster keeps the
+// current ones in both cases): when the pin already has allocations, as
+// many of them are live (their peers publish metrics) as ReplicationMin
+// asks, and every user allocation is among them, the current allocations
+// are kept as they are — the dead ones too, since their data is still
+// there and self-healing moves it when the peer is declared lost —
+// trimmed to ReplicationMax, live ones first. Otherwise the live current
+// peers are kept and the allocator's best candidates are added up to
+// ReplicationMax.
+//
+// Allocate receives three disjoint groups of peers with their metrics
+// (free space promised to recent allocations is subtracted, and peers
+// whose known free space is below the pin's size are left out) and returns the eligible ones, best
+// first; it never fails because too few peers are eligible. The Cluster
+// trims the answer to ReplicationMax, user allocations first in the user's
+// order, then current peers, then the rest in the allocator's order, and
+// fails the pin with an *AllocationError when fewer than ReplicationMin
+// are eligible. A PinAllocator must be deterministic: the same metrics
+// give the same answer on every peer.
 type PinAllocator interface {
 	Component
 	// Metrics lists the metric names the allocator uses, in order.
@@ -71,7 +85,7 @@ type BalancedConfig struct {
 // one valid (unexpired) metric. It is eligible when it is alive and, if
 // MetricFreeSpace is among the allocator's metrics, it has a valid
 // freespace metric with a positive weight: a full peer, or one whose free
-// space is unknown, is never allocated. (AllocatePeers further requires
+// space is unknown, is never allocated. (The Cluster further requires
 // free space of at least the pin's size when the size is known.)
 //
 // Balanced order. The names in BalancedConfig.AllocateBy are of two kinds:
@@ -407,8 +421,8 @@ func (a *BalancedAllocator) balance(peers, chosen []*allocPeer) []*allocPeer {
 	return out
 }
 
-// AllocationRequest describes one allocation for AllocatePeers.
-type AllocationRequest struct {
+// allocationRequest describes one allocation for allocatePeers.
+type allocationRequest struct {
 	// Cid is the pin's root.
 	Cid cid.Cid
 	// Size is the pin's expected size in bytes (from a DAGSizer), or 0
@@ -417,13 +431,13 @@ type AllocationRequest struct {
 	// chosen peer.
 	Size uint64
 	// Min is the replication minimum: fewer eligible peers make
-	// AllocatePeers fail with an *AllocationError. Max is the number of
+	// allocatePeers fail with an *AllocationError. Max is the number of
 	// peers to return at most. Min -1 and Max -1 mean "every peer": the
-	// pin has no allocations and AllocatePeers returns nil, nil. Max must
+	// pin has no allocations and allocatePeers returns nil, nil. Max must
 	// otherwise be positive and at least Min; Min 0 accepts any number.
 	Min, Max int
 	// Metrics holds the metrics of every known live peer (see
-	// CollectMetrics). Peers absent from it are considered gone.
+	// collectMetrics). Peers absent from it are considered gone.
 	Metrics map[peer.ID]MetricsSet
 	// Current are the peers the pin is allocated to now: those still in
 	// Metrics are kept, after Priority.
@@ -434,7 +448,7 @@ type AllocationRequest struct {
 	// Exclude are peers never to allocate anew (a peer declared lost):
 	// they are no candidates and do not count as live current
 	// allocations, but when the current allocations are kept (the re-pin
-	// rule of AllocatePeers) they stay among them, as in IPFS Cluster.
+	// rule of allocatePeers) they stay among them, as in IPFS Cluster.
 	Exclude []peer.ID
 	// Remove are peers to take out of the allocations altogether (a peer
 	// removed from the cluster): as Exclude, and dropped from kept
@@ -444,10 +458,10 @@ type AllocationRequest struct {
 	// recent allocations: it is subtracted from the freespace metrics
 	// before allocating, and Size is reserved on the newly chosen peers.
 	// Allocations sharing a ledger are serialised.
-	Reservations *Reservations
+	Reservations *reservationLedger
 }
 
-// AllocatePeers runs one allocation. Re-pins first follow IPFS Cluster's
+// allocatePeers runs one allocation. Re-pins first follow IPFS Cluster's
 // rule (two differences: a lower Max trims the kept allocations, and user
 // allocations outside the current ones cause a new allocation, where IPFS
 // Cluster keeps the current ones in both cases): when the pin already has allocations (req.Current, less Exclude),
@@ -470,7 +484,7 @@ type AllocationRequest struct {
 // reserves nothing. Fewer than req.Max peers is not an error. Impossible
 // factors return a *ValidationError wrapping ErrInvalidReplication; errors
 // of alloc are returned wrapped.
-func AllocatePeers(ctx context.Context, alloc PinAllocator, req AllocationRequest) ([]peer.ID, error) {
+func allocatePeers(ctx context.Context, alloc PinAllocator, req allocationRequest) ([]peer.ID, error) {
 	if req.Min == -1 && req.Max == -1 {
 		return nil, nil
 	}
@@ -572,10 +586,10 @@ func AllocatePeers(ctx context.Context, alloc PinAllocator, req AllocationReques
 	return out, nil
 }
 
-// keepCurrent applies the keep-current rule of AllocatePeers: it returns
+// keepCurrent applies the keep-current rule of allocatePeers: it returns
 // the allocations to keep and true, or false when a new allocation is
 // needed.
-func keepCurrent(req AllocationRequest) ([]peer.ID, bool) {
+func keepCurrent(req allocationRequest) ([]peer.ID, bool) {
 	var live, dead []peer.ID
 	for _, p := range req.Current {
 		if slices.Contains(req.Remove, p) || slices.Contains(live, p) || slices.Contains(dead, p) {
@@ -618,10 +632,10 @@ func keepCurrent(req AllocationRequest) ([]peer.ID, bool) {
 	return out, true
 }
 
-// CollectMetrics gathers from mon the latest valid metrics of the given
+// collectMetrics gathers from mon the latest valid metrics of the given
 // names and of MetricPing, grouped by peer: the Metrics of an
-// AllocationRequest. Typically names is the allocator's Metrics().
-func CollectMetrics(ctx context.Context, mon PeerMonitor, names []string) map[peer.ID]MetricsSet {
+// allocationRequest. Typically names is the allocator's Metrics().
+func collectMetrics(ctx context.Context, mon PeerMonitor, names []string) map[peer.ID]MetricsSet {
 	out := make(map[peer.ID]MetricsSet)
 	seen := map[string]bool{}
 	for _, name := range append(slices.Clone(names), MetricPing) {
@@ -641,20 +655,20 @@ func CollectMetrics(ctx context.Context, mon PeerMonitor, names []string) map[pe
 	return out
 }
 
-// Defaults of ReservationsConfig.
+// Defaults of reservationLedgerConfig.
 const (
 	// defaultReservationGrace: a freespace metric issued this long after a
 	// reservation is trusted to include it (the pin had time to reach the
-	// peer's queue, which its FreeSpaceInformer subtracts).
+	// peer's queue, which its free space informer subtracts).
 	defaultReservationGrace = 10 * time.Second
 	// defaultReservationMaxAge: a reservation older than this is dropped
 	// whatever the metrics say.
 	defaultReservationMaxAge = 10 * time.Minute
 )
 
-// ReservationsConfig configures a Reservations ledger. The zero value is
-// usable.
-type ReservationsConfig struct {
+// reservationLedgerConfig configures a reservationLedger. The zero value
+// is usable.
+type reservationLedgerConfig struct {
 	// MetricTTL is the TTL the peers give their freespace metrics (the
 	// monitor's TTL): a metric's issue time is taken as its ValidUntil
 	// minus MetricTTL. Default: 30 s (twice the default monitor interval).
@@ -671,19 +685,19 @@ type ReservationsConfig struct {
 	Now func() time.Time
 }
 
-// Reservations is a ledger of free space promised to recent allocations
+// reservationLedger is a ledger of free space promised to recent allocations
 // and not yet visible in the peers' freespace metrics. Without it, a burst
 // of pins allocated within one monitor interval would all see the same
-// free space and overfill the emptiest peers. AllocatePeers uses it when
+// free space and overfill the emptiest peers. allocatePeers uses it when
 // given one: outstanding reservations are subtracted from the freespace
 // weights (Adjust), and the pin's size is reserved on each newly chosen
 // peer (Reserve). A reservation on a peer is dropped when a freespace
 // metric from that peer issued at least Grace after it is seen, or after
 // MaxAge. It is safe for concurrent use.
-type Reservations struct {
-	cfg ReservationsConfig
+type reservationLedger struct {
+	cfg reservationLedgerConfig
 
-	alloc sync.Mutex // serialises AllocatePeers calls sharing the ledger
+	alloc sync.Mutex // serialises allocatePeers calls sharing the ledger
 
 	mu     sync.Mutex
 	byPeer map[peer.ID][]reservation
@@ -694,8 +708,8 @@ type reservation struct {
 	at    time.Time
 }
 
-// NewReservations returns an empty ledger.
-func NewReservations(cfg ReservationsConfig) *Reservations {
+// newReservationLedger returns an empty ledger.
+func newReservationLedger(cfg reservationLedgerConfig) *reservationLedger {
 	if cfg.MetricTTL <= 0 {
 		cfg.MetricTTL = defaultMonitorTTLFactor * defaultMonitorInterval
 	}
@@ -708,11 +722,11 @@ func NewReservations(cfg ReservationsConfig) *Reservations {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Reservations{cfg: cfg, byPeer: make(map[peer.ID][]reservation)}
+	return &reservationLedger{cfg: cfg, byPeer: make(map[peer.ID][]reservation)}
 }
 
 // Reserve records that bytes are expected on p.
-func (r *Reservations) Reserve(p peer.ID, bytes uint64) {
+func (r *reservationLedger) Reserve(p peer.ID, bytes uint64) {
 	if bytes == 0 {
 		return
 	}
@@ -724,7 +738,7 @@ func (r *Reservations) Reserve(p peer.ID, bytes uint64) {
 // Release removes one reservation of bytes on p (the newest of that size),
 // for an allocation that was not committed. It reports whether one was
 // found.
-func (r *Reservations) Release(p peer.ID, bytes uint64) bool {
+func (r *reservationLedger) Release(p peer.ID, bytes uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rs := r.byPeer[p]
@@ -742,7 +756,7 @@ func (r *Reservations) Release(p peer.ID, bytes uint64) bool {
 
 // Outstanding returns the bytes reserved on p and not yet covered by a
 // metric.
-func (r *Reservations) Outstanding(p peer.ID) uint64 {
+func (r *reservationLedger) Outstanding(p peer.ID) uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var sum uint64
@@ -756,7 +770,7 @@ func (r *Reservations) Outstanding(p peer.ID) uint64 {
 // already accounts for: those made more than Grace before m was issued
 // (ValidUntil − MetricTTL). Other metrics are ignored. Adjust calls it for
 // every freespace metric it sees.
-func (r *Reservations) Observe(m Metric) {
+func (r *reservationLedger) Observe(m Metric) {
 	if m.Name != MetricFreeSpace {
 		return
 	}
@@ -765,7 +779,7 @@ func (r *Reservations) Observe(m Metric) {
 	r.observeLocked(m.Peer, m, r.cfg.Now())
 }
 
-func (r *Reservations) observeLocked(p peer.ID, m Metric, now time.Time) {
+func (r *reservationLedger) observeLocked(p peer.ID, m Metric, now time.Time) {
 	rs := r.byPeer[p]
 	if len(rs) == 0 {
 		return
@@ -785,7 +799,7 @@ func (r *Reservations) observeLocked(p peer.ID, m Metric, now time.Time) {
 // by the outstanding reservations of their peer (never below 0), after
 // dropping the reservations they already account for (Observe). The input
 // is not modified; unchanged sets are shared with it.
-func (r *Reservations) Adjust(sets map[peer.ID]MetricsSet) map[peer.ID]MetricsSet {
+func (r *reservationLedger) Adjust(sets map[peer.ID]MetricsSet) map[peer.ID]MetricsSet {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.cfg.Now()

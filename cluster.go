@@ -58,7 +58,7 @@ type Cluster struct {
 	changeAt    [64]uint64
 	changeSeq   atomic.Uint64
 	// reservations holds the space promised to recent allocations.
-	reservations *Reservations
+	reservations *reservationLedger
 	apis         []Component
 	tracer       *otelTracer
 	remote       remotePeers // calls to other peers (internal/rpc)
@@ -326,7 +326,7 @@ func (c *Cluster) AddPeer(ctx context.Context, p peer.ID) error {
 // stops trusting it, and then moves every pin allocated to p to live
 // peers: p is taken out of the pin's allocations and, when the remaining
 // live ones fall below ReplicationMin, the best candidates replace it (the
-// re-pin rule of AllocatePeers, p excluded). This peer, the one asked, is
+// re-pin rule of PinAllocator, p excluded). This peer, the one asked, is
 // the single re-allocator of every such pin, as IPFS Cluster's RmPeer; it
 // returns once the moves are logged. A pin that cannot be moved (too few
 // peers left for its ReplicationMin) keeps its allocations and is logged
@@ -520,7 +520,7 @@ func (c *Cluster) normalise(opts PinOptions) (PinOptions, error) {
 // ErrFollowerMode.
 //
 // Pinning a CID again keeps its allocations while enough of them are live
-// (the re-pin rule of AllocatePeers, IPFS Cluster's), and logs nothing when
+// (the re-pin rule of PinAllocator, IPFS Cluster's), and logs nothing when
 // nothing changed. With opts.PinUpdate set to a pinned CID, a new pin starts
 // from that pin's allocations in the same way. A recursive pin is never
 // downgraded to direct (a *ValidationError wrapping ErrModeDowngrade); a
@@ -545,9 +545,9 @@ func (c *Cluster) Pin(ctx context.Context, ci cid.Cid, opts PinOptions) (Pin, er
 }
 
 // pin makes and logs the pin. exclude lists peers that must not be
-// allocated anew (a lost peer during repinning: AllocationRequest.Exclude);
+// allocated anew (a lost peer during repinning: allocationRequest.Exclude);
 // with remove set they are also taken out of the allocations (a removed
-// peer: AllocationRequest.Remove). With exclude, pin re-places an existing
+// peer: allocationRequest.Remove). With exclude, pin re-places an existing
 // pin and never creates one.
 func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude []peer.ID, remove bool) (Pin, error) {
 	if !ci.Defined() {
@@ -741,7 +741,7 @@ func (c *Cluster) UnpinPath(ctx context.Context, path string) (Pin, error) {
 // fields that are set override them) and PinUpdate set to from, so that
 // the allocated peers fetch only the difference. Like a Pin whose
 // PinOptions.PinUpdate names from, it starts from the allocations of from
-// and keeps them by the re-pin rule of AllocatePeers. The pin of from is
+// and keeps them by the re-pin rule of PinAllocator. The pin of from is
 // kept; unpin it separately if wanted.
 func (c *Cluster) PinUpdate(ctx context.Context, from, to cid.Cid, opts PinOptions) (Pin, error) {
 	if err := c.writable("pin update"); err != nil {

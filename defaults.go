@@ -112,12 +112,12 @@ func (c *Cluster) allocate(ctx context.Context, ci cid.Cid, opts PinOptions, cur
 			size = n
 		}
 	}
-	allocs, err := AllocatePeers(ctx, c.allocator, AllocationRequest{
+	allocs, err := allocatePeers(ctx, c.allocator, allocationRequest{
 		Cid:          ci,
 		Size:         size,
 		Min:          opts.ReplicationMin,
 		Max:          opts.ReplicationMax,
-		Metrics:      CollectMetrics(ctx, c.monitor, c.allocator.Metrics()),
+		Metrics:      collectMetrics(ctx, c.monitor, c.allocator.Metrics()),
 		Current:      current,
 		Priority:     opts.UserAllocations,
 		Exclude:      exclude,

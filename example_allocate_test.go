@@ -2,7 +2,6 @@ package pincluster_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -13,20 +12,20 @@ import (
 	"github.com/pincluster/pincluster"
 )
 
-// ExampleAllocatePeers places one pin on three of six peers spread over
-// two regions: the balanced allocator partitions the peers by their
-// "tag:region" metric and orders each region by free space, so the
-// replicas alternate between regions, the emptiest peers first. A ledger of
-// reservations keeps a burst of pins from overfilling a peer before the
-// peers publish fresh free-space metrics.
-func ExampleAllocatePeers() {
+// The balanced allocator orders six peers spread over two regions: it
+// partitions them by their "tag:region" metric and orders each region by
+// free space, so consecutive replicas alternate between regions, the
+// emptiest peers first; a full peer is never chosen. In a Cluster the same
+// allocator is configured with WithAllocateBy("tag:region", "freespace"),
+// and the answer is trimmed to the pin's replication factors.
+func ExampleBalancedAllocator() {
 	ctx := context.Background()
 	alloc := pincluster.NewBalancedAllocator(pincluster.BalancedConfig{
 		AllocateBy: []string{"tag:region", pincluster.MetricFreeSpace},
 	})
 	defer alloc.Shutdown(ctx)
 
-	// Metrics as a PeerMonitor would report them (CollectMetrics).
+	// Metrics as the peers publish them (Cluster.Metrics shows them).
 	validUntil := time.Now().Add(30 * time.Second)
 	metrics := map[peer.ID]pincluster.MetricsSet{}
 	add := func(id, region string, freeGiB int64) {
@@ -46,29 +45,24 @@ func ExampleAllocatePeers() {
 	add("us-3", "us", 120)
 
 	c := cid.MustParse("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
-	ledger := pincluster.NewReservations(pincluster.ReservationsConfig{})
-	peers, err := pincluster.AllocatePeers(ctx, alloc, pincluster.AllocationRequest{
-		Cid: c, Size: 10 << 30, Min: 2, Max: 3, Metrics: metrics, Reservations: ledger,
-	})
-	fmt.Println(names(peers), err)
-	fmt.Println("reserved on eu-2:", ledger.Outstanding("eu-2")>>30, "GiB")
-
-	// The user asks for us-2 first; the pin already lives on eu-1.
-	peers, err = pincluster.AllocatePeers(ctx, alloc, pincluster.AllocationRequest{
-		Cid: c, Min: 2, Max: 3, Metrics: metrics,
-		Priority: []peer.ID{"us-2"}, Current: []peer.ID{"eu-1"},
-	})
+	peers, err := alloc.Allocate(ctx, c, nil, metrics, nil)
 	fmt.Println(names(peers), err)
 
-	// Six replicas cannot be placed on five peers with space.
-	_, err = pincluster.AllocatePeers(ctx, alloc, pincluster.AllocationRequest{Cid: c, Min: 6, Max: 6, Metrics: metrics})
-	var ae *pincluster.AllocationError
-	fmt.Println(errors.Is(err, pincluster.ErrNotEnoughPeers), errors.As(err, &ae) && ae.Needed == 6 && ae.Available == 5)
+	// The pin already lives on eu-1, and the user asks for us-2 first:
+	// the user's peers come first, then the current ones, then the rest.
+	priority := map[peer.ID]pincluster.MetricsSet{"us-2": metrics["us-2"]}
+	current := map[peer.ID]pincluster.MetricsSet{"eu-1": metrics["eu-1"]}
+	candidates := map[peer.ID]pincluster.MetricsSet{}
+	for p, ms := range metrics {
+		if p != "us-2" && p != "eu-1" {
+			candidates[p] = ms
+		}
+	}
+	peers, err = alloc.Allocate(ctx, c, current, candidates, priority)
+	fmt.Println(names(peers), err)
 	// Output:
-	// [eu-2 us-1 us-3] <nil>
-	// reserved on eu-2: 10 GiB
-	// [us-2 eu-1 eu-2] <nil>
-	// true true
+	// [eu-2 us-1 us-3 eu-1 us-2] <nil>
+	// [us-2 eu-1 eu-2 us-1 us-3] <nil>
 }
 
 // names shows peer IDs as the raw strings used in the example (a real

@@ -39,3 +39,17 @@ func LocalDeltas(c *Cluster) uint64 {
 	}
 	return cc.store.Stats().LocalDeltas
 }
+
+// The allocation machinery that only the Cluster uses, under the names
+// the external tests (package pincluster_test) use.
+type (
+	AllocationRequest  = allocationRequest
+	Reservations       = reservationLedger
+	ReservationsConfig = reservationLedgerConfig
+)
+
+var (
+	AllocatePeers   = allocatePeers
+	CollectMetrics  = collectMetrics
+	NewReservations = newReservationLedger
+)

@@ -126,18 +126,15 @@ func (b *informerBase) numeric(v int64) Metric {
 	return m
 }
 
-// FreeSpaceInformer publishes MetricFreeSpace: StorageMax − RepoSize of
-// the IPFS repository, minus the bytes reserved for pins that are queued
-// or being fetched on this peer (they will soon occupy the repository but
-// do not yet show in RepoSize). Never negative: 0 when full.
-type FreeSpaceInformer struct {
+// freeSpaceInformer is the informer of NewFreeSpaceInformer.
+type freeSpaceInformer struct {
 	informerBase
 	repoStat func(context.Context) (RepoStat, error)
 	reserved func(context.Context) uint64
 }
 
-// FreeSpaceConfig configures a FreeSpaceInformer. The zero value is
-// usable.
+// FreeSpaceConfig configures the informer of NewFreeSpaceInformer. The
+// zero value is usable.
 type FreeSpaceConfig struct {
 	InformerConfig
 	// Reserved returns the bytes expected but not yet fetched for the pins
@@ -146,12 +143,18 @@ type FreeSpaceConfig struct {
 	Reserved func(ctx context.Context) uint64
 }
 
-var _ Informer = (*FreeSpaceInformer)(nil)
+var _ Informer = (*freeSpaceInformer)(nil)
 
-// NewFreeSpaceInformer returns a free space informer reading the
-// repository's usage from repoStat (typically IPFSConnector.RepoStat).
-// It returns an error when repoStat is nil or cfg is invalid.
-func NewFreeSpaceInformer(repoStat func(ctx context.Context) (RepoStat, error), cfg FreeSpaceConfig) (*FreeSpaceInformer, error) {
+// NewFreeSpaceInformer returns the informer publishing MetricFreeSpace:
+// StorageMax − RepoSize of the IPFS repository, read from repoStat
+// (typically IPFSConnector.RepoStat), minus the bytes cfg.Reserved
+// reports for pins queued or being fetched on this peer (they will soon
+// occupy the repository but do not yet show in RepoSize). Never negative:
+// 0 when full. When the repository cannot be read it publishes nothing
+// (the metric then expires at the monitor, which raises an alert, and the
+// allocator stops choosing this peer). It returns an error when repoStat
+// is nil or cfg is invalid.
+func NewFreeSpaceInformer(repoStat func(ctx context.Context) (RepoStat, error), cfg FreeSpaceConfig) (Informer, error) {
 	if repoStat == nil {
 		return nil, fmt.Errorf("pincluster: new freespace informer: nil repo stat source")
 	}
@@ -159,7 +162,7 @@ func NewFreeSpaceInformer(repoStat func(ctx context.Context) (RepoStat, error), 
 	if err != nil {
 		return nil, err
 	}
-	return &FreeSpaceInformer{
+	return &freeSpaceInformer{
 		informerBase: informerBase{name: MetricFreeSpace, cfg: ic},
 		repoStat:     repoStat,
 		reserved:     cfg.Reserved,
@@ -169,7 +172,7 @@ func NewFreeSpaceInformer(repoStat func(ctx context.Context) (RepoStat, error), 
 // GetMetrics implements Informer: one MetricFreeSpace metric, or none when
 // the repository cannot be read (the metric then expires at the monitor,
 // which raises an alert, and the allocator stops choosing this peer).
-func (f *FreeSpaceInformer) GetMetrics(ctx context.Context) []Metric {
+func (f *freeSpaceInformer) GetMetrics(ctx context.Context) []Metric {
 	if f.isClosed() {
 		return nil
 	}
@@ -196,32 +199,41 @@ func clampInt64(v uint64) int64 {
 	return int64(v)
 }
 
-// CountInformer publishes one numeric metric read from a counting function:
+// countInformer publishes one numeric metric read from a counting function:
 // MetricNumPin (NewNumPinInformer) or MetricPinQueue
 // (NewPinQueueInformer). Negative counts are published as 0.
-type CountInformer struct {
+type countInformer struct {
 	informerBase
 	count func(context.Context) (int64, error)
 }
 
-var _ Informer = (*CountInformer)(nil)
+var _ Informer = (*countInformer)(nil)
 
 // NewNumPinInformer returns an informer publishing MetricNumPin, the
-// number of pins of the IPFS node as returned by count. It returns an
-// error when count is nil or cfg is invalid.
-func NewNumPinInformer(count func(ctx context.Context) (int64, error), cfg InformerConfig) (*CountInformer, error) {
-	return newCountInformer(MetricNumPin, count, cfg)
+// number of pins of the IPFS node as returned by count (a negative count
+// as 0; nothing when count fails). It returns an error when count is nil
+// or cfg is invalid.
+func NewNumPinInformer(count func(ctx context.Context) (int64, error), cfg InformerConfig) (Informer, error) {
+	c, err := newCountInformer(MetricNumPin, count, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // NewPinQueueInformer returns an informer publishing MetricPinQueue, the
 // length of the pin queue as returned by size (typically
-// PinTracker.PinQueueSize). It returns an error when size is nil or cfg is
-// invalid.
-func NewPinQueueInformer(size func(ctx context.Context) (int64, error), cfg InformerConfig) (*CountInformer, error) {
-	return newCountInformer(MetricPinQueue, size, cfg)
+// PinTracker.PinQueueSize; a negative size as 0, nothing when size
+// fails). It returns an error when size is nil or cfg is invalid.
+func NewPinQueueInformer(size func(ctx context.Context) (int64, error), cfg InformerConfig) (Informer, error) {
+	c, err := newCountInformer(MetricPinQueue, size, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
-func newCountInformer(name string, count func(context.Context) (int64, error), cfg InformerConfig) (*CountInformer, error) {
+func newCountInformer(name string, count func(context.Context) (int64, error), cfg InformerConfig) (*countInformer, error) {
 	op := "new " + name + " informer"
 	if count == nil {
 		return nil, fmt.Errorf("pincluster: %s: nil source", op)
@@ -230,12 +242,12 @@ func newCountInformer(name string, count func(context.Context) (int64, error), c
 	if err != nil {
 		return nil, err
 	}
-	return &CountInformer{informerBase: informerBase{name: name, cfg: ic}, count: count}, nil
+	return &countInformer{informerBase: informerBase{name: name, cfg: ic}, count: count}, nil
 }
 
 // GetMetrics implements Informer: one metric, or none when the source
 // fails.
-func (c *CountInformer) GetMetrics(ctx context.Context) []Metric {
+func (c *countInformer) GetMetrics(ctx context.Context) []Metric {
 	if c.isClosed() {
 		return nil
 	}
@@ -247,26 +259,28 @@ func (c *CountInformer) GetMetrics(ctx context.Context) []Metric {
 	return []Metric{c.numeric(max(n, 0))}
 }
 
-// TagsInformer publishes user-set tags (region, group, ...) as
-// partitionable metrics, one per tag, named MetricTagPrefix + key, whose
-// Value is the tag's value. The balanced allocator splits peers by them.
-type TagsInformer struct {
+// tagsInformer is the informer of NewTagsInformer.
+type tagsInformer struct {
 	informerBase
 	keys []string // sorted
 	tags map[string]string
 }
 
-var _ Informer = (*TagsInformer)(nil)
+var _ Informer = (*tagsInformer)(nil)
 
-// NewTagsInformer returns an informer publishing tags. The map is copied.
-// A key must be non-empty and the metric name (MetricTagPrefix + key) at
+// NewTagsInformer returns an informer publishing user-set tags (region,
+// group, ...) as partitionable metrics, one per tag in key order, named
+// MetricTagPrefix + key, whose Value is the tag's value: the balanced
+// allocator splits peers by them (WithAllocateBy). The map is copied. A
+// key must be non-empty and the metric name (MetricTagPrefix + key) at
 // most MaxMetricNameLen bytes; a value at most MaxMetricValueLen bytes.
-func NewTagsInformer(tags map[string]string, cfg InformerConfig) (*TagsInformer, error) {
+// WithTags is the short way to publish tags with the default informers.
+func NewTagsInformer(tags map[string]string, cfg InformerConfig) (Informer, error) {
 	ic, err := cfg.withDefaults("new tags informer")
 	if err != nil {
 		return nil, err
 	}
-	t := &TagsInformer{informerBase: informerBase{name: "tags", cfg: ic}, tags: make(map[string]string, len(tags))}
+	t := &tagsInformer{informerBase: informerBase{name: "tags", cfg: ic}, tags: make(map[string]string, len(tags))}
 	for k, v := range tags {
 		switch {
 		case k == "" || len(MetricTagPrefix+k) > MaxMetricNameLen:
@@ -283,7 +297,7 @@ func NewTagsInformer(tags map[string]string, cfg InformerConfig) (*TagsInformer,
 
 // GetMetrics implements Informer: one partitionable metric per tag, in key
 // order.
-func (t *TagsInformer) GetMetrics(context.Context) []Metric {
+func (t *tagsInformer) GetMetrics(context.Context) []Metric {
 	if t.isClosed() {
 		return nil
 	}

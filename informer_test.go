@@ -75,7 +75,7 @@ func TestCountInformers(t *testing.T) {
 	require.NoError(t, err)
 	queue, err := pincluster.NewPinQueueInformer(src, pincluster.InformerConfig{})
 	require.NoError(t, err)
-	for _, inf := range []*pincluster.CountInformer{numpin, queue} {
+	for _, inf := range []pincluster.Informer{numpin, queue} {
 		n, srcErr = 42, nil
 		ms := inf.GetMetrics(ctx)
 		require.Len(t, ms, 1)

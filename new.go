@@ -146,7 +146,7 @@ func (c *Cluster) build(ctx context.Context) error {
 	if c.allocator == nil {
 		c.allocator = c.defaultAllocator()
 	}
-	c.reservations = NewReservations(ReservationsConfig{MetricTTL: cfg.ttl()})
+	c.reservations = newReservationLedger(reservationLedgerConfig{MetricTTL: cfg.ttl()})
 	if cc, ok := c.consensus.(*crdtConsensus); ok {
 		alive := func(ctx context.Context) []peer.ID { return c.alivePeers(ctx) }
 		cc.peerSource.Store(&alive)

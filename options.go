@@ -139,7 +139,7 @@ func (c *config) validate() error {
 			other = "WithMonitor"
 		}
 		return &OptionError{Options: "WithTags and " + other,
-			Detail: "tags are published by the default informers and monitor; give a TagsInformer among your own instead"}
+			Detail: "tags are published by the default informers and monitor; give a NewTagsInformer among your own instead"}
 	}
 	if c.metricTTL > 0 && c.metricTTL <= c.monitorInterval {
 		return &OptionError{Options: "WithMetricTTL and WithMonitorInterval",
