@@ -27,15 +27,16 @@ const Version = "0.1.0"
 
 // Component is what every replaceable part of a Cluster has in common: it
 // can be shut down. Shutdown stops the component's goroutines and releases
-// its resources; it returns ctx.Err() if ctx ends first. Methods called
-// after Shutdown return an error wrapping ErrClosed.
+// its resources; it returns ctx.Err() if ctx ends first. Methods with an
+// error result called after Shutdown return an error wrapping ErrClosed.
 type Component interface {
 	Shutdown(ctx context.Context) error
 }
 
 // Cluster is one pincluster peer. Build it with New, wait for Ready, use
-// it, and call Shutdown. All methods are safe for concurrent use; after
-// Shutdown they return errors wrapping ErrClosed.
+// it, and call Shutdown (the package documentation describes the
+// lifecycle). All methods are safe for concurrent use; after Shutdown
+// those with an error result return an error wrapping ErrClosed.
 type Cluster struct {
 	cfg    *config
 	host   host.Host

@@ -19,10 +19,11 @@ var (
 	// PublishMetric for a metric without a name or peer, or (PublishMetric)
 	// about another peer.
 	ErrInvalidMetric = errors.New("pincluster: invalid metric")
-	// ErrClosed is returned by every method of a Cluster, State or
-	// component called after its Shutdown or Close began (a second
-	// Cluster.Shutdown is the exception: it waits for the first and
-	// returns nil).
+	// ErrClosed is returned (wrapped) by every method that returns an
+	// error of a Cluster, State or component called after its Shutdown or
+	// Close began (a second Cluster.Shutdown is the exception: it waits
+	// for the first and returns nil). Methods without an error result
+	// return empty values then.
 	ErrClosed = errors.New("pincluster: closed")
 
 	// ErrFollowerMode is returned (wrapped) by every call that would write
@@ -31,8 +32,10 @@ var (
 	// decide, and never write.
 	ErrFollowerMode = errors.New("pincluster: peer is in follower mode and cannot write")
 
-	// ErrNotFound is returned by State.Get, Cluster.PinGet and
-	// Cluster.Status when the CID is not in the pinset.
+	// ErrNotFound is returned (wrapped) by State.Get, Cluster.PinGet,
+	// Cluster.Unpin, Cluster.Allocations and Cluster.Status when the CID
+	// is not in the pinset, and by DAGSizer.DAGSize when the size is not
+	// known.
 	ErrNotFound = errors.New("pincluster: not found")
 
 	// ErrInvalidPin is wrapped by every *ValidationError: a pin or its
@@ -89,9 +92,6 @@ var (
 	// ErrIPFSUnavailable is returned by IPFSConnector methods when the
 	// IPFS node cannot be reached or answers with a server error.
 	ErrIPFSUnavailable = errors.New("pincluster: ipfs node unavailable")
-	// ErrPinTimeout is returned by the tracker when a pin made no progress
-	// for the configured pin timeout.
-	ErrPinTimeout = errors.New("pincluster: pin timed out without progress")
 	// ErrQueueFull is returned by PinTracker.Track when its operation
 	// queue is at its bound.
 	ErrQueueFull = errors.New("pincluster: operation queue full")

@@ -29,7 +29,7 @@ type Informer interface {
 	GetMetrics(ctx context.Context) []Metric
 }
 
-// Names of the metrics produced by the informers of this file and by the
+// Names of the metrics produced by the built-in informers and by the
 // monitor.
 const (
 	// MetricFreeSpace is the free space of the peer's IPFS repository,
