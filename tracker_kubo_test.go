@@ -49,7 +49,6 @@ func (c *countingConn) stats() (done, maxAttempts int) {
 	return c.done, maxAttempts
 }
 
-
 // The default tracker on a real Kubo daemon (an IPFS node restart under load): 1,000
 // pins queued, the daemon killed after about 300 and started again on the
 // same repository: every pin ends pinned, none lost, none pinned twice,
