@@ -11,7 +11,10 @@ import (
 
 // IPFSConnector talks to one IPFS node: the in-process node by default, or
 // Kubo over its RPC API (package connector/kubo). Every method returns an
-// error wrapping ErrIPFSUnavailable when the node cannot be reached.
+// error wrapping ErrIPFSUnavailable when the node cannot be reached, one
+// wrapping ErrClosed after Shutdown, and one wrapping the ctx's error when
+// ctx ends the call. Package connector/connectortest checks the behaviour the
+// implementations share.
 type IPFSConnector interface {
 	Component
 	// ID identifies the IPFS node.

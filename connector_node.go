@@ -65,8 +65,10 @@ func nodeErr(op string, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, ipfsnode.ErrClosed):
-		return fmt.Errorf("ipfs node: %s: %w: %w", op, ErrIPFSUnavailable, err)
+	case errors.Is(err, ipfsnode.ErrClosed): // only Shutdown closes the node
+		return fmt.Errorf("ipfs node: %s: %w: %w", op, ErrClosed, err)
+	case errors.Is(err, ipfsnode.ErrBadPath):
+		return fmt.Errorf("ipfs node: %s: %w: %w", op, ErrInvalidCID, err)
 	case errors.Is(err, ipfsnode.ErrNotPinned):
 		return fmt.Errorf("ipfs node: %s: %w: %w", op, ErrNotPinned, err)
 	case errors.Is(err, ipfsnode.ErrNotFound):
@@ -90,6 +92,9 @@ func (n *nodeConnector) ID(context.Context) (IPFSID, error) {
 
 // Pin implements IPFSConnector.
 func (n *nodeConnector) Pin(ctx context.Context, pin Pin, progress func(PinProgress)) error {
+	if !pin.Cid.Defined() {
+		return fmt.Errorf("ipfs node: pin: %w", ErrInvalidCID)
+	}
 	if pin.MaxDepth == 0 {
 		// A direct pin over a recursive one keeps the recursive pin, as
 		// Kubo does.

@@ -15,6 +15,7 @@ import (
 	peer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/pincluster/pincluster/internal/crdt"
+	"github.com/pincluster/pincluster/internal/poll"
 )
 
 // Consensus keeps the shared pinset: it logs pins and unpins so that every
@@ -297,21 +298,13 @@ func (c *crdtConsensus) Leader(context.Context) (peer.ID, error) {
 // WaitForSync implements Consensus: it waits until no received head is
 // waiting to be fetched or applied.
 func (c *crdtConsensus) WaitForSync(ctx context.Context) error {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
+	return poll.Until(ctx, "pincluster: crdt wait for sync", 20*time.Millisecond, func() (bool, error) {
 		if err := c.check("wait for sync"); err != nil {
-			return err
+			return false, err
 		}
-		if st := c.store.Stats(); st.QueuedJobs == 0 && st.InFlight == 0 && !st.Joining {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("pincluster: crdt wait for sync: %w", ctx.Err())
-		case <-t.C:
-		}
-	}
+		st := c.store.Stats()
+		return st.QueuedJobs == 0 && st.InFlight == 0 && !st.Joining, nil
+	})
 }
 
 // Clean implements Consensus: after Shutdown it deletes the CRDT's data.

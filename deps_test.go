@@ -68,13 +68,29 @@ func kind(path string) string {
 	}
 }
 
+// leafHelpers are the internal packages that public sub-packages may import
+// too: small utilities written once for the whole module (filling config
+// defaults, polling a condition), which import the standard library only,
+// so that they give no way into an engine.
+var leafHelpers = map[string]bool{
+	module + "/internal/defaults": true,
+	module + "/internal/poll":     true,
+}
+
 // TestImportDirection enforces the arrows of STYLE.md §4: internal/ never
 // imports the root or a public sub-package; the root never imports a public
 // sub-package; public sub-packages use only the root's exported API (no
-// internal/ outside their tests).
+// internal/ outside their tests but the stdlib-only leafHelpers).
 func TestImportDirection(t *testing.T) {
 	for _, p := range goList(t, "./...") {
 		from := kind(p.ImportPath)
+		if leafHelpers[p.ImportPath] {
+			for _, imp := range p.Imports {
+				if first, _, _ := strings.Cut(imp, "/"); strings.Contains(first, ".") {
+					t.Errorf("%s imports %s: a leaf helper imports the standard library only", p.ImportPath, imp)
+				}
+			}
+		}
 		check := func(imports []string, test bool) {
 			for _, imp := range imports {
 				to := kind(imp)
@@ -91,7 +107,7 @@ func TestImportDirection(t *testing.T) {
 						bad = to == "program"
 					}
 				case "public":
-					bad = (to == "internal" && !test) || to == "program"
+					bad = (to == "internal" && !test && !leafHelpers[imp]) || to == "program"
 				}
 				if bad {
 					t.Errorf("%s (%s) imports %s (%s): against the layout's dependency direction", p.ImportPath, from, imp, to)

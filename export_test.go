@@ -1,6 +1,12 @@
 package pincluster
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+
+	ds "github.com/ipfs/go-datastore"
+	host "github.com/libp2p/go-libp2p/core/host"
+)
 
 // SnapshotsLoaded returns how many snapshots the default CRDT consensus of
 // c has loaded since it started (0 with another consensus). For tests of
@@ -53,3 +59,14 @@ var (
 	CollectMetrics  = collectMetrics
 	NewReservations = newReservationLedger
 )
+
+// NewNodeConnector returns the in-process node connector (the default
+// IPFSConnector) on h over d, without routing, for the connector
+// conformance suite.
+func NewNodeConnector(ctx context.Context, h host.Host, d ds.Batching) (IPFSConnector, error) {
+	cfg, err := newConfig()
+	if err != nil {
+		return nil, err
+	}
+	return newNodeConnector(ctx, h, nil, d, cfg)
+}

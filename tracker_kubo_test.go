@@ -3,7 +3,6 @@ package pincluster_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -50,21 +49,12 @@ func (c *countingConn) stats() (done, maxAttempts int) {
 	return c.done, maxAttempts
 }
 
-func freeTCPPort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // The default tracker on a real Kubo daemon (an IPFS node restart under load): 1,000
 // pins queued, the daemon killed after about 300 and started again on the
 // same repository: every pin ends pinned, none lost, none pinned twice,
 // at most 3 attempts per CID.
 func TestTrackerKuboRestart(t *testing.T) {
-	d := kubotest.Start(t, kubotest.Options{Offline: true, Config: map[string]any{
-		"Addresses.API": fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freeTCPPort(t)),
-	}})
+	d := kubotest.Start(t, kubotest.Options{Offline: true})
 	kc, err := kubo.New(kubo.Config{APIAddr: d.APIAddr.String(), RequestTimeout: 5 * time.Second})
 	require.NoError(t, err)
 	conn := &countingConn{IPFSConnector: kc, attempts: map[cid.Cid]int{}}
@@ -126,9 +116,7 @@ func TestTrackerKuboRestart(t *testing.T) {
 // pins again and Kubo holds the recursive pin before the peer reports
 // pinned (issue 14).
 func TestTrackerKuboModeUpgrade(t *testing.T) {
-	d := kubotest.Start(t, kubotest.Options{Offline: true, Config: map[string]any{
-		"Addresses.API": fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freeTCPPort(t)),
-	}})
+	d := kubotest.Start(t, kubotest.Options{Offline: true})
 	kc, err := kubo.New(kubo.Config{APIAddr: d.APIAddr.String(), RequestTimeout: 5 * time.Second})
 	require.NoError(t, err)
 	ctx := t.Context()

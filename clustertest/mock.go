@@ -67,7 +67,7 @@ var ErrRepoFull = errors.New("clustertest: mock repository full")
 //   - observation: Calls counts calls per method and OnCall sees each one.
 //
 // A call runs these steps in order: count and OnCall; closed check;
-// availability; latency; FailCalls; FailCID; SlowPin progress (Pin only);
+// availability; the end of its ctx (an error wrapping ctx.Err()); latency; FailCalls; FailCID; SlowPin progress (Pin only);
 // Hang; the effect. After Shutdown every method returns an error wrapping
 // pincluster.ErrClosed, and hung calls are released with that error.
 type MockConnector struct {
@@ -396,6 +396,10 @@ func (m *MockConnector) pre(ctx context.Context, method Method, cs ...cid.Cid) e
 	if !m.available {
 		m.mu.Unlock()
 		return fmt.Errorf("clustertest: mock %s: %w", method, pincluster.ErrIPFSUnavailable)
+	}
+	if err := ctx.Err(); err != nil {
+		m.mu.Unlock()
+		return fmt.Errorf("clustertest: mock %s: %w", method, err)
 	}
 	delay := m.latency
 	for _, c := range cs {

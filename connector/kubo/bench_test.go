@@ -12,10 +12,9 @@ import (
 	"time"
 
 	cid "github.com/ipfs/go-cid"
-	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/pincluster/pincluster"
 	"github.com/pincluster/pincluster/connector/kubo"
+	"github.com/pincluster/pincluster/internal/kubotest"
 )
 
 // BenchmarkPin1000 pins 1,000 small blocks already local on one (offline)
@@ -25,7 +24,7 @@ import (
 //
 //	PINCLUSTER_KUBO=$PWD/.cache/bin/ipfs go test -run XXX -bench Pin1000 -benchtime 5x ./connector/kubo/
 func BenchmarkPin1000(b *testing.B) {
-	d := startDaemon(b, daemonOptions{offline: true})
+	d := kubotest.Start(b, kubotest.Options{Offline: true})
 	c := connect(b, d, kubo.Config{})
 	ctx := context.Background()
 	cids := make([]cid.Cid, 1000)
@@ -39,18 +38,16 @@ func BenchmarkPin1000(b *testing.B) {
 	}
 	unpinAll := func(b *testing.B) {
 		b.StopTimer()
-		out := d.run(append([]string{"pin", "ls", "--type=recursive", "-q"}, []string{}...)...)
+		out := run(b, d, append([]string{"pin", "ls", "--type=recursive", "-q"}, []string{}...)...)
 		if strings.Contains(out, cids[0].String()) {
-			d.run(append([]string{"pin", "rm"}, args...)...)
+			run(b, d, append([]string{"pin", "rm"}, args...)...)
 		}
 		b.StartTimer()
 	}
-	maddr, _ := ma.NewMultiaddr(d.apiAddr)
-	_, hostport, _ := manet.DialArgs(maddr)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	defer client.CloseIdleConnections()
 	rawPin := func(b *testing.B, ci string, progress bool) {
-		u := "http://" + hostport + "/api/v0/pin/add?arg=" + ci + "&recursive=true"
+		u := d.APIURL + "/api/v0/pin/add?arg=" + ci + "&recursive=true"
 		if progress {
 			u += "&progress=true"
 		}
@@ -133,7 +130,7 @@ func BenchmarkPin1000(b *testing.B) {
 	b.Run("cli-one-call", func(b *testing.B) {
 		for range b.N {
 			unpinAll(b)
-			d.run(append([]string{"pin", "add"}, args...)...)
+			run(b, d, append([]string{"pin", "add"}, args...)...)
 		}
 	})
 	b.Run("connector-8-workers", func(b *testing.B) {

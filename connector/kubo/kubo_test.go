@@ -14,12 +14,13 @@ import (
 	mh "github.com/multiformats/go-multihash"
 	"github.com/pincluster/pincluster"
 	"github.com/pincluster/pincluster/connector/kubo"
+	"github.com/pincluster/pincluster/internal/kubotest"
 	"github.com/stretchr/testify/require"
 )
 
-func connect(t testing.TB, d *daemon, cfg kubo.Config) *kubo.Connector {
+func connect(t testing.TB, d *kubotest.Daemon, cfg kubo.Config) *kubo.Connector {
 	t.Helper()
-	cfg.APIAddr = d.apiAddr
+	cfg.APIAddr = d.APIAddr.String()
 	c, err := kubo.New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Shutdown(context.Background()) })
@@ -28,18 +29,18 @@ func connect(t testing.TB, d *daemon, cfg kubo.Config) *kubo.Connector {
 
 // addDir adds a directory holding the named files through the CLI (CIDv1,
 // raw leaves, no pin) and returns the root and the files' CIDs.
-func addDir(t *testing.T, d *daemon, files map[string]string) (cid.Cid, map[string]cid.Cid) {
+func addDir(t *testing.T, d *kubotest.Daemon, files map[string]string) (cid.Cid, map[string]cid.Cid) {
 	t.Helper()
 	dir := t.TempDir()
 	for name, content := range files {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
 	}
-	out := d.run("add", "-r", "--cid-version=1", "--raw-leaves", "--pin=false", "--quieter", dir)
+	out := run(t, d, "add", "-r", "--cid-version=1", "--raw-leaves", "--pin=false", "--quieter", dir)
 	root, err := cid.Decode(out)
 	require.NoError(t, err)
 	kids := map[string]cid.Cid{}
 	for name := range files {
-		c, err := cid.Decode(strings.TrimPrefix(d.run("resolve", "/ipfs/"+root.String()+"/"+name), "/ipfs/"))
+		c, err := cid.Decode(strings.TrimPrefix(run(t, d, "resolve", "/ipfs/"+root.String()+"/"+name), "/ipfs/"))
 		require.NoError(t, err)
 		kids[name] = c
 	}
@@ -59,14 +60,14 @@ func pinsOf(t *testing.T, c *kubo.Connector, types ...pincluster.IPFSPinStatus) 
 // TestKubo covers every method against one online daemon (Routing.Type
 // none).
 func TestKubo(t *testing.T) {
-	d := startDaemon(t, daemonOptions{})
+	d := kubotest.Start(t, kubotest.Options{})
 	c := connect(t, d, kubo.Config{})
 	ctx := t.Context()
 
 	t.Run("ID", func(t *testing.T) {
 		id, err := c.ID(ctx)
 		require.NoError(t, err)
-		require.Equal(t, d.run("id", "-f=<id>"), id.ID.String())
+		require.Equal(t, run(t, d, "id", "-f=<id>"), id.ID.String())
 		require.NotEmpty(t, id.Addresses)
 		require.Empty(t, id.Error)
 	})
@@ -258,7 +259,7 @@ func TestKubo(t *testing.T) {
 }
 
 func TestKuboOffline(t *testing.T) {
-	d := startDaemon(t, daemonOptions{offline: true})
+	d := kubotest.Start(t, kubotest.Options{Offline: true})
 	c := connect(t, d, kubo.Config{})
 	ctx := t.Context()
 	id, err := c.ID(ctx)
@@ -280,8 +281,8 @@ func TestKuboOffline(t *testing.T) {
 // TestKuboTwoDaemons: content added on A is pinned on B through bitswap,
 // once after ConnectSwarms and once through the pin's origins.
 func TestKuboTwoDaemons(t *testing.T) {
-	a := startDaemon(t, daemonOptions{})
-	b := startDaemon(t, daemonOptions{})
+	a := kubotest.Start(t, kubotest.Options{})
+	b := kubotest.Start(t, kubotest.Options{})
 	ca := connect(t, a, kubo.Config{})
 	cb := connect(t, b, kubo.Config{})
 	ctx := t.Context()
@@ -305,8 +306,8 @@ func TestKuboTwoDaemons(t *testing.T) {
 	require.Equal(t, pincluster.IPFSPinStatusRecursive, st)
 
 	// Origins: B is disconnected from A, then pins with A as origin.
-	b.run("swarm", "disconnect", "/p2p/"+idA.ID.String())
-	a.run("swarm", "disconnect", "/p2p/"+idB.ID.String())
+	run(t, b, "swarm", "disconnect", "/p2p/"+idA.ID.String())
+	run(t, a, "swarm", "disconnect", "/p2p/"+idB.ID.String())
 	peers, err = cb.SwarmPeers(ctx)
 	require.NoError(t, err)
 	require.NotContains(t, peers, idA.ID)
@@ -330,7 +331,7 @@ func TestKuboTwoDaemons(t *testing.T) {
 // mid-pin, calls report an outage, and the same Connector works again once
 // the daemon is back on the same repository.
 func TestKuboRestart(t *testing.T) {
-	d := startDaemon(t, daemonOptions{apiPort: freePort(t)})
+	d := kubotest.Start(t, kubotest.Options{})
 	client, started := signalClient(t, "pin/add")
 	c := connect(t, d, kubo.Config{RequestTimeout: 5 * time.Second, HTTPClient: client})
 	ctx := t.Context()
@@ -345,7 +346,7 @@ func TestKuboRestart(t *testing.T) {
 		res <- c.Pin(ctx, pincluster.NewPin(rawCID(t, "absent"), pincluster.PinOptions{}), nil)
 	}()
 	<-started
-	d.kill()
+	d.Kill()
 	err = <-res
 	require.ErrorIs(t, err, pincluster.ErrIPFSUnavailable)
 
@@ -355,7 +356,7 @@ func TestKuboRestart(t *testing.T) {
 	_, err = c.PinLsCid(ctx, pincluster.NewPin(blk, pincluster.PinOptions{}))
 	require.ErrorIs(t, err, pincluster.ErrIPFSUnavailable)
 
-	d.start()
+	d.Restart(t)
 	st, err := c.PinLsCid(ctx, pincluster.NewPin(blk, pincluster.PinOptions{}))
 	require.NoError(t, err)
 	require.Equal(t, pincluster.IPFSPinStatusRecursive, st)
@@ -364,9 +365,9 @@ func TestKuboRestart(t *testing.T) {
 // TestKuboShutdownMidPin: Shutdown with a deadline aborts a pin that waits
 // on the network.
 func TestKuboShutdownMidPin(t *testing.T) {
-	d := startDaemon(t, daemonOptions{})
+	d := kubotest.Start(t, kubotest.Options{})
 	client, started := signalClient(t, "pin/add")
-	c, err := kubo.New(kubo.Config{APIAddr: d.apiAddr, HTTPClient: client})
+	c, err := kubo.New(kubo.Config{APIAddr: d.APIAddr.String(), HTTPClient: client})
 	require.NoError(t, err)
 	res := make(chan error, 1)
 	go func() {

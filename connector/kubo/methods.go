@@ -101,6 +101,11 @@ func (c *Connector) Pin(ctx context.Context, pin pincluster.Pin, progress func(p
 		}
 		return nil
 	})
+	if err != nil && pin.MaxDepth == 0 && alreadyRecursive(err) {
+		// A direct pin over a recursive one keeps the recursive pin, as
+		// the other connectors do (Kubo refuses it).
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -111,6 +116,13 @@ func (c *Connector) Pin(ctx context.Context, pin pincluster.Pin, progress func(p
 		progress(last)
 	}
 	return nil
+}
+
+// alreadyRecursive reports Kubo's refusal of a direct pin of a CID it pins
+// recursively.
+func alreadyRecursive(err error) bool {
+	var ke *Error
+	return errors.As(err, &ke) && strings.Contains(ke.Message, "already pinned recursively")
 }
 
 // connectOrigins connects the node to a pin's origins, logging failures.

@@ -25,6 +25,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/pincluster/pincluster"
+	"github.com/pincluster/pincluster/internal/poll"
 )
 
 // Errors returned by this package (besides the root package's sentinels).
@@ -422,21 +423,13 @@ func (c *Consensus) Distrust(_ context.Context, p peer.ID) error {
 // WaitForSync implements pincluster.Consensus: it waits until a leader is
 // known and the applied index reaches the commit index.
 func (c *Consensus) WaitForSync(ctx context.Context) error {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
+	return poll.Until(ctx, "raft: wait for sync", 10*time.Millisecond, func() (bool, error) {
 		if c.isClosed() {
-			return ErrClosed
+			return false, ErrClosed
 		}
-		if addr, _ := c.raft.LeaderWithID(); addr != "" && c.raft.AppliedIndex() >= c.raft.CommitIndex() {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("raft: wait for sync: %w", ctx.Err())
-		case <-t.C:
-		}
-	}
+		addr, _ := c.raft.LeaderWithID()
+		return addr != "" && c.raft.AppliedIndex() >= c.raft.CommitIndex(), nil
+	})
 }
 
 // Clean implements pincluster.Consensus: after Shutdown it removes the

@@ -18,6 +18,6 @@
 //
 // t.Cleanup stops the daemon gracefully (SIGKILL after a grace period) and,
 // when the test failed, writes the daemon's output into the test log.
-// Kill, Stop and Restart drive restarts on the same repository (IPFS node
-// restarts under load). The package imports "testing" and is for tests only.
+// Kill, Stop and Restart drive restarts on the same repository and RPC API
+// address (IPFS node restarts under load). The package imports "testing" and is for tests only.
 package kubotest

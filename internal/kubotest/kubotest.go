@@ -267,8 +267,9 @@ func (d *Daemon) Stop() {
 }
 
 // Restart stops the daemon if it runs (gracefully) and starts a new one on
-// the same repository, then refreshes APIAddr, APIURL and SwarmAddrs (the
-// ports may change).
+// the same repository and the same RPC API address, so that a client made
+// before the restart reaches the new daemon; it then refreshes SwarmAddrs
+// (the swarm ports may change).
 func (d *Daemon) Restart(t testing.TB) {
 	t.Helper()
 	d.Stop()
@@ -313,6 +314,14 @@ func (d *Daemon) cleanup() {
 // start launches the daemon and waits until it is ready.
 func (d *Daemon) start(t testing.TB) {
 	t.Helper()
+	d.mu.Lock()
+	prevAPI := d.APIAddr
+	d.mu.Unlock()
+	if prevAPI != nil { // a restart: keep the RPC API where clients know it
+		if err := d.editConfig(map[string]any{"Addresses.API": prevAPI.String()}); err != nil {
+			t.Fatalf("kubotest: %v", err)
+		}
+	}
 	args := []string{"daemon"}
 	if d.opts.Offline {
 		args = append(args, "--offline")

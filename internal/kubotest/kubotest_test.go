@@ -52,10 +52,12 @@ func TestStartRPCRunRestart(t *testing.T) {
 	require.Equal(t, "bafkreibme22gw2h7y2h7tg2fhqotaqjucnbc24deqo72b6mkl2egezxhvy", c)
 
 	// SIGKILL then restart on the same repo: the pin survives.
+	apiURL := d.APIURL
 	d.Kill()
 	require.False(t, d.Running())
 	d.Restart(t)
 	require.True(t, d.Running())
+	require.Equal(t, apiURL, d.APIURL, "a restart keeps the RPC API address")
 	body, err = d.RPC(ctx, "pin/ls", url.Values{"arg": {c}, "type": {"recursive"}})
 	require.NoError(t, err)
 	require.Contains(t, string(body), c)
