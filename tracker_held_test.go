@@ -162,3 +162,58 @@ func TestTrackerSyncAllReportsChangesOnly(t *testing.T) {
 	}
 	require.Empty(t, collect(), "nothing changed since")
 }
+
+// endlessState is a ReadOnly whose List yields pins made on the fly and
+// never ends until its consumer stops: a pinset larger than memory.
+type endlessState struct{ ReadOnly }
+
+func (endlessState) List(ctx context.Context) iter.Seq2[Pin, error] {
+	return func(yield func(Pin, error) bool) {
+		for i := 0; ctx.Err() == nil; i++ {
+			if !yield(NewPin(idxCID(nil, i), PinOptions{ReplicationMin: -1, ReplicationMax: -1}), nil) {
+				return
+			}
+		}
+	}
+}
+
+type endlessOnly struct{ Consensus }
+
+func (endlessOnly) State(context.Context) (ReadOnly, error) { return endlessState{}, nil }
+
+// StatusAll streams: statuses come out while the state is still being
+// listed (here a listing that never ends), and the heap stays flat over a
+// million of them.
+func TestTrackerStatusAllStreams(t *testing.T) {
+	ctx := context.Background()
+	cfg := defaultConfig()
+	conn := &genConn{benchConn: benchConn{pins: map[cid.Cid]struct{}{}}, n: 1000}
+	tr, err := newOpTracker("self", "t", conn, endlessOnly{}, &cfg)
+	require.NoError(t, err)
+	defer func() { _ = tr.Shutdown(ctx) }()
+	var ms runtime.MemStats
+	var base uint64
+	const n = 1_000_000
+	k := 0
+	for pi, err := range tr.StatusAll(ctx, 0) {
+		require.NoError(t, err)
+		if k < 1000 {
+			require.Equal(t, TrackerStatusPinned, pi.Status, k)
+		}
+		k++
+		if k == 1000 {
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			base = ms.HeapAlloc
+		}
+		if k == n {
+			break
+		}
+	}
+	require.Equal(t, n, k)
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	grown := int64(ms.HeapAlloc) - int64(base)
+	t.Logf("live heap grew by %d bytes over %d statuses", grown, n)
+	require.Less(t, grown, int64(8<<20), "StatusAll kept what it streamed")
+}
