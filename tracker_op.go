@@ -522,7 +522,8 @@ func (t *opTracker) StatusAll(ctx context.Context, filter TrackerStatus) iter.Se
 }
 
 // SyncAll implements PinTracker: held is reloaded from the IPFS node and
-// the statuses of the CIDs that changed are streamed.
+// the statuses of the CIDs that changed since the previous load are
+// streamed (none on the first load, when nothing was known before).
 func (t *opTracker) SyncAll(ctx context.Context) iter.Seq2[PinInfo, error] {
 	return func(yield func(PinInfo, error) bool) {
 		changed, err := t.reload(ctx)
