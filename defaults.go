@@ -40,7 +40,7 @@ type spaceReserver interface {
 func (t *opTracker) numHeld() int64 {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return int64(len(t.held))
+	return int64(t.held.len())
 }
 
 // defaultInformers returns the free space (minus what the tracker's queued

@@ -110,7 +110,7 @@ func BenchmarkTrackerStatusAll(b *testing.B) {
 			tr, _, cids := benchTracker(b, n)
 			tr.mu.Lock()
 			for _, ci := range cids {
-				tr.held[ci] = IPFSPinStatusRecursive
+				tr.held.set(ci, IPFSPinStatusRecursive)
 			}
 			tr.loaded = true
 			tr.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"iter"
 	"log/slog"
 	"sync"
@@ -43,11 +44,11 @@ type opTracker struct {
 	// reloadMu serialises reloads of held.
 	reloadMu sync.Mutex
 	mu       sync.RWMutex
-	// held maps each CID the node pins directly or recursively to how
-	// it is pinned (IPFSPinStatusDirect or IPFSPinStatusRecursive): a
-	// pin asking for more than the node holds (recursive over a direct
-	// pin) is pinned again.
-	held   map[cid.Cid]IPFSPinStatus
+	// held records each CID the node pins directly or recursively and
+	// how (IPFSPinStatusDirect or IPFSPinStatusRecursive): a pin asking
+	// for more than the node holds (recursive over a direct pin) is
+	// pinned again. It keeps fingerprints, not CIDs (heldSet).
+	held   *heldSet
 	loaded bool
 	// lost holds the CIDs that were held and vanished from the node
 	// without an unpin of the tracker, with when that was noticed.
@@ -85,7 +86,7 @@ func newOpTracker(self peer.ID, peerName string, conn IPFSConnector, cons Consen
 	t := &opTracker{
 		self: self, peerName: peerName, conn: conn, cons: cons,
 		log:  cfg.logger.With("component", "tracker"),
-		held: map[cid.Cid]IPFSPinStatus{},
+		held: newHeldSet(maphash.MakeSeed()),
 		lost: map[cid.Cid]time.Time{},
 	}
 	ops, err := optracker.New(optracker.Config{
@@ -146,11 +147,7 @@ func (t *opTracker) setHeld(c cid.Cid, mode IPFSPinStatus) {
 	if t.pending != nil {
 		t.pending[c] = mode
 	}
-	if mode == IPFSPinStatusUnpinned {
-		delete(t.held, c)
-	} else {
-		t.held[c] = mode
-	}
+	t.held.set(c, mode)
 	delete(t.lost, c)
 }
 
@@ -179,10 +176,7 @@ func (t *opTracker) isHeld(c cid.Cid) bool {
 func (t *opTracker) heldAs(c cid.Cid) IPFSPinStatus {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if m, ok := t.held[c]; ok {
-		return m
-	}
-	return IPFSPinStatusUnpinned
+	return t.held.get(c)
 }
 
 // holds reports whether the node pins pin.Cid as the pin asks: recursive
@@ -212,7 +206,13 @@ func (t *opTracker) load(ctx context.Context) error {
 }
 
 // reload replaces held with the connector's pins and returns the CIDs
-// whose membership changed. CIDs that left held are recorded in lost.
+// whose membership or mode changed; CIDs that left held are recorded in
+// lost. The first load returns none (nothing was known before it). Memory
+// stays small: held is rebuilt as fingerprints (heldSet), the CIDs
+// returned are only those that changed, and the CIDs that left held are
+// found by one listing of the state, when some did (a CID that left held
+// and is not in the state is not reported: its status is unpinned either
+// way).
 func (t *opTracker) reload(ctx context.Context) ([]cid.Cid, error) {
 	t.reloadMu.Lock()
 	defer t.reloadMu.Unlock()
@@ -222,58 +222,104 @@ func (t *opTracker) reload(ctx context.Context) ([]cid.Cid, error) {
 func (t *opTracker) reloadLocked(ctx context.Context) ([]cid.Cid, error) {
 	t.mu.Lock()
 	t.pending = map[cid.Cid]IPFSPinStatus{}
+	first := !t.loaded
+	seed, size := t.held.seed, t.held.len()
 	t.mu.Unlock()
-	fresh := map[cid.Cid]IPFSPinStatus{}
+	fresh := heldBuilder{seed: seed, es: make([]uint64, 0, size)}
+	var candidates []cid.Cid // listed in another mode than held had
 	var listErr error
 	for p, err := range t.conn.PinLs(ctx) {
 		if err != nil {
 			listErr = fmt.Errorf("tracker: listing the ipfs pins: %w", err)
 			break
 		}
-		switch p.Type {
-		case IPFSPinStatusRecursive:
-			fresh[p.Cid] = p.Type
-		case IPFSPinStatusDirect:
-			if fresh[p.Cid] != IPFSPinStatusRecursive {
-				fresh[p.Cid] = p.Type
-			}
+		if p.Type != IPFSPinStatusRecursive && p.Type != IPFSPinStatusDirect {
+			continue
+		}
+		fresh.add(p.Cid, p.Type)
+		if !first && t.heldAs(p.Cid) != p.Type {
+			candidates = append(candidates, p.Cid)
 		}
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	pending := t.pending
 	t.pending = nil
 	if listErr != nil {
+		t.mu.Unlock()
 		return nil, listErr
 	}
+	next := fresh.set()
 	// What the tracker's own operations did meanwhile is newer.
 	for c, mode := range pending {
-		if mode != IPFSPinStatusUnpinned {
-			fresh[c] = mode
-		} else {
-			delete(fresh, c)
-		}
+		next.set(c, mode)
 	}
+	old := t.held
 	var changed []cid.Cid
-	now := time.Now().UTC()
-	for c := range t.held {
-		if _, ok := fresh[c]; !ok {
+	for _, c := range candidates {
+		if old.get(c) != next.get(c) {
 			changed = append(changed, c)
-			t.lost[c] = now
 		}
 	}
-	for c, mode := range fresh {
-		if old, ok := t.held[c]; !ok || old != mode {
-			changed = append(changed, c)
-		}
+	// Fingerprints that left held (both sets share the seed).
+	gone := map[uint64]struct{}{}
+	if !first {
+		next.fold()
+		i := 0
+		old.entries(func(f uint64) {
+			for i < len(next.base) && next.base[i]&^1 < f {
+				i++
+			}
+			if i == len(next.base) || next.base[i]&^1 != f {
+				gone[f] = struct{}{}
+			}
+		})
 	}
 	for c := range t.lost {
-		if _, ok := fresh[c]; ok {
+		if next.get(c) != IPFSPinStatusUnpinned {
 			delete(t.lost, c)
 		}
 	}
-	t.held, t.loaded = fresh, true
+	t.held, t.loaded = next, true
+	t.mu.Unlock()
+	if len(gone) == 0 {
+		return changed, nil
+	}
+	lost, err := t.findGone(ctx, old, gone)
+	if err != nil {
+		return changed, err
+	}
+	now := time.Now().UTC()
+	t.mu.Lock()
+	for _, c := range lost {
+		if t.held.get(c) == IPFSPinStatusUnpinned { // not pinned again meanwhile
+			t.lost[c] = now
+			changed = append(changed, c)
+		}
+	}
+	t.mu.Unlock()
 	return changed, nil
+}
+
+// findGone lists the state and returns the CIDs whose fingerprint in held
+// (of the previous load) is in gone.
+func (t *opTracker) findGone(ctx context.Context, held *heldSet, gone map[uint64]struct{}) ([]cid.Cid, error) {
+	st, err := t.cons.State(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tracker: state: %w", err)
+	}
+	var out []cid.Cid
+	for pin, err := range st.List(ctx) {
+		if err != nil {
+			return out, fmt.Errorf("tracker: state: %w", err)
+		}
+		if _, ok := gone[held.fingerprint(pin.Cid)]; ok {
+			out = append(out, pin.Cid)
+			if len(out) == len(gone) {
+				break
+			}
+		}
+	}
+	return out, nil
 }
 
 // Track implements PinTracker. It never calls the IPFS node (apart from
@@ -476,7 +522,8 @@ func (t *opTracker) StatusAll(ctx context.Context, filter TrackerStatus) iter.Se
 }
 
 // SyncAll implements PinTracker: held is reloaded from the IPFS node and
-// the statuses of the CIDs that changed are streamed.
+// the statuses of the CIDs that changed since the previous load are
+// streamed (none on the first load, when nothing was known before).
 func (t *opTracker) SyncAll(ctx context.Context) iter.Seq2[PinInfo, error] {
 	return func(yield func(PinInfo, error) bool) {
 		changed, err := t.reload(ctx)
@@ -539,13 +586,13 @@ func (t *opTracker) probe(ctx context.Context, pin Pin) error {
 	if raced {
 		return nil
 	}
-	_, was := t.held[c]
+	was := t.held.get(c) != IPFSPinStatusUnpinned
 	switch on := s == IPFSPinStatusDirect || s == IPFSPinStatusRecursive; {
 	case on:
-		t.held[c] = s
+		t.held.set(c, s)
 		delete(t.lost, c)
 	case was:
-		delete(t.held, c)
+		t.held.set(c, IPFSPinStatusUnpinned)
 		t.lost[c] = time.Now().UTC()
 	}
 	return nil
@@ -633,7 +680,7 @@ func (t *opTracker) PinQueueSize(context.Context) (int64, error) {
 func (t *opTracker) Stats() TrackerStats {
 	s := t.ops.Stats()
 	t.mu.RLock()
-	held, lost := len(t.held), len(t.lost)
+	held, lost := t.held.len(), len(t.lost)
 	t.mu.RUnlock()
 	timing := func(x optracker.Timing) OpTiming {
 		return OpTiming{Count: x.Count, Failed: x.Failed, Total: x.Total, Max: x.Max}

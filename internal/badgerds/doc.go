@@ -31,8 +31,8 @@
 // orders (by value, by custom comparators) fall back to dsq.NaiveOrder, which
 // has to collect every matching entry to sort them. KeysOnly never reads
 // values; ReturnsSizes with KeysOnly reports item.ValueSize(), which is exact
-// for values stored inline in the LSM tree (all values below
-// ValueThreshold, 1 MiB by default) and approximate above it.
+// for values stored inline in the LSM tree (on disk, values up to
+// DefaultValueThreshold, 1 KiB; in memory, all) and approximate above it.
 //
 // Callers must Close every dsq.Results they do not drain: an open result
 // keeps a badger read transaction (and thus old versions) alive.
@@ -40,7 +40,7 @@
 // # Limits
 //
 // Keys are at most 65,000 bytes. An in-memory datastore has no value log, so
-// a value may be at most 1 MiB there; on disk, values above 1 MiB go to the
+// a value may be at most 1 MiB there; on disk, values above 1 KiB go to the
 // value log (up to 1 GiB each). One transaction may hold at most about 15% of
 // Options.MemTableSize of writes (badger.ErrTxnTooBig beyond).
 //

@@ -47,15 +47,23 @@ func (d *latencyDAG) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 //
 //	go test -run '^$' -bench 'SnapshotCatchUp/100k' -benchtime 1x ./internal/crdt/
 //	PINCLUSTER_LONG=1 go test -run '^$' -bench 'SnapshotCatchUp/1M' -benchtime 1x -timeout 60m ./internal/crdt/
+//
+// The 10M variant (1,000,000 keys behind a 10,000,000-key store, issue 19)
+// needs PINCLUSTER_10M=1 too:
+//
+//	PINCLUSTER_LONG=1 PINCLUSTER_10M=1 go test -run '^$' -bench 'SnapshotCatchUp/10M/5ms' -benchtime 1x -timeout 600m ./internal/crdt/
 func BenchmarkSnapshotCatchUp(b *testing.B) {
 	for _, size := range []struct {
 		name      string
 		n, behind int
-	}{{"100k", 100_000, 20_000}, {"1M", 1_000_000, 100_000}} {
+	}{{"100k", 100_000, 20_000}, {"1M", 1_000_000, 100_000}, {"10M", 10_000_000, 1_000_000}} {
 		for _, rtt := range []time.Duration{0, 5 * time.Millisecond} {
 			b.Run(fmt.Sprintf("%s/%dms", size.name, rtt.Milliseconds()), func(b *testing.B) {
 				if size.n > 100_000 && os.Getenv("PINCLUSTER_LONG") == "" {
 					b.Skip("set PINCLUSTER_LONG=1")
+				}
+				if size.n > 1_000_000 && os.Getenv("PINCLUSTER_10M") == "" {
+					b.Skip("set PINCLUSTER_10M=1 (and PINCLUSTER_LONG=1)")
 				}
 				for range b.N {
 					benchCatchUp(b, size.n, size.behind, rtt)

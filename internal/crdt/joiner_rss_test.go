@@ -163,10 +163,12 @@ type joinResult struct {
 // size before and after its own compaction. Values are zero bytes
 // ("zero", as in BenchmarkSnapshotJoin; pebble's compression shrinks them)
 // or random bytes ("random": incompressible, the worst case for disk).
-// The 1M variants need PINCLUSTER_LONG=1 (about 3 minutes each):
+// The 1M variants need PINCLUSTER_LONG=1 (about 3 minutes each), the 10M
+// ones (issue 19) PINCLUSTER_10M=1 as well:
 //
 //	go test -run '^$' -bench 'JoinerRSS/100k' -benchtime 1x ./internal/crdt/
 //	PINCLUSTER_LONG=1 go test -run '^$' -bench 'JoinerRSS/1M' -benchtime 1x -timeout 30m ./internal/crdt/
+//	PINCLUSTER_LONG=1 PINCLUSTER_10M=1 go test -run '^$' -bench 'JoinerRSS/10M/zero' -benchtime 1x -timeout 300m ./internal/crdt/
 //
 // CRDT_JOIN_HEAPPROF=<file> makes the child write a heap profile each
 // time its heap grows by a quarter.
@@ -174,7 +176,7 @@ func BenchmarkJoinerRSS(b *testing.B) {
 	for _, size := range []struct {
 		name string
 		n    int
-	}{{"100k", 100_000}, {"1M", 1_000_000}} {
+	}{{"100k", 100_000}, {"1M", 1_000_000}, {"10M", 10_000_000}} {
 		for _, random := range []bool{false, true} {
 			name := size.name + "/zero"
 			if random {
@@ -183,6 +185,9 @@ func BenchmarkJoinerRSS(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				if size.n > 100_000 && os.Getenv("PINCLUSTER_LONG") == "" {
 					b.Skip("long variant: set PINCLUSTER_LONG=1")
+				}
+				if size.n > 1_000_000 && os.Getenv("PINCLUSTER_10M") == "" {
+					b.Skip("ten-million variant: set PINCLUSTER_10M=1 (and PINCLUSTER_LONG=1)")
 				}
 				for range b.N {
 					benchJoinerRSS(b, size.n, random)

@@ -1,0 +1,384 @@
+// Command scale measures one pincluster peer at a large pinset (issue 19):
+// the state's write rate and memory as the pinset grows, and, in a fresh
+// process on the same directory, the restart until Ready, the idle RSS and
+// the rates and peak memory of listing the pins and of StatusAll.
+//
+// The peer has its own libp2p host on loopback, the CRDT consensus, the
+// state in Badger or Pebble under -dir, replication 1 and a connector that
+// pins instantly and keeps the pinned CIDs in a file (not in memory), so
+// that the RSS measured is the library's. CIDs are CIDv1 raw sha2-256 of
+// the pin's index, so a later run can name them without storing them.
+//
+//	go run ./bench/scale -mode write -store badger -dir /tmp/s -n 1000000
+//	go run ./bench/scale -mode open -store badger -dir /tmp/s
+//
+// Memory figures: RSS and peak RSS (VmRSS, VmHWM of /proc/self/status; the
+// peak is reset before each phase) and the Go heap (runtime/metrics
+// /memory/classes/heap/objects:bytes, sampled every 5 ms for peaks).
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	cid "github.com/ipfs/go-cid"
+	libp2p "github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	mc "github.com/multiformats/go-multicodec"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/pincluster/pincluster"
+)
+
+func main() {
+	mode := flag.String("mode", "write", "write (add -n pins from -from) or open (restart, list, status)")
+	store := flag.String("store", "badger", "state store: badger or pebble")
+	dir := flag.String("dir", "", "data directory (required)")
+	n := flag.Int("n", 1_000_000, "pins to write")
+	from := flag.Int("from", 0, "index of the first pin to write")
+	clients := flag.Int("clients", 64, "parallel callers of Cluster.Pin")
+	every := flag.Int("every", 100_000, "report every this many pins")
+	heapAt := flag.Int("heapprofile-at", 0, "write a heap profile to -dir/heap.pprof after this many pins")
+	flag.Parse()
+	if *dir == "" {
+		log.Fatal("-dir is required")
+	}
+	var err error
+	switch *mode {
+	case "write":
+		err = write(*store, *dir, *n, *from, *clients, *every, *heapAt)
+	case "open":
+		err = open(*store, *dir)
+	default:
+		err = fmt.Errorf("-mode %q: want write or open", *mode)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// pinCID is the CID of pin i.
+func pinCID(i int) cid.Cid {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(i))
+	h, _ := mh.Sum(b[:], mh.SHA2_256, -1)
+	return cid.NewCidV1(uint64(mc.Raw), h)
+}
+
+// peer is the one cluster peer.
+type peer struct {
+	c    *pincluster.Cluster
+	conn *fileConnector
+	stop func()
+}
+
+func start(ctx context.Context, store, dir string) (*peer, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		return nil, err
+	}
+	psCtx, psCancel := context.WithCancel(context.Background())
+	ps, err := pubsub.NewGossipSub(psCtx, h)
+	if err != nil {
+		psCancel()
+		_ = h.Close()
+		return nil, err
+	}
+	conn, err := newFileConnector(filepath.Join(dir, "pinned.cids"))
+	if err != nil {
+		psCancel()
+		_ = h.Close()
+		return nil, err
+	}
+	opts := []pincluster.Option{pincluster.WithReplication(1, 1), pincluster.WithConnector(conn)}
+	switch store {
+	case "badger":
+		opts = append(opts, pincluster.WithBadger(filepath.Join(dir, "state")))
+	case "pebble":
+		opts = append(opts, pincluster.WithPebble(filepath.Join(dir, "state")))
+	default:
+		psCancel()
+		_ = h.Close()
+		_ = conn.Close()
+		return nil, fmt.Errorf("-store %q: want badger or pebble", store)
+	}
+	c, err := pincluster.New(ctx, h, nil, ps, opts...)
+	if err != nil {
+		psCancel()
+		_ = h.Close()
+		_ = conn.Close()
+		return nil, err
+	}
+	return &peer{c: c, conn: conn, stop: func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := c.Shutdown(sctx); err != nil {
+			log.Printf("shutdown: %v", err)
+		}
+		psCancel()
+		_ = h.Close()
+		_ = conn.Close()
+	}}, nil
+}
+
+func write(store, dir string, n, from, clients, every, heapAt int) error {
+	ctx := context.Background()
+	resetPeak()
+	t0 := time.Now()
+	p, err := start(ctx, store, dir)
+	if err != nil {
+		return err
+	}
+	if err := p.c.WaitReady(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("write %s: %d pins from %d, %d callers; ready in %v\n", store, n, from, clients, time.Since(t0).Round(time.Millisecond))
+	mon := startMonitor()
+	var next, done atomic.Int64
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	last, lastAt := 0, start
+	var repMu sync.Mutex
+	report := func(k int) {
+		repMu.Lock()
+		defer repMu.Unlock()
+		now := time.Now()
+		rss, hwm := procStatus()
+		anon, file := rssSplit()
+		fmt.Printf("  %9d pins  %7.0f/s (last %d: %7.0f/s)  RSS %5d MiB (anon %d, file %d)  peak RSS %5d MiB  heap %5d MiB  peak heap %5d MiB  load %s\n",
+			k, float64(k)/now.Sub(start).Seconds(), k-last, float64(k-last)/now.Sub(lastAt).Seconds(),
+			rss, anon, file, hwm, heapMiB(), mon.peakMiB(), loadavg())
+		last, lastAt = k, now
+		if heapAt > 0 && k == heapAt {
+			if err := writeHeap(filepath.Join(dir, "heap.pprof")); err != nil {
+				log.Printf("heap profile: %v", err)
+			}
+		}
+	}
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if _, err := p.c.Pin(ctx, pinCID(from+i), pincluster.PinOptions{}); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+				if k := int(done.Add(1)); k%every == 0 || k == n {
+					report(k)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	mon.stop()
+	fmt.Printf("wrote %d pins in %v: %.0f pins/s; failed %d %v\n", n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), failed.Load(), firstErr.Load())
+	_, hwm := procStatus()
+	fmt.Printf("peak RSS of the process %d MiB, peak Go heap %d MiB\n", hwm, mon.peakMiB())
+	t1 := time.Now()
+	p.stop()
+	fmt.Printf("shutdown %v; disk: %s\n", time.Since(t1).Round(time.Millisecond), du(filepath.Join(dir, "state")))
+	if failed.Load() > 0 {
+		return fmt.Errorf("%d pins failed", failed.Load())
+	}
+	return nil
+}
+
+func open(store, dir string) error {
+	ctx := context.Background()
+	resetPeak()
+	t0 := time.Now()
+	p, err := start(ctx, store, dir)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	if err := p.c.WaitReady(ctx); err != nil {
+		return err
+	}
+	ready := time.Since(t0)
+	rss, hwm := procStatus()
+	anon, file := rssSplit()
+	fmt.Printf("open %s: Ready in %v; RSS %d MiB (anon %d, file %d), peak RSS %d MiB, heap %d MiB; load %s\n", store, ready.Round(time.Millisecond), rss, anon, file, hwm, heapMiB(), loadavg())
+	// Idle: the start-up state sync hands every pin to the tracker; wait
+	// until it has looked at them all (the tracker has loaded what the
+	// node holds), then 10 s more.
+	for {
+		s, ok := p.c.TrackerStats()
+		if ok && s.Held >= p.conn.count() {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(10 * time.Second)
+	rss, hwm = procStatus()
+	anon, file = rssSplit()
+	fmt.Printf("idle at %v: RSS %d MiB (anon %d, file %d), peak RSS %d MiB, heap %d MiB; load %s\n", time.Since(t0).Round(time.Second), rss, anon, file, hwm, heapMiB(), loadavg())
+
+	phase := func(name string, seq func(yield func() bool)) {
+		runtime.GC()
+		resetPeak()
+		base := heapMiB()
+		mon := startMonitor()
+		t := time.Now()
+		k := 0
+		seq(func() bool { k++; return true })
+		d := time.Since(t)
+		mon.stop()
+		rss, hwm := procStatus()
+		fmt.Printf("%s: %d in %v: %.0f/s; heap before %d MiB, peak %d MiB; RSS %d MiB, peak RSS %d MiB; load %s\n",
+			name, k, d.Round(time.Millisecond), float64(k)/d.Seconds(), base, mon.peakMiB(), rss, hwm, loadavg())
+	}
+	phase("List", func(yield func() bool) {
+		for _, err := range p.c.Pins(ctx, pincluster.PinFilter{}) {
+			if err != nil {
+				log.Fatal(err)
+			}
+			yield()
+		}
+	})
+	phase("StatusAll (local)", func(yield func() bool) {
+		for _, err := range p.c.StatusAll(ctx, pincluster.StatusFilter{Local: true}) {
+			if err != nil {
+				log.Fatal(err)
+			}
+			yield()
+		}
+	})
+	t1 := time.Now()
+	fmt.Printf("disk: %s\n", du(filepath.Join(dir, "state")))
+	_ = t1
+	return nil
+}
+
+// monitor samples the Go heap every 5 ms and keeps its peak.
+type monitor struct {
+	peak atomic.Uint64
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func startMonitor() *monitor {
+	m := &monitor{done: make(chan struct{})}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if h := heapBytes(); h > m.peak.Load() {
+				m.peak.Store(h)
+			}
+			select {
+			case <-m.done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return m
+}
+
+func (m *monitor) stop()        { close(m.done); m.wg.Wait() }
+func (m *monitor) peakMiB() int { return int(m.peak.Load() >> 20) }
+
+func heapBytes() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+func heapMiB() int { return int(heapBytes() >> 20) }
+
+// procStatus returns VmRSS and VmHWM in MiB.
+func procStatus() (rss, hwm int) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, 0
+	}
+	for l := range strings.Lines(string(b)) {
+		var kb int
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			rss = kb >> 10
+		} else if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			hwm = kb >> 10
+		}
+	}
+	return rss, hwm
+}
+
+// rssSplit returns RssAnon and RssFile in MiB: memory of the process
+// against pages of mapped files (badger's tables and value log), which the
+// kernel can drop.
+func rssSplit() (anon, file int) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, 0
+	}
+	for l := range strings.Lines(string(b)) {
+		var kb int
+		if v, ok := strings.CutPrefix(l, "RssAnon:"); ok {
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			anon = kb >> 10
+		} else if v, ok := strings.CutPrefix(l, "RssFile:"); ok {
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			file = kb >> 10
+		}
+	}
+	return anon, file
+}
+
+// resetPeak resets VmHWM to the current RSS.
+func resetPeak() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func du(path string) string {
+	out, err := exec.Command("du", "-sh", path).Output()
+	if err != nil {
+		return err.Error()
+	}
+	return strings.Fields(string(out))[0]
+}
+
+func writeHeap(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	runtime.GC()
+	return pprof.WriteHeapProfile(f)
+}

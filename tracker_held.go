@@ -1,0 +1,173 @@
+package pincluster
+
+import (
+	"hash/maphash"
+	"slices"
+
+	cid "github.com/ipfs/go-cid"
+)
+
+// heldSet is the tracker's view of the CIDs the IPFS node pins and how
+// (direct or recursive), in about 8 bytes per CID, so that a peer holding
+// ten million pins does not keep ten million CIDs in memory (a map of CIDs
+// costs about 100 bytes each).
+//
+// A CID is known by a 63-bit fingerprint (maphash with the set's random
+// seed); the low bit of an entry is 1 for a recursive pin. Entries live in
+// a sorted slice (base) plus a map of the changes made since it was built
+// (over), folded into base when it grows past an eighth of it. Two CIDs
+// with the same fingerprint are taken for one: with n CIDs held, a CID not
+// held is taken for held with probability n/2^63 (about 1e-12 at ten
+// million), and the set's seed differs between processes, so such a
+// collision lasts until the peer restarts at most.
+//
+// A heldSet is not safe for concurrent use; the tracker guards it with its
+// mutex.
+type heldSet struct {
+	seed maphash.Seed
+	base []uint64                 // sorted entries: fingerprint | 1 if recursive
+	over map[uint64]IPFSPinStatus // fingerprint → mode; IPFSPinStatusUnpinned: removed from base
+	n    int                      // CIDs held
+}
+
+// heldFoldMin is the smallest size of over that is folded into base.
+const heldFoldMin = 4096
+
+func newHeldSet(seed maphash.Seed) *heldSet {
+	return &heldSet{seed: seed, over: map[uint64]IPFSPinStatus{}}
+}
+
+func (s *heldSet) fingerprint(c cid.Cid) uint64 {
+	return maphash.String(s.seed, c.KeyString()) &^ 1
+}
+
+// baseGet returns the mode of fingerprint f in base.
+func (s *heldSet) baseGet(f uint64) IPFSPinStatus {
+	i, _ := slices.BinarySearch(s.base, f)
+	if i < len(s.base) && s.base[i]&^1 == f {
+		return entryMode(s.base[i])
+	}
+	return IPFSPinStatusUnpinned
+}
+
+func entryMode(e uint64) IPFSPinStatus {
+	if e&1 == 1 {
+		return IPFSPinStatusRecursive
+	}
+	return IPFSPinStatusDirect
+}
+
+func entry(f uint64, mode IPFSPinStatus) uint64 {
+	if mode == IPFSPinStatusRecursive {
+		return f | 1
+	}
+	return f
+}
+
+// get returns how c is held: IPFSPinStatusDirect, IPFSPinStatusRecursive
+// or IPFSPinStatusUnpinned.
+func (s *heldSet) get(c cid.Cid) IPFSPinStatus { return s.getF(s.fingerprint(c)) }
+
+func (s *heldSet) getF(f uint64) IPFSPinStatus {
+	if m, ok := s.over[f]; ok {
+		return m
+	}
+	return s.baseGet(f)
+}
+
+// set records that c is held in mode (IPFSPinStatusUnpinned: not held).
+func (s *heldSet) set(c cid.Cid, mode IPFSPinStatus) { s.setF(s.fingerprint(c), mode) }
+
+func (s *heldSet) setF(f uint64, mode IPFSPinStatus) {
+	old := s.getF(f)
+	if old == mode {
+		return
+	}
+	switch {
+	case old == IPFSPinStatusUnpinned:
+		s.n++
+	case mode == IPFSPinStatusUnpinned:
+		s.n--
+	}
+	if s.baseGet(f) == mode {
+		delete(s.over, f)
+	} else {
+		s.over[f] = mode
+	}
+	if len(s.over) >= heldFoldMin && len(s.over) > len(s.base)/8 {
+		s.fold()
+	}
+}
+
+// len returns the number of CIDs held.
+func (s *heldSet) len() int { return s.n }
+
+// fold merges over into base.
+func (s *heldSet) fold() {
+	if len(s.over) == 0 {
+		return
+	}
+	add := make([]uint64, 0, len(s.over))
+	for f, m := range s.over {
+		if m != IPFSPinStatusUnpinned {
+			add = append(add, entry(f, m))
+		}
+	}
+	slices.Sort(add)
+	merged := make([]uint64, 0, s.n)
+	i, j := 0, 0
+	for i < len(s.base) || j < len(add) {
+		switch {
+		case j == len(add) || (i < len(s.base) && s.base[i]&^1 < add[j]&^1):
+			if _, changed := s.over[s.base[i]&^1]; !changed {
+				merged = append(merged, s.base[i])
+			}
+			i++
+		default: // add[j] is new or replaces base[i] (over holds it)
+			merged = append(merged, add[j])
+			j++
+		}
+	}
+	s.base, s.over = merged, map[uint64]IPFSPinStatus{}
+}
+
+// entries calls fn for every fingerprint held, in ascending order.
+func (s *heldSet) entries(fn func(f uint64)) {
+	s.fold()
+	for _, e := range s.base {
+		fn(e &^ 1)
+	}
+}
+
+// heldBuilder builds a heldSet from a listing of the node's pins.
+type heldBuilder struct {
+	seed maphash.Seed
+	es   []uint64
+}
+
+// add records c held in mode (direct or recursive); a CID listed twice
+// keeps its recursive pin.
+func (b *heldBuilder) add(c cid.Cid, mode IPFSPinStatus) {
+	f := maphash.String(b.seed, c.KeyString()) &^ 1
+	b.es = append(b.es, entry(f, mode))
+}
+
+// set returns the heldSet built.
+func (b *heldBuilder) set() *heldSet {
+	es := b.es
+	slices.Sort(es)
+	// Equal fingerprints are adjacent, direct before recursive: keep the
+	// last of each.
+	out := es[:0]
+	for i, e := range es {
+		if i+1 < len(es) && es[i+1]&^1 == e&^1 {
+			continue
+		}
+		out = append(out, e)
+	}
+	if cap(out)-len(out) > len(out)/8 {
+		out = slices.Clone(out) // give back what append over-allocated
+	}
+	b.es = nil
+	return &heldSet{seed: b.seed, base: out, over: map[uint64]IPFSPinStatus{}, n: len(out)}
+}
