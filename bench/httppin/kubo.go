@@ -30,19 +30,32 @@ import (
 
 	cid "github.com/ipfs/go-cid"
 
+	"github.com/pincluster/pincluster"
 	"github.com/pincluster/pincluster/connector/kubo"
 	"github.com/pincluster/pincluster/internal/kubotest"
 )
 
-// proxyListen is -proxy-listen; targetPIDs is -pids.
+// proxyListen is -proxy-listen; peerPorts is -peer-ports; noDAGSize is
+// -no-dagsize.
 var (
 	proxyListen string
-	targetPIDs  string
+	peerPorts   string
+	noDAGSize   bool
 )
 
 func init() {
+	flag.BoolVar(&noDAGSize, "no-dagsize", false, "experiment: hide the Kubo connector's DAGSize from the cluster (the tracker's free-space reservation then asks Kubo no dag/stat)")
 	flag.StringVar(&proxyListen, "proxy-listen", "", "listen addresses (host:port, comma separated) of the counting proxies in front of the three Kubo RPC APIs (default: any free port); with -target, point the other cluster's connectors at them")
-	flag.StringVar(&targetPIDs, "pids", "", "with -target: the process IDs of the other cluster's three peers, comma separated, for their CPU seconds and RSS")
+	flag.StringVar(&peerPorts, "peer-ports", "", "with -target: a TCP port each of the other cluster's peers listens on (e.g. their REST APIs), comma separated, to find their processes for CPU seconds and RSS")
+}
+
+// withoutDAGSize returns conn, or with -no-dagsize conn without its
+// optional abilities (DAGSizer among them).
+func withoutDAGSize(conn *kubo.Connector) pincluster.IPFSConnector {
+	if noDAGSize {
+		return struct{ pincluster.IPFSConnector }{conn}
+	}
+	return conn
 }
 
 // kuboSet is the three Kubo daemons of a run and a counting proxy in front
@@ -193,23 +206,13 @@ func (k *kuboSet) printRun(cpu0 []float64, n int) {
 // warm-up pin is pinned on all three, then posts the N pins and reports
 // the client's figures, the time until every Kubo answered pin/add for
 // each, the daemons' CPU and calls per pin, and the CPU seconds and RSS
-// of the processes given with -pids.
+// of the processes listening on -peer-ports.
 func runTarget(ctx context.Context, base string, kubos *kuboSet, data [][]byte, cids []cid.Cid, clients int) error {
 	n := len(cids)
 	if kubos == nil {
 		res := drive(base, cids, clients)
 		res.print(n)
 		return nil
-	}
-	var pids []int
-	if targetPIDs != "" {
-		for s := range strings.SplitSeq(targetPIDs, ",") {
-			pid, err := strconv.Atoi(strings.TrimSpace(s))
-			if err != nil {
-				return fmt.Errorf("-pids %q: %w", targetPIDs, err)
-			}
-			pids = append(pids, pid)
-		}
 	}
 	for i, p := range kubos.proxies {
 		fmt.Printf("kubo %d: RPC %s behind the proxy %s\n", i+1, kubos.apis[i], p.addr)
@@ -231,17 +234,29 @@ func runTarget(ctx context.Context, base string, kubos *kuboSet, data [][]byte, 
 	if err := kubos.putBlocks(ctx, data, cids); err != nil {
 		return err
 	}
+	var pids []int
+	if peerPorts != "" {
+		for p := range strings.SplitSeq(peerPorts, ",") {
+			pid := pidListening(net.JoinHostPort("127.0.0.1", strings.TrimSpace(p)))
+			if pid == 0 {
+				return fmt.Errorf("-peer-ports: no process listens on port %s", p)
+			}
+			pids = append(pids, pid)
+		}
+	}
 	kubos.reset()
 	kcpu0 := kubos.cpuSeconds()
 	pcpu0 := make([]float64, len(pids))
 	for i, pid := range pids {
 		pcpu0[i] = procCPU(pid)
 	}
+	cpu0 := cpuSeconds()
 	start := time.Now()
 	res := drive(base, cids, clients)
 	res.print(n)
 	pt := kubos.waitPinned(cids, start, 5*time.Minute)
 	fmt.Printf("pinned on kubo 1,2,3 after %v (Kubo's last pin/add answer, from the start)\n", pt)
+	fmt.Printf("this process (the clients and the 3 proxies): CPU %.2f s\n", cpuSeconds()-cpu0)
 	kubos.printRun(kcpu0, n)
 	for i, pid := range pids {
 		fmt.Printf("cluster peer %d (pid %d): CPU %.2f s, RSS %d MiB\n", i+1, pid, procCPU(pid)-pcpu0[i], procRSSMiB(pid))

@@ -27,8 +27,8 @@
 // -kubo as well, it puts the blocks into those daemons, opens the proxies
 // (on -proxy-listen, where the other cluster's connectors must point),
 // waits until a warm-up pin is pinned on all three, and reports the same
-// Kubo figures; -pids names the other cluster's processes for their CPU
-// seconds and RSS.
+// Kubo figures; -peer-ports finds the other cluster's processes for their
+// CPU seconds and RSS.
 package main
 
 import (
@@ -349,7 +349,7 @@ func startPeer(ctx context.Context, dir, store, kuboAPI string, i int) (_ *bench
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, pincluster.WithConnector(conn))
+		opts = append(opts, pincluster.WithConnector(withoutDAGSize(conn)))
 	}
 	var api *rest.API
 	opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.API, error) {
