@@ -5,17 +5,30 @@
 // peer 1 from -clients keep-alive Go HTTP clients, replication -1 (every
 // peer). It reports the accepted rate, request latencies, the time until
 // all three states hold the N pins and until all three IPFS nodes pinned
-// them, the process's RSS and CPU seconds, and (with -kubo) the Kubo RPC
-// calls per pin by endpoint. Then it times single pins on the idle
-// cluster (visible on peer 3, pinned on all 3), polled every 500 µs.
+// them, and the process's RSS and CPU seconds. Then it times single pins
+// on the idle cluster (visible on peer 3, pinned on all 3), polled every
+// 500 µs.
 //
 //	go run ./bench/httppin -n 5000 -clients 8
+//	PINCLUSTER_KUBO=$PWD/.cache/bin/ipfs go run ./bench/httppin -n 5000 -clients 8 -kubo start
 //	go run ./bench/httppin -n 5000 -clients 8 -kubo /ip4/127.0.0.1/tcp/5001,/ip4/127.0.0.1/tcp/5002,/ip4/127.0.0.1/tcp/5003
 //
+// With -kubo each peer uses the Kubo connector on its own Kubo daemon:
+// "start" starts three (internal/kubotest's configuration: --profile=test,
+// Routing.Type none), or three RPC multiaddrs are taken. A counting proxy
+// stands in front of each daemon's RPC API: it reports the RPC calls per
+// pin by endpoint and when Kubo answered the last pin/add of each daemon
+// (pinned on all 3 as Kubo reports it); the daemons' CPU seconds and RSS
+// are read from /proc.
+//
 // With -target URL (a REST API of another implementation, such as IPFS
-// Cluster's), it only drives the load against that URL and reports the
-// accepted rate and latencies, so that both are measured with the same
-// client.
+// Cluster's) no cluster is started: it drives the load against that URL
+// with the same client and reports the same client-side figures. With
+// -kubo as well, it puts the blocks into those daemons, opens the proxies
+// (on -proxy-listen, where the other cluster's connectors must point),
+// waits until a warm-up pin is pinned on all three, and reports the same
+// Kubo figures; -peer-ports finds the other cluster's processes for their
+// CPU seconds and RSS.
 package main
 
 import (
@@ -26,10 +39,7 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -64,7 +74,7 @@ func main() {
 	n := flag.Int("n", 5000, "pins to send")
 	clients := flag.Int("clients", 8, "parallel keep-alive HTTP clients")
 	store := flag.String("store", "badger", "state store: badger, pebble or memory")
-	kuboAddrs := flag.String("kubo", "", "three Kubo RPC multiaddrs, comma separated (default: the in-process IPFS node)")
+	kuboAddrs := flag.String("kubo", "", "\"start\" (three Kubo daemons of PINCLUSTER_KUBO) or three Kubo RPC multiaddrs, comma separated; default: the in-process IPFS node. With -target: the other cluster's Kubo daemons")
 	target := flag.String("target", "", "drive only this REST API base URL (another implementation); no cluster is started")
 	singles := flag.Int("singles", 50, "single pins timed on the idle cluster after the burst")
 	flag.BoolVar(&direct, "direct", false, "call Cluster.Pin of peer 1 in process instead of POST /pins (to split HTTP from the rest)")
@@ -92,28 +102,29 @@ func randomBlocks(n int) ([][]byte, []cid.Cid) {
 func run(n, clients int, store, kuboAddrs, target string, singles int) error {
 	ctx := context.Background()
 	data, cids := randomBlocks(n)
-	if target != "" {
-		res := drive(strings.TrimRight(target, "/"), cids, clients)
-		res.print(n)
-		return nil
-	}
-
-	var kubos []string
-	if kuboAddrs != "" {
-		kubos = strings.Split(kuboAddrs, ",")
-		if len(kubos) != 3 {
-			return fmt.Errorf("-kubo: want 3 addresses, got %d", len(kubos))
-		}
-	}
 	dir, err := os.MkdirTemp("", "httppin")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	var kubos *kuboSet
+	if kuboAddrs != "" {
+		if kubos, err = openKubos(dir, kuboAddrs); err != nil {
+			return err
+		}
+		defer kubos.stop()
+	}
+	if target != "" {
+		return runTarget(ctx, strings.TrimRight(target, "/"), kubos, data, cids, clients)
+	}
 
 	var peers []*benchPeer
 	for i := range 3 {
-		p, err := startPeer(ctx, filepath.Join(dir, fmt.Sprint(i)), store, kubos, i)
+		var proxy string
+		if kubos != nil {
+			proxy = kubos.proxies[i].addr
+		}
+		p, err := startPeer(ctx, filepath.Join(dir, fmt.Sprint(i)), store, proxy, i)
 		if err != nil {
 			return err
 		}
@@ -168,15 +179,23 @@ func run(n, clients int, store, kuboAddrs, target string, singles int) error {
 		return fmt.Errorf("warm-up pin on all 3: %w", err)
 	}
 	warm.CloseIdleConnections()
-	for _, p := range peers {
-		for i, b := range data {
-			if _, err := p.c.BlockPut(ctx, b, cids[i].Prefix()); err != nil {
-				return fmt.Errorf("block put: %w", err)
+	if kubos != nil {
+		if err := kubos.putBlocks(ctx, data, cids); err != nil {
+			return err
+		}
+	} else {
+		for _, p := range peers {
+			for i, b := range data {
+				if _, err := p.c.BlockPut(ctx, b, cids[i].Prefix()); err != nil {
+					return fmt.Errorf("block put: %w", err)
+				}
 			}
 		}
 	}
-	for _, p := range peers {
-		p.calls.reset()
+	var kcpu0 []float64
+	if kubos != nil {
+		kubos.reset()
+		kcpu0 = kubos.cpuSeconds()
 	}
 	cpu0 := cpuSeconds()
 	if profile != "" {
@@ -208,7 +227,12 @@ func run(n, clients int, store, kuboAddrs, target string, singles int) error {
 	st := <-stateDone
 	fmt.Printf("state holds N on peers 1,2,3 after %v (from the start; last ack at %v)\n", st, res.elapsed.Round(time.Millisecond))
 	pt := <-pinnedDone
-	fmt.Printf("pinned on peers 1,2,3 after %v\n", pt)
+	fmt.Printf("pinned on peers 1,2,3 after %v (as their trackers know it)\n", pt)
+	if kubos != nil {
+		kt := kubos.waitPinned(cids, start, 90*time.Second)
+		fmt.Printf("pinned on kubo 1,2,3 after %v (Kubo's last pin/add answer, from the start)\n", kt)
+		pt = append(pt, kt...)
+	}
 	if res.failed > 0 || slices.Contains(st, 0) || slices.Contains(pt, 0) {
 		return fmt.Errorf("%d pins refused, or not converged on every peer within 90 s", res.failed)
 	}
@@ -217,9 +241,7 @@ func run(n, clients int, store, kuboAddrs, target string, singles int) error {
 	}
 	fmt.Printf("process: CPU %.2f s for the run, RSS %d MiB\n", cpuSeconds()-cpu0, rssMiB())
 	if kubos != nil {
-		for i, p := range peers {
-			fmt.Printf("kubo %d RPC calls per pin: %s\n", i+1, p.calls.perPin(n))
-		}
+		kubos.printRun(kcpu0, n)
 	}
 
 	// Single pins on the idle cluster.
@@ -275,16 +297,17 @@ func run(n, clients int, store, kuboAddrs, target string, singles int) error {
 
 // benchPeer is one cluster peer with its REST API.
 type benchPeer struct {
-	h     host.Host
-	c     *pincluster.Cluster
-	url   string
-	calls *counter
-	stop  func()
-	seen  int // holds' cursor: cids[:seen] are known to be in the state
+	h    host.Host
+	c    *pincluster.Cluster
+	url  string
+	stop func()
+	seen int // holds' cursor: cids[:seen] are known to be in the state
 }
 
-func startPeer(ctx context.Context, dir, store string, kubos []string, i int) (_ *benchPeer, err error) {
-	p := &benchPeer{calls: newCounter()}
+// startPeer starts peer i; kuboAPI is the Kubo RPC multiaddr of its
+// connector ("": the in-process IPFS node).
+func startPeer(ctx context.Context, dir, store, kuboAPI string, i int) (_ *benchPeer, err error) {
+	p := &benchPeer{}
 	var undo []func() // run in reverse by stop
 	p.stop = func() {
 		for _, f := range slices.Backward(undo) {
@@ -321,17 +344,12 @@ func startPeer(ctx context.Context, dir, store string, kubos []string, i int) (_
 	default:
 		return nil, fmt.Errorf("-store %q: want badger, pebble or memory", store)
 	}
-	if kubos != nil {
-		addr, srv, err := countingProxy(kubos[i], p.calls)
+	if kuboAPI != "" {
+		conn, err := kubo.New(kubo.Config{APIAddr: kuboAPI})
 		if err != nil {
 			return nil, err
 		}
-		undo = append(undo, func() { _ = srv.Close() })
-		conn, err := kubo.New(kubo.Config{APIAddr: addr})
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, pincluster.WithConnector(conn))
+		opts = append(opts, pincluster.WithConnector(withoutDAGSize(conn)))
 	}
 	var api *rest.API
 	opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.Component, error) {
@@ -526,37 +544,17 @@ func (c *counter) perPin(n int) string {
 	return strings.Join(parts, ", ")
 }
 
-// countingProxy serves a reverse proxy to the Kubo RPC API at maddr
-// (/ip4/H/tcp/P) that counts requests by path; it returns its multiaddr.
-func countingProxy(maddr string, calls *counter) (string, *http.Server, error) {
-	parts := strings.Split(strings.Trim(maddr, "/"), "/")
-	if len(parts) != 4 {
-		return "", nil, fmt.Errorf("kubo address %q: want /ip4/HOST/tcp/PORT", maddr)
-	}
-	u, _ := url.Parse("http://" + net.JoinHostPort(parts[1], parts[3]))
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.FlushInterval = -1
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.add(r.URL.Path)
-		rp.ServeHTTP(w, r)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	port := ln.Addr().(*net.TCPAddr).Port
-	return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), srv, nil
-}
-
 func cpuSeconds() float64 {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
-func rssMiB() int {
-	b, err := os.ReadFile("/proc/self/status")
+func rssMiB() int { return statusRSSMiB("/proc/self/status") }
+
+// statusRSSMiB reads VmRSS from a /proc/<pid>/status file, in MiB.
+func statusRSSMiB(path string) int {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
