@@ -827,6 +827,11 @@ func (r *Reservations) Adjust(sets map[peer.ID]MetricsSet) map[peer.ID]MetricsSe
 	return out
 }
 
+// sizeNoter is a tracker that takes the DAG size of a pin asked by the
+// allocation, to reserve its space without asking the connector again
+// (opTracker).
+type sizeNoter interface{ noteSize(ci cid.Cid, size uint64) }
+
 // allocate chooses the peers of a pin from the monitor's metrics: the
 // user's allocations first, then the current ones, then the allocator's
 // choice, never one of exclude. Space is reserved on newly chosen peers
@@ -836,6 +841,9 @@ func (c *Cluster) allocate(ctx context.Context, ci cid.Cid, opts PinOptions, cur
 	if s, ok := c.connector.(DAGSizer); ok {
 		if n, err := s.DAGSize(ctx, ci); err == nil {
 			size = n
+			if t, ok := c.tracker.(sizeNoter); ok {
+				t.noteSize(ci, n) // the tracker's reservation needs it too
+			}
 		}
 	}
 	allocs, err := AllocatePeers(ctx, c.allocator, AllocationRequest{
