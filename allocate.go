@@ -840,3 +840,40 @@ func (r *reservationLedger) Adjust(sets map[peer.ID]MetricsSet) map[peer.ID]Metr
 	}
 	return out
 }
+
+// sizeNoter is a tracker that takes the DAG size of a pin asked by the
+// allocation, to reserve its space without asking the connector again
+// (opTracker).
+type sizeNoter interface{ noteSize(ci cid.Cid, size uint64) }
+
+// allocate chooses the peers of a pin from the monitor's metrics: the
+// user's allocations first, then the current ones, then the allocator's
+// choice, never one of exclude. Space is reserved on newly chosen peers
+// when the connector knows the DAG's size.
+func (c *Cluster) allocate(ctx context.Context, ci cid.Cid, opts PinOptions, current, exclude, remove []peer.ID) ([]peer.ID, error) {
+	var size uint64
+	if s, ok := c.connector.(DAGSizer); ok {
+		if n, err := s.DAGSize(ctx, ci); err == nil {
+			size = n
+			if t, ok := c.tracker.(sizeNoter); ok {
+				t.noteSize(ci, n) // the tracker's reservation needs it too
+			}
+		}
+	}
+	allocs, err := allocatePeers(ctx, c.allocator, allocationRequest{
+		Cid:          ci,
+		Size:         size,
+		Min:          opts.ReplicationMin,
+		Max:          opts.ReplicationMax,
+		Metrics:      collectMetrics(ctx, c.monitor, c.allocator.Metrics()),
+		Current:      current,
+		Priority:     opts.UserAllocations,
+		Exclude:      exclude,
+		Remove:       remove,
+		Reservations: c.reservations,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("allocate: %w", err)
+	}
+	return allocs, nil
+}

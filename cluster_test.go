@@ -848,3 +848,39 @@ func TestShutdownLetsAPIRequestsFinish(t *testing.T) {
 	_, err = c.Peer(0).PinGet(t.Context(), api.ci)
 	require.NoError(t, err, "the drained request's pin is durable")
 }
+
+// The DAG size of a pin allocated on this peer is asked once: the
+// allocation asks it and hands it to the tracker, whose reservation (the
+// published free space) uses it instead of asking again.
+func TestDAGSizeAskedOnceByAllocationAndReservation(t *testing.T) {
+	const gib = 1 << 30
+	c := clustertest.NewCluster(t, 1)
+	ctx := t.Context()
+	p := c.Peer(0)
+	p.Mock.SetStorageMax(20 * gib)
+	var cids []cid.Cid
+	for i := range 3 {
+		ci := testCID(t, fmt.Sprint("size-once-", i))
+		cids = append(cids, ci)
+		p.Mock.SetSize(ci, gib)
+		p.Mock.SlowPin(ci, 1000, time.Second)
+	}
+	free := func() int64 {
+		for _, m := range p.Metrics(ctx, pincluster.MetricFreeSpace) {
+			if m.Peer == p.ID() {
+				return m.Weight
+			}
+		}
+		return -1
+	}
+	c.WaitFor("20 GiB free published", 20*time.Second, func() bool { return free() == 20*gib })
+	for _, ci := range cids {
+		_, err := p.Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 1, ReplicationMax: 1})
+		require.NoError(t, err)
+	}
+	c.WaitFor("the 3 pins reserved in the published free space", 20*time.Second, func() bool {
+		f := free()
+		return f >= 17*gib && f < 18*gib
+	})
+	require.Equal(t, len(cids), p.Mock.Calls(clustertest.MethodDAGSize), "one DAGSize per pin")
+}

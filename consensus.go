@@ -67,7 +67,9 @@ type Consensus interface {
 
 // StateWatcher is an optional ability of a Consensus: it reports changes to
 // the shared state as they are applied, so a tracker can react without
-// polling. The callbacks must not block for long.
+// polling. Changes are reported one at a time, in the order they were
+// applied, each with the pin as applied (the Cluster does not read it
+// again). The callbacks must not block for long.
 type StateWatcher interface {
 	// Watch registers fn to be called after each pin is added or replaced
 	// (removed == false) or removed (removed == true, pin has only Cid
@@ -139,12 +141,13 @@ func newCRDTConsensusOn(ctx context.Context, self peer.ID, ps *pubsub.PubSub, d 
 		MaxBatchAge:  cfg.batchMaxAge,
 		MaxValueSize: MaxEncodedPinSize,
 		MaxKeySize:   256, // "/pins/" + base32 of a CID (at most ~140 bytes)
-		PutHook:      c.onPut,
+		PutValueHook: c.onPut,
 		DeleteHook:   c.onDelete,
 		// A pin record, local or in a peer's delta, must decode to a
 		// valid pin stored under its own CID: a delta holding one that
-		// does not is rejected whole (hostile input).
-		ValidateValue: validatePinRecord,
+		// does not is rejected whole (hostile input). The decoded pin is
+		// handed to onPut: one decode and one validation per record.
+		DecodeValue: decodePinRecord,
 	}
 	if cfg.snapshotEvery > 0 {
 		ccfg.SnapshotEvery = cfg.snapshotEvery
@@ -176,28 +179,35 @@ func newCRDTConsensusOn(ctx context.Context, self peer.ID, ps *pubsub.PubSub, d 
 	return c, nil
 }
 
-// validatePinRecord checks a value written under the consensus's store:
-// below /pins it must be a valid pin whose key is its CID's. Other keys
-// (none are written today) are left to the CRDT's size limits.
-func validatePinRecord(key string, value []byte) error {
+// decodePinRecord checks a value written under the consensus's store and
+// returns it decoded: below /pins it must be a valid pin whose key is its
+// CID's. Other keys (none are written today) are left to the CRDT's size
+// limits (nil, nil).
+func decodePinRecord(key string, value []byte) (any, error) {
 	prefix := pinsNamespace.String() + "/"
 	if !strings.HasPrefix(key, prefix) {
-		return nil
+		return nil, nil
 	}
 	p, err := decodePin(value)
 	if err != nil {
-		return fmt.Errorf("pin record %s: %w", key, err)
+		return nil, fmt.Errorf("pin record %s: %w", key, err)
 	}
 	if want := pinKey(pinsNamespace, p.Cid).String(); want != key {
-		return fmt.Errorf("%w: pin of %s stored under %s", ErrCorrupt, p.Cid, key)
+		return nil, fmt.Errorf("%w: pin of %s stored under %s", ErrCorrupt, p.Cid, key)
 	}
-	return nil
+	return p, nil
 }
 
-func (c *crdtConsensus) onPut(key ds.Key, value []byte) {
-	p, err := decodePin(value)
-	if err != nil {
-		return // the state's readers report the corrupt record
+// onPut reports a pin record's new value: decoded is the pin when the
+// CRDT has it in hand (decodePinRecord's or the writer's), else the record
+// is decoded here.
+func (c *crdtConsensus) onPut(key ds.Key, value []byte, decoded any) {
+	p, ok := decoded.(Pin)
+	if !ok {
+		var err error
+		if p, err = decodePin(value); err != nil {
+			return // the state's readers report the corrupt record
+		}
 	}
 	c.notify(p, false)
 }
@@ -257,7 +267,8 @@ func (c *crdtConsensus) LogPin(ctx context.Context, pin Pin) error {
 	if err := c.check("log pin"); err != nil {
 		return err
 	}
-	return closedErr(c.state.Add(ctx, pin))
+	// The Cluster validated pin (Cluster.pin).
+	return closedErr(c.state.addValid(ctx, pin))
 }
 
 // closedErr makes a write that raced with Shutdown report ErrClosed.

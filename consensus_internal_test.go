@@ -32,23 +32,29 @@ func TestValidatePinRecord(t *testing.T) {
 	}
 	good := NewPin(a, PinOptions{Name: "fine", ReplicationMin: -1, ReplicationMax: -1})
 	keyA := pinKey(pinsNamespace, a).String()
-	if err := validatePinRecord(keyA, enc(good)); err != nil {
+	if err := validatePin(keyA, enc(good)); err != nil {
 		t.Fatalf("valid record refused: %v", err)
 	}
 	long := good
 	long.Name = strings.Repeat("n", 256)
-	err := validatePinRecord(keyA, enc(long))
+	err := validatePin(keyA, enc(long))
 	var ve *ValidationError
 	if !errors.As(err, &ve) || ve.Field != "name" {
 		t.Fatalf("256-byte name: got %v, want a ValidationError on name", err)
 	}
-	if err := validatePinRecord(pinKey(pinsNamespace, b).String(), enc(good)); !errors.Is(err, ErrCorrupt) {
+	if err := validatePin(pinKey(pinsNamespace, b).String(), enc(good)); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("pin of a under b's key: got %v, want ErrCorrupt", err)
 	}
-	if err := validatePinRecord(keyA, []byte{0xff, 0x00}); !errors.Is(err, ErrCorrupt) {
+	if err := validatePin(keyA, []byte{0xff, 0x00}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("garbage: got %v, want ErrCorrupt", err)
 	}
-	if err := validatePinRecord("/other/key", []byte("anything")); err != nil {
+	if err := validatePin("/other/key", []byte("anything")); err != nil {
 		t.Fatalf("key outside /pins: %v", err)
 	}
+}
+
+// validatePin is decodePinRecord's check alone.
+func validatePin(key string, value []byte) error {
+	_, err := decodePinRecord(key, value)
+	return err
 }

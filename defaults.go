@@ -3,7 +3,6 @@ package pincluster
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	cid "github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
@@ -100,32 +99,3 @@ func (c *Cluster) defaultMonitor() (PeerMonitor, error) {
 // defaultAllocator returns the balanced allocator with IPFS Cluster's
 // defaults (tag "group", then free space).
 func (c *Cluster) defaultAllocator() PinAllocator { return NewBalancedAllocator(BalancedConfig{}) }
-
-// allocate chooses the peers of a pin from the monitor's metrics: the
-// user's allocations first, then the current ones, then the allocator's
-// choice, never one of exclude. Space is reserved on newly chosen peers
-// when the connector knows the DAG's size.
-func (c *Cluster) allocate(ctx context.Context, ci cid.Cid, opts PinOptions, current, exclude, remove []peer.ID) ([]peer.ID, error) {
-	var size uint64
-	if s, ok := c.connector.(DAGSizer); ok {
-		if n, err := s.DAGSize(ctx, ci); err == nil {
-			size = n
-		}
-	}
-	allocs, err := allocatePeers(ctx, c.allocator, allocationRequest{
-		Cid:          ci,
-		Size:         size,
-		Min:          opts.ReplicationMin,
-		Max:          opts.ReplicationMax,
-		Metrics:      collectMetrics(ctx, c.monitor, c.allocator.Metrics()),
-		Current:      current,
-		Priority:     opts.UserAllocations,
-		Exclude:      exclude,
-		Remove:       remove,
-		Reservations: c.reservations,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("allocate: %w", err)
-	}
-	return allocs, nil
-}

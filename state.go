@@ -234,7 +234,37 @@ func (s *DatastoreState) Add(ctx context.Context, pin Pin) error {
 	if err != nil {
 		return err
 	}
-	if err := s.store.Put(ctx, k, b); err != nil {
+	return s.put(ctx, k, b, pin)
+}
+
+// addValid is Add for a pin its caller has validated (Cluster.pin): it is
+// encoded, and handed on decoded, without being validated again.
+func (s *DatastoreState) addValid(ctx context.Context, pin Pin) error {
+	if err := s.check("add"); err != nil {
+		return err
+	}
+	b, err := pin.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return s.put(ctx, pinKey(pinsNamespace, pin.Cid), b, pin)
+}
+
+// decodedPutter is a store that takes a value with its decoded form
+// (internal/crdt's Datastore), so that it neither decodes nor validates it
+// again and hands the pin on to its hooks.
+type decodedPutter interface {
+	PutDecoded(ctx context.Context, key ds.Key, value []byte, decoded any) error
+}
+
+func (s *DatastoreState) put(ctx context.Context, k ds.Key, b []byte, pin Pin) error {
+	var err error
+	if dp, ok := s.store.(decodedPutter); ok {
+		err = dp.PutDecoded(ctx, k, b, pin)
+	} else {
+		err = s.store.Put(ctx, k, b)
+	}
+	if err != nil {
 		return fmt.Errorf("pincluster: state add %s: %w", pin.Cid, err)
 	}
 	return nil

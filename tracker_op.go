@@ -67,6 +67,25 @@ type opTracker struct {
 	// operation by reservedBytes; ok is false when it was not known.
 	sizesMu sync.Mutex
 	sizes   map[uint64]opSize
+	// known holds DAG sizes this peer's allocation already asked
+	// (noteSize), used by reservedBytes instead of asking again; bounded
+	// by maxKnownSizes.
+	known map[cid.Cid]uint64
+}
+
+// maxKnownSizes bounds opTracker.known: past it the oldest hints are
+// dropped all at once (they are only hints).
+const maxKnownSizes = 1 << 14
+
+// noteSize records the DAG size of ci, asked by the allocation of its pin
+// on this peer, so that the reservation does not ask it again.
+func (t *opTracker) noteSize(ci cid.Cid, size uint64) {
+	t.sizesMu.Lock()
+	defer t.sizesMu.Unlock()
+	if t.known == nil || len(t.known) >= maxKnownSizes {
+		t.known = make(map[cid.Cid]uint64)
+	}
+	t.known[ci] = size
 }
 
 // opSize is a cached DAG size; ok is false when the connector did not
@@ -719,8 +738,13 @@ func (t *opTracker) reservedBytes(ctx context.Context) uint64 {
 		}
 		s, cached := t.sizes[op.ID]
 		if !cached {
-			n, err := sizer.DAGSize(ctx, op.Cid)
-			s = opSize{size: n, ok: err == nil}
+			if n, ok := t.known[op.Cid]; ok {
+				s = opSize{size: n, ok: true} // asked by the allocation
+				delete(t.known, op.Cid)
+			} else {
+				n, err := sizer.DAGSize(ctx, op.Cid)
+				s = opSize{size: n, ok: err == nil}
+			}
 		}
 		seen[op.ID] = s
 		if s.ok && s.size > op.Progress.Bytes {

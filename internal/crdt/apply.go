@@ -13,13 +13,6 @@ import (
 
 func compareBytes(a, b []byte) int { return bytes.Compare(a, b) }
 
-// hookEvent is a visible change to report to the hooks after a commit.
-type hookEvent struct {
-	key   string
-	value []byte // nil: deleted
-	del   bool
-}
-
 // nodeChanges collects what a committed node changes in memory.
 type nodeChanges struct {
 	events      []hookEvent
@@ -159,6 +152,9 @@ func (s *Datastore) applyKey(ctx context.Context, b ds.Batch, id cid.Cid, prio u
 	}
 	ev, changed, err := storeWinner(ctx, b, k, ek, rec, next, best)
 	if changed {
+		if best != nil && best == cand {
+			ev.decoded = put.decoded // decoded once, by the writer or DecodeDelta
+		}
 		ch.events = append(ch.events, ev)
 	}
 	return err
@@ -340,7 +336,8 @@ func (s *Datastore) markDirty(ctx context.Context, b ds.Batch, diff int) error {
 }
 
 // afterCommit publishes the in-memory side of committed node changes and
-// runs the hooks. Called under applyMu.
+// queues their hooks (the caller delivers them once it has released
+// applyMu: deliverHooks). Called under applyMu.
 func (s *Datastore) afterCommit(id cid.Cid, processed bool, ch *nodeChanges) {
 	s.headsMu.Lock()
 	if len(ch.removeHeads) > 0 || ch.addHead {
@@ -361,13 +358,5 @@ func (s *Datastore) afterCommit(id cid.Cid, processed bool, ch *nodeChanges) {
 	if processed {
 		s.nodes.Add(1)
 	}
-	for _, e := range ch.events {
-		if e.del {
-			if s.cfg.DeleteHook != nil {
-				s.cfg.DeleteHook(ds.RawKey(e.key))
-			}
-		} else if s.cfg.PutHook != nil {
-			s.cfg.PutHook(ds.RawKey(e.key), e.value)
-		}
-	}
+	s.queueHooks(ch.events)
 }

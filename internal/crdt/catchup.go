@@ -908,15 +908,9 @@ func (m *idMemo) has(ctx context.Context, st ds.Datastore, ns string, id cid.Cid
 	return v, nil
 }
 
-// runHooks calls the hooks for committed changes. Called under applyMu.
+// runHooks queues the hooks of committed changes for the hook loop (see
+// hookQueue). Called under applyMu.
 func (s *Datastore) runHooks(events []hookEvent) {
-	for _, e := range events {
-		if e.del {
-			if s.cfg.DeleteHook != nil {
-				s.cfg.DeleteHook(ds.RawKey(e.key))
-			}
-		} else if s.cfg.PutHook != nil {
-			s.cfg.PutHook(ds.RawKey(e.key), e.value)
-		}
-	}
+	s.queueHooks(events)
+	s.kickHooks()
 }

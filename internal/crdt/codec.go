@@ -38,6 +38,10 @@ type Delta struct {
 type KV struct {
 	Key   string
 	Value []byte
+
+	// decoded is Config.DecodeValue's result for Value, when the writer
+	// or DecodeDelta has it in hand (never encoded).
+	decoded any
 }
 
 // Remove is the tombstone list of one key.
@@ -56,21 +60,30 @@ type Limits struct {
 	// every live element of a snapshot chunk); an error rejects the whole
 	// block. See Config.ValidateValue.
 	ValidateValue func(key string, value []byte) error
+	// DecodeValue, if not nil, is used instead of ValidateValue and its
+	// result is kept with the put (see Config.DecodeValue).
+	DecodeValue func(key string, value []byte) (any, error)
 }
 
 func (c Config) limits() Limits {
-	return Limits{MaxBlockSize: c.MaxBlockSize, MaxLinks: c.MaxLinks, MaxKeySize: c.MaxKeySize, MaxValueSize: c.MaxValueSize, ValidateValue: c.ValidateValue}
+	return Limits{MaxBlockSize: c.MaxBlockSize, MaxLinks: c.MaxLinks, MaxKeySize: c.MaxKeySize, MaxValueSize: c.MaxValueSize, ValidateValue: c.ValidateValue, DecodeValue: c.DecodeValue}
 }
 
-// validateValue runs lim.ValidateValue, if any, on one put.
-func (lim Limits) validateValue(key string, value []byte) error {
-	if lim.ValidateValue == nil {
-		return nil
+// validateValue runs lim.DecodeValue or lim.ValidateValue, if any, on one
+// put, and returns the decoded value (nil without DecodeValue).
+func (lim Limits) validateValue(key string, value []byte) (any, error) {
+	var decoded any
+	var err error
+	switch {
+	case lim.DecodeValue != nil:
+		decoded, err = lim.DecodeValue(key, value)
+	case lim.ValidateValue != nil:
+		err = lim.ValidateValue(key, value)
 	}
-	if err := lim.ValidateValue(key, value); err != nil {
-		return fmt.Errorf("%w: key %q: %w", ErrInvalidValue, truncate(key), err)
+	if err != nil {
+		return nil, fmt.Errorf("%w: key %q: %w", ErrInvalidValue, truncate(key), err)
 	}
-	return nil
+	return decoded, nil
 }
 
 // wire types (dag-cbor). Map keys are single letters; canonical (length
@@ -270,10 +283,11 @@ func DecodeDelta(raw []byte, lim Limits) (*Delta, error) {
 		if v == nil {
 			v = []byte{}
 		}
-		if err := lim.validateValue(kv.K, v); err != nil {
+		decoded, err := lim.validateValue(kv.K, v)
+		if err != nil {
 			return nil, fmt.Errorf("%w: put: %w", ErrInvalidDelta, err)
 		}
-		d.Puts = append(d.Puts, KV{Key: kv.K, Value: v})
+		d.Puts = append(d.Puts, KV{Key: kv.K, Value: v, decoded: decoded})
 	}
 	clear(keys)
 	for _, r := range w.R {

@@ -13,9 +13,10 @@ import (
 
 // op is one local write.
 type op struct {
-	key   string
-	value []byte
-	del   bool
+	key     string
+	value   []byte
+	decoded any // see KV.decoded
+	del     bool
 }
 
 // writeReq is a group of ops waiting for the committer.
@@ -41,6 +42,9 @@ func (s *Datastore) submit(ctx context.Context, name string, ops []op, batch boo
 	}
 	select {
 	case err := <-r.done:
+		// The commit queued its hooks: run them (unless another writer
+		// or the hook loop does) before answering, outside applyMu.
+		s.deliverHooks()
 		if err != nil {
 			return fmt.Errorf("crdt: %s: %w", name, err)
 		}
@@ -146,6 +150,9 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 		for _, r := range group {
 			r.done <- err
 		}
+		// The writers deliver the hooks of their commit; the hook loop
+		// delivers them should every writer have stopped waiting.
+		s.kickHooks()
 	}
 }
 
@@ -201,7 +208,7 @@ func (s *Datastore) commitDelta(ctx context.Context, ops []op) error {
 			removeBytes += len(ids) * 40
 		}
 		if !o.del {
-			d.Puts = append(d.Puts, KV{Key: k, Value: o.value})
+			d.Puts = append(d.Puts, KV{Key: k, Value: o.value, decoded: o.decoded})
 		}
 	}
 	if len(d.Puts) == 0 && len(d.Removes) == 0 {
@@ -286,7 +293,7 @@ var _ ds.Batch = (*batch)(nil)
 // Put adds a put to the batch.
 func (b *batch) Put(ctx context.Context, key ds.Key, value []byte) error {
 	o := op{key: key.String(), value: append([]byte{}, value...)}
-	if err := b.s.checkOp(o); err != nil {
+	if err := b.s.checkOp(&o); err != nil {
 		return fmt.Errorf("crdt: batch put: %w", err)
 	}
 	b.mu.Lock()
@@ -298,7 +305,7 @@ func (b *batch) Put(ctx context.Context, key ds.Key, value []byte) error {
 // Delete adds a delete to the batch.
 func (b *batch) Delete(ctx context.Context, key ds.Key) error {
 	o := op{key: key.String(), del: true}
-	if err := b.s.checkOp(o); err != nil {
+	if err := b.s.checkOp(&o); err != nil {
 		return fmt.Errorf("crdt: batch delete: %w", err)
 	}
 	b.mu.Lock()

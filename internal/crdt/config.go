@@ -98,13 +98,21 @@ type Config struct {
 
 	// PutHook, if not nil, is called after a delta (local or remote) that
 	// set the visible value of key has been applied and committed. Hooks
-	// run synchronously in apply order and must not write to the
-	// Datastore.
+	// run in apply order, one at a time, after the engine has released
+	// its apply lock (so a slow hook delays other hooks, not commits); a
+	// local write returns once its own hooks have run. Hooks must not
+	// write to the Datastore.
 	PutHook func(key ds.Key, value []byte)
 
 	// DeleteHook, if not nil, is called after a delta that removed key's
 	// visible value has been applied and committed. Same rules as PutHook.
 	DeleteHook func(key ds.Key)
+
+	// PutValueHook, if not nil, is called instead of PutHook, with the
+	// same rules, and is also handed decoded: Config.DecodeValue's result
+	// for value when the engine has it in hand (a local PutDecoded, Put or
+	// Batch.Put, or a received delta), nil otherwise (the hook decodes).
+	PutValueHook func(key ds.Key, value []byte, decoded any)
 
 	// SnapshotEvery, when positive, makes this replica produce a snapshot
 	// once it has processed this many DAG nodes more than the newest
@@ -189,6 +197,11 @@ type Config struct {
 	// should be deterministic: replicas whose hooks disagree diverge.
 	// Deletes are not checked. Default nil: every value is accepted.
 	ValidateValue func(key string, value []byte) error
+
+	// DecodeValue, if not nil, is used instead of ValidateValue (same
+	// rules) and returns the decoded value, which PutValueHook receives:
+	// one decode and one validation per value on each path.
+	DecodeValue func(key string, value []byte) (any, error)
 
 	// SnapshotHook, if not nil, is called after this replica has
 	// produced a snapshot (info.From empty) or finished loading or merging

@@ -45,9 +45,10 @@ type Datastore struct {
 	wq        chan *writeReq
 	bcastKick chan struct{}
 
-	proc processor
-	st   counters
-	snap snapState
+	proc  processor
+	st    counters
+	snap  snapState
+	hooks hookQueue
 }
 
 type counters struct {
@@ -87,6 +88,14 @@ func New(ctx context.Context, store ds.Batching, dag DAG, bc Broadcaster, cfg Co
 		wq:        make(chan *writeReq, c.MaxBatchSize),
 		bcastKick: make(chan struct{}, 1),
 	}
+	s.hooks.kick = make(chan struct{}, 1)
+	if hook := c.SnapshotHook; hook != nil {
+		// A snapshot's key hooks run before its SnapshotHook.
+		s.cfg.SnapshotHook = func(info SnapshotInfo) {
+			s.deliverHooks()
+			hook(info)
+		}
+	}
 	s.proc.init(c.QueueSize)
 	if err := s.load(ctx); err != nil {
 		return nil, fmt.Errorf("crdt: new: %w", err)
@@ -98,7 +107,7 @@ func New(ctx context.Context, store ds.Batching, dag DAG, bc Broadcaster, cfg Co
 	if err := s.resumeMerge(ctx); err != nil {
 		return nil, fmt.Errorf("crdt: new: %w", err)
 	}
-	starts := []func(context.Context){s.commitLoop, s.receiveLoop, s.broadcastLoop, s.scheduleLoop, s.snapshotLoop}
+	starts := []func(context.Context){s.commitLoop, s.receiveLoop, s.broadcastLoop, s.scheduleLoop, s.snapshotLoop, s.hookLoop}
 	if join {
 		s.snap.joining.Store(true)
 		starts = append(starts, func(ctx context.Context) { s.joinLoop(ctx, resume) })
@@ -226,7 +235,19 @@ func (s *Datastore) Query(ctx context.Context, q dsq.Query) (dsq.Results, error)
 // first, the write may still be committed.
 func (s *Datastore) Put(ctx context.Context, key ds.Key, value []byte) error {
 	o := op{key: key.String(), value: append([]byte{}, value...)}
-	if err := s.checkOp(o); err != nil {
+	if err := s.checkOp(&o); err != nil {
+		return fmt.Errorf("crdt: put: %w", err)
+	}
+	return s.submit(ctx, "put", []op{o}, false)
+}
+
+// PutDecoded is Put for a value the caller has already validated and
+// decoded (decoded is what Config.DecodeValue would return for it):
+// DecodeValue is not run again and decoded is handed to PutValueHook.
+// value is not copied: the caller must not change it afterwards.
+func (s *Datastore) PutDecoded(ctx context.Context, key ds.Key, value []byte, decoded any) error {
+	o := op{key: key.String(), value: value, decoded: decoded}
+	if err := s.checkOp(&o); err != nil {
 		return fmt.Errorf("crdt: put: %w", err)
 	}
 	return s.submit(ctx, "put", []op{o}, false)
@@ -236,23 +257,27 @@ func (s *Datastore) Put(ctx context.Context, key ds.Key, value []byte) error {
 // durability and errors as Put. Deleting an absent key is a no-op.
 func (s *Datastore) Delete(ctx context.Context, key ds.Key) error {
 	o := op{key: key.String(), del: true}
-	if err := s.checkOp(o); err != nil {
+	if err := s.checkOp(&o); err != nil {
 		return fmt.Errorf("crdt: delete: %w", err)
 	}
 	return s.submit(ctx, "delete", []op{o}, false)
 }
 
-func (s *Datastore) checkOp(o op) error {
+// checkOp checks o's key and size and, for a put not decoded yet, its
+// value (keeping the decoded value in o).
+func (s *Datastore) checkOp(o *op) error {
 	if !utf8.ValidString(o.key) {
 		return ErrInvalidKey
 	}
 	if len(o.key) > s.cfg.MaxKeySize || len(o.value) > s.cfg.MaxValueSize {
 		return ErrValueTooLarge
 	}
-	if !o.del {
-		return s.cfg.limits().validateValue(o.key, o.value)
+	if o.del || o.decoded != nil {
+		return nil
 	}
-	return nil
+	decoded, err := s.cfg.limits().validateValue(o.key, o.value)
+	o.decoded = decoded
+	return err
 }
 
 // Sync is a no-op beyond the underlying store's Sync: writes are durable

@@ -295,8 +295,10 @@
 //
 // New → use → Close. Close does not close the underlying datastore, the
 // DAG or the Broadcaster; their owner closes them after it. Hooks
-// (Config.PutHook, DeleteHook) run synchronously, in apply order, for
-// local and remote deltas, and also for the keys a snapshot load sets
-// (PutHook) or a snapshot merge changes (both); SnapshotHook runs after
-// a snapshot is produced, loaded or merged.
+// (Config.PutHook or PutValueHook, DeleteHook) run one at a time, in
+// apply order, after the engine has released its apply lock, for local
+// and remote deltas, and also for the keys a snapshot load sets (PutHook)
+// or a snapshot merge changes (both); a local write returns once its own
+// hooks have run. SnapshotHook runs after a snapshot is produced, loaded
+// or merged, and after the hooks of the keys it set.
 package crdt

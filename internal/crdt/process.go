@@ -301,6 +301,7 @@ func (s *Datastore) processNode(ctx context.Context, c cid.Cid) {
 	s.applyMu.Lock()
 	newPending, err := s.applyRemote(ctx, c, d)
 	s.applyMu.Unlock()
+	s.deliverHooks() // outside applyMu, in apply order
 	var ne *NodeError
 	switch {
 	case errors.As(err, &ne):

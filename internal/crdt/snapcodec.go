@@ -394,7 +394,7 @@ func decodeSnapChunk(raw []byte, lim Limits) ([]snapRowOut, []wireNode, error) {
 			if v == nil {
 				v = []byte{}
 			}
-			if err := lim.validateValue(r.K, v); err != nil {
+			if _, err := lim.validateValue(r.K, v); err != nil {
 				return nil, nil, fmt.Errorf("%w: element: %w", ErrInvalidSnapshot, err)
 			}
 			out.elems = append(out.elems, winner{prio: e.P, id: id, value: v})

@@ -934,11 +934,7 @@ func (s *Datastore) loadChunk(ctx context.Context, i int, raw []byte, lim Limits
 	if err := b.Commit(ctx); err != nil {
 		return 0, 0, err
 	}
-	if s.cfg.PutHook != nil {
-		for _, e := range events {
-			s.cfg.PutHook(ds.RawKey(e.key), e.value)
-		}
-	}
+	s.runHooks(events)
 	return len(rows), len(nodes), nil
 }
 

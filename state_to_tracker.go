@@ -1,0 +1,190 @@
+package pincluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	cid "github.com/ipfs/go-cid"
+)
+
+// The state-to-tracker bridge: every change of the shared state reaches
+// the index and the tracker (onStateChange, called by the consensus's
+// StateWatcher in apply order), and the state sync hands the whole state
+// to the tracker at start and every state sync interval (every pin of the
+// shared state is handed to the tracker, which ignores what it already
+// handles, and tracked CIDs that left the state are untracked, so a
+// restarted peer catches up).
+
+// runStateSync hands the state to the tracker at start and every state
+// sync interval until ctx ends.
+func (c *Cluster) runStateSync(ctx context.Context) {
+	t := time.NewTicker(c.cfg.stateSyncInterval)
+	defer t.Stop()
+	for {
+		_ = c.stateSyncOnce(ctx) // logged
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// StateSync runs now what the peer's loops do periodically: the tracker
+// compares what it believes with the IPFS node and is handed the whole
+// shared state (pins lost by the node are queued again, pins that left the
+// state are unpinned; WithStateSyncInterval), and, unless the peer is a
+// follower, the expired pins it is responsible for are unpinned
+// (WithExpiryInterval), as IPFS Cluster's StateSync. It waits for Ready
+// (bounded by ctx) and returns the first error met; pins are queued, not
+// awaited.
+func (c *Cluster) StateSync(ctx context.Context) error {
+	if err := c.live("state sync"); err != nil {
+		return err
+	}
+	if err := c.WaitReady(ctx); err != nil {
+		return fmt.Errorf("pincluster: state sync: %w", err)
+	}
+	if err := c.stateSyncOnce(ctx); err != nil {
+		return fmt.Errorf("pincluster: state sync: %w", err)
+	}
+	c.expireOnce(ctx)
+	return ctx.Err()
+}
+
+// stateSyncOnce hands the state to the tracker; it returns the first
+// error met (logged too), going on past errors where it can.
+func (c *Cluster) stateSyncOnce(ctx context.Context) error {
+	st, err := c.state(ctx)
+	if err != nil {
+		return err
+	}
+	var first error
+	// First let the tracker compare what it believes with the IPFS node
+	// (pins removed behind its back become unexpectedly_unpinned); the
+	// Track calls below then queue them again.
+	for _, err := range c.tracker.SyncAll(ctx) {
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("state sync: tracker sync", "err", err)
+			}
+			first = err
+			break
+		}
+	}
+	start := c.changeSeq.Load()
+	for pin, err := range st.List(ctx) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			c.log.Warn("state sync: listing the state", "err", err)
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		c.syncListed(ctx, pin, start)
+	}
+	// Untrack what the tracker still handles but the state no longer has.
+	var gone []cid.Cid
+	for pi, err := range c.tracker.StatusAll(ctx, 0) {
+		if err != nil || ctx.Err() != nil {
+			break
+		}
+		if pi.Status.Match(TrackerStatusUnpinned | TrackerStatusUnpinning | TrackerStatusUnpinQueued | TrackerStatusRemote) {
+			continue
+		}
+		if ok, err := st.Has(ctx, pi.Cid); err == nil && !ok {
+			gone = append(gone, pi.Cid)
+		}
+	}
+	for _, ci := range gone {
+		c.recheck(ctx, ci)
+	}
+	return first
+}
+
+// onStateChange feeds one change of the shared state to the index and the
+// tracker. The consensus reports changes in apply order, after it has
+// released its own locks, with the pin it applied (the CRDT hands on the
+// pin decoded once; removed: pin has only Cid set), so nothing is read
+// again. The per-CID lock orders the change against the state sync's
+// listing (syncListed).
+func (c *Cluster) onStateChange(ctx context.Context, pin Pin, removed bool) {
+	i := changeStripe(pin.Cid)
+	c.changeLocks[i].Lock()
+	defer c.changeLocks[i].Unlock()
+	c.changeAt[i] = c.changeSeq.Add(1)
+	c.applyPin(ctx, pin, removed)
+}
+
+// recheck gives the index and the tracker what the state holds now for
+// ci: the state sync found it gone, but it may have come back since.
+func (c *Cluster) recheck(ctx context.Context, ci cid.Cid) {
+	i := changeStripe(ci)
+	c.changeLocks[i].Lock()
+	defer c.changeLocks[i].Unlock()
+	c.applyCurrent(ctx, ci)
+}
+
+// syncListed hands a pin read by the state sync's listing (which began
+// when changeSeq was start) to the tracker. The listing may be older than
+// a change applied meanwhile, which must not be undone: when a
+// notification of the pin's lock stripe came after start, the pin is
+// read again; otherwise the listed pin is current, as any later change
+// will be followed by its own notification.
+func (c *Cluster) syncListed(ctx context.Context, pin Pin, start uint64) {
+	i := changeStripe(pin.Cid)
+	c.changeLocks[i].Lock()
+	defer c.changeLocks[i].Unlock()
+	if c.changeAt[i] > start {
+		c.applyCurrent(ctx, pin.Cid)
+		return
+	}
+	if err := c.tracker.Track(ctx, pin); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+		c.log.Warn("state sync: track", "cid", pin.Cid, "err", err)
+	}
+}
+
+// applyCurrent reads ci from the state and gives the index and the
+// tracker what it holds now. The caller holds ci's stripe lock.
+func (c *Cluster) applyCurrent(ctx context.Context, ci cid.Cid) {
+	st, err := c.state(ctx)
+	if err != nil {
+		return
+	}
+	cur, err := st.Get(ctx, ci)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		c.applyPin(ctx, Pin{Cid: ci}, true)
+	case err == nil:
+		c.applyPin(ctx, cur, false)
+	}
+}
+
+// applyPin gives the index and the tracker pin (removed: its CID left the
+// state). The caller holds the pin's stripe lock.
+func (c *Cluster) applyPin(ctx context.Context, pin Pin, removed bool) {
+	var err error
+	if removed {
+		c.index.update(Pin{Cid: pin.Cid}, true)
+		err = c.tracker.Untrack(ctx, pin.Cid)
+	} else {
+		c.index.update(pin, false)
+		err = c.tracker.Track(ctx, pin)
+	}
+	if err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+		c.log.Warn("tracking a state change", "cid", pin.Cid, "err", err)
+	}
+}
+
+// changeStripe picks the lock of a CID among Cluster.changeLocks.
+func changeStripe(ci cid.Cid) int {
+	h := fnv.New32a()
+	_, _ = h.Write(ci.Bytes())
+	return int(h.Sum32() % uint32(len(Cluster{}.changeLocks)))
+}
