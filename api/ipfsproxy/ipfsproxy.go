@@ -200,7 +200,7 @@ func New(backend Backend, cfg Config) (*Proxy, error) {
 		},
 	}
 	p.handler = p.routes()
-	sc.Middleware = cfg.Middleware
+	sc.Middleware, sc.Name = cfg.Middleware, "ipfsproxy"
 	p.server = httpx.NewServer(p.handler, sc)
 	return p, nil
 }
@@ -214,12 +214,7 @@ func (p *Proxy) Serve(l net.Listener) error { return p.server.Serve(l) }
 
 // Start listens on Config.ListenAddr and serves in the background until
 // Shutdown. After Shutdown it returns http.ErrServerClosed.
-func (p *Proxy) Start() error {
-	if err := p.server.Listen(p.cfg.ListenAddr); err != nil {
-		return fmt.Errorf("ipfsproxy: %w", err)
-	}
-	return nil
-}
+func (p *Proxy) Start() error { return p.server.Listen(p.cfg.ListenAddr) }
 
 // Addr returns the address the proxy serves on (the first listener of
 // Start or Serve), or nil before.
@@ -228,12 +223,7 @@ func (p *Proxy) Addr() net.Addr { return p.server.Addr() }
 // Shutdown stops listening, waits for the requests in progress and
 // returns; ctx.Err() if ctx ends first. A second call returns an error
 // wrapping net.ErrClosed.
-func (p *Proxy) Shutdown(ctx context.Context) error {
-	if err := p.server.Shutdown(ctx); err != nil {
-		return fmt.Errorf("ipfsproxy: %w", err)
-	}
-	return nil
-}
+func (p *Proxy) Shutdown(ctx context.Context) error { return p.server.Shutdown(ctx) }
 
 func (p *Proxy) routes() http.Handler {
 	intercepted := map[string]http.HandlerFunc{

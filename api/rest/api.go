@@ -66,7 +66,7 @@ func New(backend Backend, cfg Config) (*API, error) {
 		AllowCredentials: cfg.CORS.AllowCredentials,
 		MaxAge:           cfg.CORS.MaxAge,
 	}, api.routes())
-	sc.Middleware = cfg.Middleware
+	sc.Middleware, sc.Name = cfg.Middleware, "rest"
 	api.server = httpx.NewServer(api.handler, sc)
 	return api, nil
 }
@@ -75,16 +75,7 @@ func New(backend Backend, cfg Config) (*API, error) {
 // then Start (listening on cfg.ListenAddr) once the cluster is built; the
 // Cluster's Shutdown shuts the API down first.
 func NewAPI(cfg Config) func(*pincluster.Cluster) (pincluster.Component, error) {
-	return func(c *pincluster.Cluster) (pincluster.Component, error) {
-		a, err := New(c, cfg)
-		if err != nil {
-			return nil, err
-		}
-		if err := a.Start(); err != nil {
-			return nil, err
-		}
-		return a, nil
-	}
+	return httpx.Started(func(c *pincluster.Cluster) (*API, error) { return New(c, cfg) })
 }
 
 // Handler returns the API's http.Handler (routes, authentication, CORS),
@@ -97,12 +88,7 @@ func (a *API) Serve(l net.Listener) error { return a.server.Serve(l) }
 
 // Start listens on Config.ListenAddr and serves in the background until
 // Shutdown. After Shutdown it returns http.ErrServerClosed.
-func (a *API) Start() error {
-	if err := a.server.Listen(a.cfg.ListenAddr); err != nil {
-		return fmt.Errorf("rest: %w", err)
-	}
-	return nil
-}
+func (a *API) Start() error { return a.server.Listen(a.cfg.ListenAddr) }
 
 // Addr returns the address the API serves on (the first listener of Start
 // or Serve), or nil before.
@@ -111,12 +97,7 @@ func (a *API) Addr() net.Addr { return a.server.Addr() }
 // Shutdown stops listening, waits for the requests in progress and
 // returns; ctx.Err() if ctx ends first. A second call returns an error
 // wrapping net.ErrClosed.
-func (a *API) Shutdown(ctx context.Context) error {
-	if err := a.server.Shutdown(ctx); err != nil {
-		return fmt.Errorf("rest: %w", err)
-	}
-	return nil
-}
+func (a *API) Shutdown(ctx context.Context) error { return a.server.Shutdown(ctx) }
 
 // IssueToken signs a JWT for user, as POST /token does.
 func (a *API) IssueToken(user string) (string, error) {

@@ -53,6 +53,9 @@ type ServerConfig struct {
 	// caller's metrics or logging), inside the write deadlines. Default:
 	// none.
 	Middleware func(http.Handler) http.Handler
+	// Name prefixes the errors of Listen and Shutdown ("rest: listen:
+	// ..."): the package of the API. Default: "httpx".
+	Name string
 }
 
 // DefaultMaxConns is the default ServerConfig.MaxConns: connections open
@@ -76,6 +79,9 @@ func (c *ServerConfig) Defaults() error {
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 16 << 10
 	}
+	if c.Name == "" {
+		c.Name = "httpx"
+	}
 	return nil
 }
 
@@ -85,6 +91,7 @@ func (c *ServerConfig) Defaults() error {
 type Server struct {
 	srv      *http.Server
 	maxConns int
+	name     string
 
 	mu     sync.Mutex
 	closed bool
@@ -101,7 +108,7 @@ func NewServer(h http.Handler, cfg ServerConfig) *Server {
 	if cfg.WriteTimeout > 0 {
 		h = deadlines(cfg, h)
 	}
-	return &Server{maxConns: cfg.MaxConns, srv: &http.Server{
+	return &Server{maxConns: cfg.MaxConns, name: cfg.Name, srv: &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
@@ -151,9 +158,12 @@ func (s *Server) add(l net.Listener) error {
 func (s *Server) Listen(addr string) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return fmt.Errorf("%s: listen: %w", s.name, err)
 	}
-	return s.Start(l)
+	if err := s.Start(l); err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	return nil
 }
 
 // Addr returns the address of the first listener given to Serve, Start or
@@ -178,9 +188,16 @@ func (s *Server) Start(l net.Listener) error {
 }
 
 // Shutdown stops the listeners, waits for active requests and for the
-// goroutines started by Start, or returns ctx.Err(). A second call
-// returns an error wrapping net.ErrClosed.
+// goroutines started by Start, or returns ctx.Err() (wrapped). A second
+// call returns an error wrapping net.ErrClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.shutdown(ctx); err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	return nil
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
