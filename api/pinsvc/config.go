@@ -12,6 +12,7 @@ import (
 
 	"github.com/pincluster/pincluster/api/internal/auth"
 	"github.com/pincluster/pincluster/api/internal/httpx"
+	"github.com/pincluster/pincluster/internal/defaults"
 )
 
 // Defaults of the Pinning Service API.
@@ -95,11 +96,12 @@ func (c Config) withDefaults() (Config, httpx.ServerConfig, error) {
 	if c.ListenAddr == "" {
 		c.ListenAddr = DefaultListenAddr
 	}
-	if c.MaxBodyBytes < 0 {
-		return c, httpx.ServerConfig{}, errors.New("negative MaxBodyBytes")
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
+	if err := errors.Join(
+		defaults.Set("MaxBodyBytes", &c.MaxBodyBytes, DefaultMaxBodyBytes),
+		defaults.Set("ReadTimeout", &c.ReadTimeout, 30*time.Second),
+		defaults.Set("WriteTimeout", &c.WriteTimeout, 60*time.Second),
+	); err != nil {
+		return c, httpx.ServerConfig{}, err
 	}
 	if c.Datastore == nil {
 		c.Datastore = dssync.MutexWrap(ds.NewMapDatastore())
@@ -107,17 +109,9 @@ func (c Config) withDefaults() (Config, httpx.ServerConfig, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = defaults.Logger(c.Logger)
 	if c.JWTKey != nil && len(c.JWTKey) < auth.MinJWTKeyLen {
 		return c, httpx.ServerConfig{}, fmt.Errorf("JWTKey of %d bytes, need at least %d", len(c.JWTKey), auth.MinJWTKeyLen)
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = 30 * time.Second
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = 60 * time.Second
 	}
 	sc := httpx.ServerConfig{
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
