@@ -39,6 +39,11 @@ type Config struct {
 	// REST API's POST /token issues with the same key); the user is the
 	// token's subject.
 	JWTKey []byte
+	// Revocations is the list of revoked JWTs (API.RevokeToken) that
+	// this API checks; give it the REST API's list (rest.NewRevocations,
+	// the same type) so that each refuses the tokens the other revoked.
+	// Default: a list of this API's own.
+	Revocations *Revocations
 
 	// Datastore keeps the pin requests. They live on the peer that serves
 	// this API, not in the cluster's shared state. Default: in memory.
@@ -92,6 +97,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Revocations is an in-memory list of revoked JWTs, for
+// Config.Revocations; the same type as rest.Revocations.
+type Revocations = auth.Revocations
+
 func (c Config) withDefaults() (Config, httpx.ServerConfig, error) {
 	if c.ListenAddr == "" {
 		c.ListenAddr = DefaultListenAddr
@@ -110,6 +119,9 @@ func (c Config) withDefaults() (Config, httpx.ServerConfig, error) {
 		c.Now = time.Now
 	}
 	c.Logger = defaults.Logger(c.Logger)
+	if c.Revocations == nil { // kept by SetTokens
+		c.Revocations = auth.NewRevocations()
+	}
 	if c.JWTKey != nil && len(c.JWTKey) < auth.MinJWTKeyLen {
 		return c, httpx.ServerConfig{}, fmt.Errorf("JWTKey of %d bytes, need at least %d", len(c.JWTKey), auth.MinJWTKeyLen)
 	}

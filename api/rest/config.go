@@ -85,6 +85,12 @@ type Config struct {
 	JWTKey []byte
 	// JWTTTL is how long an issued JWT is valid. Default: 24h.
 	JWTTTL time.Duration
+	// Revocations is the list of revoked JWTs (API.RevokeToken) that
+	// this API checks. Give the same list to the APIs of this process
+	// that accept the same JWTs (a Pinning Service API with the same key)
+	// so that a token revoked at one is refused by all. Default: a list
+	// of this API's own.
+	Revocations *Revocations
 
 	// CORS configures cross-origin requests. Default: none.
 	CORS CORS
@@ -155,6 +161,13 @@ type Config struct {
 	// returns the API's handler without it.
 	Middleware func(http.Handler) http.Handler
 }
+
+// Revocations is an in-memory list of revoked JWTs, for
+// Config.Revocations; safe for concurrent use.
+type Revocations = auth.Revocations
+
+// NewRevocations returns an empty list of revoked JWTs.
+func NewRevocations() *Revocations { return auth.NewRevocations() }
 
 func (c Config) withDefaults() (Config, error) {
 	if c.ListenAddr == "" {
