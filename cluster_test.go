@@ -480,7 +480,7 @@ func TestClusterHugeMetadataRefused(t *testing.T) {
 // trusted methods are refused before their body is read, and nothing
 // changes. A frame above the limit is refused too.
 func TestClusterUntrustedRPC(t *testing.T) {
-	c := clustertest.Start(t, clustertest.Setup{N: 2, TrustEachOther: true})
+	c := clustertest.Start(t, clustertest.Setup{N: 2, TrustEachOther: true, TCP: true}) // an outsider dials in
 	ctx := t.Context()
 	ci := testCID(t, "t14")
 	_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{})

@@ -129,10 +129,13 @@ func ExampleCluster_StatusAll() {
 	if _, err := c.Pin(ctx, ci, pincluster.PinOptions{Name: "hello"}); err != nil {
 		panic(err)
 	}
-	// Pinning takes a moment: ask again until it is done, within 10 s.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		pinned := 0
+	// Pinning takes a moment: ask again every 50 ms until it is done,
+	// within 10 s.
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for pinned := 0; pinned == 0; {
 		for g, err := range c.StatusAll(ctx, pincluster.StatusFilter{Status: pincluster.TrackerStatusPinned}) {
 			if err != nil {
 				panic(err)
@@ -143,11 +146,12 @@ func ExampleCluster_StatusAll() {
 		if pinned > 0 {
 			break
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-wait.Done():
 			fmt.Println("not pinned within 10 s")
-			break
+			return
+		case <-tick.C:
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	// Output: hello 1
 }

@@ -3,6 +3,7 @@ package pincluster
 import (
 	"context"
 	"fmt"
+	"github.com/pincluster/pincluster/internal/defaults"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -76,15 +77,10 @@ type InformerConfig struct {
 }
 
 func (c InformerConfig) withDefaults(op string) (InformerConfig, error) {
-	if c.TTL < 0 {
-		return c, fmt.Errorf("pincluster: %s: negative TTL %s", op, c.TTL)
+	if err := defaults.Set("TTL", &c.TTL, defaultInformerTTL); err != nil {
+		return c, fmt.Errorf("pincluster: %s: %w", op, err)
 	}
-	if c.TTL == 0 {
-		c.TTL = defaultInformerTTL
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = defaults.Logger(c.Logger)
 	return c, nil
 }
 

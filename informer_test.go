@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -12,92 +13,98 @@ import (
 	"github.com/pincluster/pincluster"
 )
 
+// TestFreeSpaceInformer runs on synctest's fake clock: validity times are exact.
 func TestFreeSpaceInformer(t *testing.T) {
-	ctx := context.Background()
-	stat := pincluster.RepoStat{RepoSize: 30, StorageMax: 100}
-	var statErr error
-	var reserved uint64
-	inf, err := pincluster.NewFreeSpaceInformer(
-		func(context.Context) (pincluster.RepoStat, error) { return stat, statErr },
-		pincluster.FreeSpaceConfig{
-			InformerConfig: pincluster.InformerConfig{TTL: time.Minute},
-			Reserved:       func(context.Context) uint64 { return reserved },
-		})
-	require.NoError(t, err)
-	require.Equal(t, pincluster.MetricFreeSpace, inf.Name())
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		stat := pincluster.RepoStat{RepoSize: 30, StorageMax: 100}
+		var statErr error
+		var reserved uint64
+		inf, err := pincluster.NewFreeSpaceInformer(
+			func(context.Context) (pincluster.RepoStat, error) { return stat, statErr },
+			pincluster.FreeSpaceConfig{
+				InformerConfig: pincluster.InformerConfig{TTL: time.Minute},
+				Reserved:       func(context.Context) uint64 { return reserved },
+			})
+		require.NoError(t, err)
+		require.Equal(t, pincluster.MetricFreeSpace, inf.Name())
 
-	one := func() pincluster.Metric {
-		t.Helper()
-		ms := inf.GetMetrics(ctx)
-		require.Len(t, ms, 1)
-		m := ms[0]
-		require.Equal(t, pincluster.MetricFreeSpace, m.Name)
-		require.False(t, m.Partitionable)
-		require.Empty(t, m.Peer, "the monitor fills in the peer")
-		require.WithinDuration(t, time.Now().Add(time.Minute), m.ValidUntil, 5*time.Second)
-		return m
-	}
-	m := one()
-	require.Equal(t, int64(70), m.Weight)
-	require.Equal(t, "70", m.Value)
+		one := func() pincluster.Metric {
+			t.Helper()
+			ms := inf.GetMetrics(ctx)
+			require.Len(t, ms, 1)
+			m := ms[0]
+			require.Equal(t, pincluster.MetricFreeSpace, m.Name)
+			require.False(t, m.Partitionable)
+			require.Empty(t, m.Peer, "the monitor fills in the peer")
+			require.True(t, m.ValidUntil.Equal(time.Now().Add(time.Minute)), "valid for the TTL: %v", m.ValidUntil)
+			return m
+		}
+		m := one()
+		require.Equal(t, int64(70), m.Weight)
+		require.Equal(t, "70", m.Value)
 
-	reserved = 20 // pins queued here, not yet fetched
-	require.Equal(t, int64(50), one().Weight)
+		reserved = 20 // pins queued here, not yet fetched
+		require.Equal(t, int64(50), one().Weight)
 
-	reserved = 500 // more reserved than free: 0, never negative
-	require.Equal(t, int64(0), one().Weight)
+		reserved = 500 // more reserved than free: 0, never negative
+		require.Equal(t, int64(0), one().Weight)
 
-	reserved = 0
-	stat = pincluster.RepoStat{RepoSize: 200, StorageMax: 100} // over the limit
-	require.Equal(t, int64(0), one().Weight)
-	require.Equal(t, "0", one().Value)
+		reserved = 0
+		stat = pincluster.RepoStat{RepoSize: 200, StorageMax: 100} // over the limit
+		require.Equal(t, int64(0), one().Weight)
+		require.Equal(t, "0", one().Value)
 
-	statErr = errors.New("ipfs down")
-	require.Empty(t, inf.GetMetrics(ctx), "no metric rather than a wrong one")
-
-	require.NoError(t, inf.Shutdown(ctx))
-	require.ErrorIs(t, inf.Shutdown(ctx), pincluster.ErrClosed)
-	require.Nil(t, inf.GetMetrics(ctx))
-
-	_, err = pincluster.NewFreeSpaceInformer(nil, pincluster.FreeSpaceConfig{})
-	require.Error(t, err)
-	_, err = pincluster.NewFreeSpaceInformer(func(context.Context) (pincluster.RepoStat, error) { return stat, nil },
-		pincluster.FreeSpaceConfig{InformerConfig: pincluster.InformerConfig{TTL: -time.Second}})
-	require.Error(t, err)
-}
-
-func TestCountInformers(t *testing.T) {
-	ctx := context.Background()
-	var n int64 = 42
-	var srcErr error
-	src := func(context.Context) (int64, error) { return n, srcErr }
-	numpin, err := pincluster.NewNumPinInformer(src, pincluster.InformerConfig{})
-	require.NoError(t, err)
-	queue, err := pincluster.NewPinQueueInformer(src, pincluster.InformerConfig{})
-	require.NoError(t, err)
-	for _, inf := range []pincluster.Informer{numpin, queue} {
-		n, srcErr = 42, nil
-		ms := inf.GetMetrics(ctx)
-		require.Len(t, ms, 1)
-		require.Equal(t, inf.Name(), ms[0].Name)
-		require.Equal(t, int64(42), ms[0].Weight)
-		require.Equal(t, "42", ms[0].Value)
-		require.WithinDuration(t, time.Now().Add(30*time.Second), ms[0].ValidUntil, 5*time.Second, "default TTL")
-
-		n = -3
-		require.Equal(t, int64(0), inf.GetMetrics(ctx)[0].Weight)
-		srcErr = errors.New("boom")
-		require.Empty(t, inf.GetMetrics(ctx))
+		statErr = errors.New("ipfs down")
+		require.Empty(t, inf.GetMetrics(ctx), "no metric rather than a wrong one")
 
 		require.NoError(t, inf.Shutdown(ctx))
 		require.ErrorIs(t, inf.Shutdown(ctx), pincluster.ErrClosed)
-		srcErr = nil
 		require.Nil(t, inf.GetMetrics(ctx))
-	}
-	require.Equal(t, pincluster.MetricNumPin, numpin.Name())
-	require.Equal(t, pincluster.MetricPinQueue, queue.Name())
-	_, err = pincluster.NewPinQueueInformer(nil, pincluster.InformerConfig{})
-	require.Error(t, err)
+
+		_, err = pincluster.NewFreeSpaceInformer(nil, pincluster.FreeSpaceConfig{})
+		require.Error(t, err)
+		_, err = pincluster.NewFreeSpaceInformer(func(context.Context) (pincluster.RepoStat, error) { return stat, nil },
+			pincluster.FreeSpaceConfig{InformerConfig: pincluster.InformerConfig{TTL: -time.Second}})
+		require.Error(t, err)
+	})
+}
+
+// TestCountInformers runs on synctest's fake clock: validity times are exact.
+func TestCountInformers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		var n int64 = 42
+		var srcErr error
+		src := func(context.Context) (int64, error) { return n, srcErr }
+		numpin, err := pincluster.NewNumPinInformer(src, pincluster.InformerConfig{})
+		require.NoError(t, err)
+		queue, err := pincluster.NewPinQueueInformer(src, pincluster.InformerConfig{})
+		require.NoError(t, err)
+		for _, inf := range []pincluster.Informer{numpin, queue} {
+			n, srcErr = 42, nil
+			ms := inf.GetMetrics(ctx)
+			require.Len(t, ms, 1)
+			require.Equal(t, inf.Name(), ms[0].Name)
+			require.Equal(t, int64(42), ms[0].Weight)
+			require.Equal(t, "42", ms[0].Value)
+			require.True(t, ms[0].ValidUntil.Equal(time.Now().Add(30*time.Second)), "default TTL: %v", ms[0].ValidUntil)
+
+			n = -3
+			require.Equal(t, int64(0), inf.GetMetrics(ctx)[0].Weight)
+			srcErr = errors.New("boom")
+			require.Empty(t, inf.GetMetrics(ctx))
+
+			require.NoError(t, inf.Shutdown(ctx))
+			require.ErrorIs(t, inf.Shutdown(ctx), pincluster.ErrClosed)
+			srcErr = nil
+			require.Nil(t, inf.GetMetrics(ctx))
+		}
+		require.Equal(t, pincluster.MetricNumPin, numpin.Name())
+		require.Equal(t, pincluster.MetricPinQueue, queue.Name())
+		_, err = pincluster.NewPinQueueInformer(nil, pincluster.InformerConfig{})
+		require.Error(t, err)
+	})
 }
 
 func TestTagsInformer(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	host "github.com/libp2p/go-libp2p/core/host"
 	peer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/pincluster/pincluster/internal/defaults"
 )
 
 // PeerMonitor publishes this peer's metrics, collects the other peers', and
@@ -112,17 +113,20 @@ type PubsubMonitorConfig struct {
 }
 
 func (c PubsubMonitorConfig) withDefaults() (PubsubMonitorConfig, error) {
-	if c.Interval < 0 || c.TTL < 0 || c.CheckInterval < 0 || c.MaxTTL < 0 || c.ForgetAfter < 0 {
-		return c, errors.New("pincluster: new pubsub monitor: negative duration")
-	}
-	if c.AlertBuffer < 0 || c.MaxPeers < 0 || c.MaxNamesPerPeer < 0 {
-		return c, errors.New("pincluster: new pubsub monitor: negative bound")
-	}
 	if c.ClusterName == "" {
 		c.ClusterName = "default"
 	}
-	if c.Interval == 0 {
-		c.Interval = defaultMonitorInterval
+	if err := errors.Join(
+		defaults.Set("Interval", &c.Interval, defaultMonitorInterval),
+		defaults.NotNegative("TTL", c.TTL), // defaulted below, from Interval
+		defaults.NotNegative("CheckInterval", c.CheckInterval),
+		defaults.NotNegative("MaxTTL", c.MaxTTL),
+		defaults.Set("ForgetAfter", &c.ForgetAfter, defaultMonitorForgetAfter),
+		defaults.Set("AlertBuffer", &c.AlertBuffer, defaultMonitorAlertBuffer),
+		defaults.Set("MaxPeers", &c.MaxPeers, defaultMonitorMaxPeers),
+		defaults.Set("MaxNamesPerPeer", &c.MaxNamesPerPeer, defaultMonitorMaxNamesPerPeer),
+	); err != nil {
+		return c, fmt.Errorf("pincluster: new pubsub monitor: %w", err)
 	}
 	if c.TTL == 0 {
 		c.TTL = defaultMonitorTTLFactor * c.Interval
@@ -139,21 +143,7 @@ func (c PubsubMonitorConfig) withDefaults() (PubsubMonitorConfig, error) {
 	if c.MaxTTL < c.TTL {
 		return c, fmt.Errorf("pincluster: new pubsub monitor: MaxTTL %s is shorter than TTL %s", c.MaxTTL, c.TTL)
 	}
-	if c.AlertBuffer == 0 {
-		c.AlertBuffer = defaultMonitorAlertBuffer
-	}
-	if c.MaxPeers == 0 {
-		c.MaxPeers = defaultMonitorMaxPeers
-	}
-	if c.MaxNamesPerPeer == 0 {
-		c.MaxNamesPerPeer = defaultMonitorMaxNamesPerPeer
-	}
-	if c.ForgetAfter == 0 {
-		c.ForgetAfter = defaultMonitorForgetAfter
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = defaults.Logger(c.Logger)
 	for i, inf := range c.Informers {
 		if inf == nil {
 			return c, fmt.Errorf("pincluster: new pubsub monitor: informer %d is nil", i)

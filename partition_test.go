@@ -29,7 +29,7 @@ import (
 // its level before the partitions.
 func TestClusterFlappingPartitions(t *testing.T) {
 	const peers, rounds = 5, 3
-	c := clustertest.Start(t, clustertest.Setup{N: peers, Mocknet: true})
+	c := clustertest.Start(t, clustertest.Setup{N: peers})
 	ctx := t.Context()
 	rng := rand.New(rand.NewPCG(3, 14))
 

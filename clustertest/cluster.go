@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -21,17 +22,22 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/pincluster/pincluster"
+	"github.com/pincluster/pincluster/internal/poll"
 )
 
 // Setup describes a test cluster for Start. The zero value (plus N) is N
-// peers on loopback TCP with a MockConnector each, in-memory state and a
-// 1 s monitor interval.
+// peers on go-libp2p's mocknet with a MockConnector each, in-memory state,
+// a 1 s monitor interval and their logs (Info and above) on t.Log.
 type Setup struct {
 	// N is the number of peers.
 	N int
-	// Mocknet runs the peers on go-libp2p's mocknet instead of loopback
-	// TCP, so that Cut and Heal can break and restore links.
-	Mocknet bool
+	// TCP runs the peers on loopback TCP (real libp2p transports, for a
+	// test where something outside the process, such as a Kubo daemon,
+	// dials them) instead of mocknet. Cut and Heal need mocknet.
+	TCP bool
+	// LogLevel is the least level of the peers' logs written to t.Log
+	// (see NewLogger). Default: slog.LevelInfo.
+	LogLevel slog.Level
 	// InProcessIPFS gives each peer the default in-process IPFS node
 	// instead of a MockConnector.
 	InProcessIPFS bool
@@ -69,7 +75,8 @@ type Setup struct {
 type Cluster struct {
 	t     testing.TB
 	setup Setup
-	mn    mocknet.Mocknet
+	mn    mocknet.Mocknet // nil with Setup.TCP
+	log   *slog.Logger
 	// Peers are the peers, by index. A stopped peer keeps its slot.
 	Peers []*Peer
 }
@@ -97,7 +104,7 @@ func (p *Peer) ID() peer.ID {
 	return id
 }
 
-// NewCluster starts n peers on loopback with mock connectors and opts, and
+// NewCluster starts n peers on mocknet with mock connectors and opts, and
 // waits until all are ready.
 func NewCluster(t testing.TB, n int, opts ...pincluster.Option) *Cluster {
 	t.Helper()
@@ -111,8 +118,8 @@ func Start(t testing.TB, s Setup) *Cluster {
 	if s.MonitorInterval == 0 {
 		s.MonitorInterval = time.Second
 	}
-	c := &Cluster{t: t, setup: s}
-	if s.Mocknet {
+	c := &Cluster{t: t, setup: s, log: NewLogger(t, s.LogLevel)} // logs until after stopAll
+	if !s.TCP {
 		c.mn = mocknet.New()
 		t.Cleanup(func() { _ = c.mn.Close() })
 	}
@@ -229,6 +236,7 @@ func (c *Cluster) start(i int) error {
 		}
 	}
 	opts := []pincluster.Option{
+		pincluster.WithLogger(c.log.With("peer", i)),
 		pincluster.WithPeerName("peer" + strconv.Itoa(i)),
 		pincluster.WithMonitorInterval(c.setup.MonitorInterval),
 		// Three intervals: a peer may miss one publication on a loaded
@@ -283,13 +291,9 @@ func (c *Cluster) start(i int) error {
 // sees every other running peer's metrics.
 func (c *Cluster) WaitReady() {
 	c.t.Helper()
+	c.waitEachReady()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for _, p := range c.Running() {
-		if err := p.WaitReady(ctx); err != nil {
-			c.t.Fatalf("clustertest: peer %d not ready: %v", p.Index, err)
-		}
-	}
 	c.WaitFor("every peer sees every other", time.Minute, func() bool {
 		n := len(c.Running())
 		for _, p := range c.Running() {
@@ -305,12 +309,10 @@ func (c *Cluster) WaitReady() {
 // what after timeout.
 func (c *Cluster) WaitFor(what string, timeout time.Duration, cond func() bool) {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("clustertest: timed out after %s waiting for: %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if poll.Until(ctx, "", 20*time.Millisecond, func() (bool, error) { return cond(), nil }) != nil {
+		c.t.Fatalf("clustertest: timed out after %s waiting for: %s", timeout, what)
 	}
 }
 
@@ -388,12 +390,12 @@ func (c *Cluster) Restart(i int) {
 	c.WaitReady()
 }
 
-// Cut breaks the link between peers i and j (mocknet only) and closes
-// their connections.
+// Cut breaks the link between peers i and j and closes their connections
+// (mocknet only: not with Setup.TCP).
 func (c *Cluster) Cut(i, j int) {
 	c.t.Helper()
 	if c.mn == nil {
-		c.t.Fatal("clustertest: Cut needs Setup.Mocknet")
+		c.t.Fatal("clustertest: Cut needs mocknet (not Setup.TCP)")
 	}
 	a, b := c.Peers[i].Host.ID(), c.Peers[j].Host.ID()
 	if err := c.mn.UnlinkPeers(a, b); err != nil {
@@ -406,7 +408,7 @@ func (c *Cluster) Cut(i, j int) {
 func (c *Cluster) Heal(i, j int) {
 	c.t.Helper()
 	if c.mn == nil {
-		c.t.Fatal("clustertest: Heal needs Setup.Mocknet")
+		c.t.Fatal("clustertest: Heal needs mocknet (not Setup.TCP)")
 	}
 	a, b := c.Peers[i].Host.ID(), c.Peers[j].Host.ID()
 	if _, err := c.mn.LinkPeers(a, b); err != nil {

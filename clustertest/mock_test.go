@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	cid "github.com/ipfs/go-cid"
@@ -174,23 +175,29 @@ func TestMockFailures(t *testing.T) {
 	require.Zero(t, m.Calls(clustertest.MethodPin))
 }
 
+// TestMockLatency runs on synctest's fake clock: the delays are exact.
 func TestMockLatency(t *testing.T) {
-	a, b := testCID(t, 1), testCID(t, 2)
-	m := clustertest.NewMockConnector(clustertest.MockLatency(20 * time.Millisecond))
-	start := time.Now()
-	require.NoError(t, m.Pin(t.Context(), recursive(a), nil))
-	require.GreaterOrEqual(t, time.Since(start), 20*time.Millisecond)
+	synctest.Test(t, func(t *testing.T) {
+		a, b := testCID(t, 1), testCID(t, 2)
+		m := clustertest.NewMockConnector(clustertest.MockLatency(20 * time.Millisecond))
+		start := time.Now()
+		require.NoError(t, m.Pin(t.Context(), recursive(a), nil))
+		require.Equal(t, 20*time.Millisecond, time.Since(start))
 
-	m.SetLatency(0)
-	m.SetCIDLatency(b, time.Hour)
-	require.NoError(t, m.Unpin(t.Context(), a), "other CIDs are fast")
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
-	defer cancel()
-	err := m.Pin(ctx, recursive(b), nil)
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.Equal(t, pincluster.IPFSPinStatusUnpinned, m.PinStatus(b))
-	m.SetCIDLatency(b, 0)
-	require.NoError(t, m.Pin(t.Context(), recursive(b), nil))
+		m.SetLatency(0)
+		m.SetCIDLatency(b, time.Hour)
+		start = time.Now()
+		require.NoError(t, m.Unpin(t.Context(), a), "other CIDs are fast")
+		require.Zero(t, time.Since(start))
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
+		defer cancel()
+		err := m.Pin(ctx, recursive(b), nil)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Equal(t, 10*time.Millisecond, time.Since(start), "ended by the ctx, not the hour")
+		require.Equal(t, pincluster.IPFSPinStatusUnpinned, m.PinStatus(b))
+		m.SetCIDLatency(b, 0)
+		require.NoError(t, m.Pin(t.Context(), recursive(b), nil))
+	})
 }
 
 func TestMockHang(t *testing.T) {
@@ -249,11 +256,20 @@ func TestMockHangReleasedByShutdown(t *testing.T) {
 func TestMockSlowPinProgress(t *testing.T) {
 	m := clustertest.NewMockConnector()
 	a := testCID(t, 1)
-	m.SetSize(a, 1000)
-	m.SlowPin(a, 4, time.Millisecond)
-	var got []pincluster.PinProgress
-	require.NoError(t, m.Pin(t.Context(), recursive(a), func(p pincluster.PinProgress) { got = append(got, p) }))
-	require.Equal(t, []pincluster.PinProgress{{Blocks: 1, Bytes: 250}, {Blocks: 2, Bytes: 500}, {Blocks: 3, Bytes: 750}, {Blocks: 4, Bytes: 1000}}, got)
+	synctest.Test(t, func(t *testing.T) { // fake clock: one step every 5 s
+		m := clustertest.NewMockConnector()
+		m.SetSize(a, 1000)
+		m.SlowPin(a, 4, 5*time.Second)
+		var got []pincluster.PinProgress
+		var at []time.Duration
+		start := time.Now()
+		require.NoError(t, m.Pin(t.Context(), recursive(a), func(p pincluster.PinProgress) {
+			got = append(got, p)
+			at = append(at, time.Since(start))
+		}))
+		require.Equal(t, []pincluster.PinProgress{{Blocks: 1, Bytes: 250}, {Blocks: 2, Bytes: 500}, {Blocks: 3, Bytes: 750}, {Blocks: 4, Bytes: 1000}}, got)
+		require.Equal(t, []time.Duration{5 * time.Second, 10 * time.Second, 15 * time.Second, 20 * time.Second}, at)
+	})
 
 	// A stalled pin: progress, then nothing until released.
 	b := testCID(t, 2)
@@ -276,7 +292,7 @@ func TestMockSlowPinProgress(t *testing.T) {
 
 	// Without a script, a pin reports one final progress.
 	c := testCID(t, 3)
-	got = nil
+	var got []pincluster.PinProgress
 	require.NoError(t, m.Pin(t.Context(), recursive(c), func(p pincluster.PinProgress) { got = append(got, p) }))
 	require.Len(t, got, 1)
 }
@@ -456,7 +472,7 @@ func TestStaticInformer(t *testing.T) {
 	require.Len(t, ms, 1)
 	require.Equal(t, "freespace", ms[0].Name)
 	require.Equal(t, int64(1000), ms[0].Weight)
-	require.WithinDuration(t, time.Now().Add(clustertest.DefaultInformerTTL), ms[0].ValidUntil, 5*time.Second)
+	require.WithinDuration(t, time.Now().Add(clustertest.DefaultInformerTTL), ms[0].ValidUntil, 5*time.Second) // wall clock: a bound, not an assertion on speed
 
 	inf.SetTTL(time.Minute)
 	fixed := time.Now().Add(time.Hour)

@@ -45,6 +45,7 @@ import (
 
 	"github.com/pincluster/pincluster"
 	"github.com/pincluster/pincluster/api/internal/httpx"
+	"github.com/pincluster/pincluster/internal/defaults"
 )
 
 // Defaults of Config.
@@ -160,14 +161,11 @@ func New(backend Backend, cfg Config) (*Proxy, error) {
 	if cfg.ListenAddr == "" {
 		cfg.ListenAddr = DefaultListenAddr
 	}
-	if cfg.MaxAddBytes < 0 {
-		return nil, fmt.Errorf("%w: negative MaxAddBytes", ErrConfig)
-	}
-	if cfg.MaxAddBytes == 0 {
-		cfg.MaxAddBytes = DefaultMaxAddBytes
-	}
-	if cfg.ReadTimeout == 0 {
-		cfg.ReadTimeout = 30 * time.Minute
+	if err := errors.Join(
+		defaults.Set("MaxAddBytes", &cfg.MaxAddBytes, DefaultMaxAddBytes),
+		defaults.Set("ReadTimeout", &cfg.ReadTimeout, 30*time.Minute),
+	); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	// The other server limits take httpx's defaults, as in both APIs.
 	sc := httpx.ServerConfig{
@@ -179,9 +177,7 @@ func New(backend Backend, cfg Config) (*Proxy, error) {
 	if err := sc.Defaults(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = defaults.Logger(cfg.Logger)
 	u, err := url.Parse(cfg.NodeURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%w: NodeURL %q is not an http(s) URL", ErrConfig, cfg.NodeURL)

@@ -50,7 +50,7 @@ func New(backend Backend, cfg Config) (*API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	a, err := auth.New(auth.Config{Tokens: cfg.Tokens, JWTKey: cfg.JWTKey,
+	a, err := auth.New(auth.Config{Tokens: cfg.Tokens, JWTKey: cfg.JWTKey, Revocations: cfg.Revocations,
 		FailureBurst: cfg.AuthFailureBurst, FailureInterval: cfg.AuthFailureInterval})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
@@ -79,7 +79,7 @@ func (a *API) SetTokens(tokens map[string]string) error {
 	if len(tokens) == 0 && a.cfg.JWTKey == nil && old.Enabled() {
 		return fmt.Errorf("%w: an empty token set would disable authentication", ErrConfig)
 	}
-	na, err := auth.New(auth.Config{Tokens: tokens, JWTKey: a.cfg.JWTKey,
+	na, err := auth.New(auth.Config{Tokens: tokens, JWTKey: a.cfg.JWTKey, Revocations: a.cfg.Revocations,
 		FailureBurst: a.cfg.AuthFailureBurst, FailureInterval: a.cfg.AuthFailureInterval})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
@@ -116,10 +116,9 @@ func (a *API) Addr() net.Addr { return a.server.Addr() }
 func (a *API) Shutdown(ctx context.Context) error { return a.server.Shutdown(ctx) }
 
 // RevokeToken refuses a JWT signed with Config.JWTKey from now on, until
-// it expires. Revocations are shared, in memory, by every API of this
-// process with the same key: a token revoked here is refused by the REST
-// API too, and one revoked with the REST API's RevokeToken is refused
-// here. They do not survive a restart and do not reach other processes.
+// it expires: it adds it to Config.Revocations, so the APIs given the same
+// list (the REST API) refuse it too. Revocations are kept in memory: they
+// do not survive a restart and do not reach other processes.
 // It fails for a token that does not verify, or without a JWTKey.
 func (a *API) RevokeToken(token string) error {
 	if err := a.auth.Load().Revoke(token); err != nil {

@@ -148,12 +148,13 @@ loop:
 }
 
 // TestRevokeSharedWithREST: with the REST API and this API sharing a JWT
-// key, a token issued by POST /token works here until it is revoked at
-// either API, after which both refuse it.
+// key and a revocation list, a token issued by POST /token works here
+// until it is revoked at either API, after which both refuse it.
 func TestRevokeSharedWithREST(t *testing.T) {
 	key := bytes.Repeat([]byte("r"), 32)
-	e := newEnv(t, func(c *Config) { c.JWTKey = key })
-	r, err := rest.New(fake.New(), rest.Config{BasicAuth: map[string]string{"alice": "pw"}, JWTKey: key})
+	revoked := rest.NewRevocations()
+	e := newEnv(t, func(c *Config) { c.JWTKey, c.Revocations = key, revoked })
+	r, err := rest.New(fake.New(), rest.Config{BasicAuth: map[string]string{"alice": "pw"}, JWTKey: key, Revocations: revoked})
 	require.NoError(t, err)
 	hs := httptest.NewServer(r.Handler())
 	t.Cleanup(hs.Close)

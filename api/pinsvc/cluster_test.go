@@ -24,7 +24,7 @@ import (
 // clusterPeer starts one real peer and returns it.
 func clusterPeer(t *testing.T) *pincluster.Cluster {
 	t.Helper()
-	cl := clustertest.Start(t, clustertest.Setup{N: 1, InProcessIPFS: true})
+	cl := clustertest.Start(t, clustertest.Setup{N: 1, InProcessIPFS: true, TCP: true}) // Kubo dials it
 	return cl.Peer(0).Cluster
 }
 

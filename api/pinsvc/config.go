@@ -12,6 +12,7 @@ import (
 
 	"github.com/pincluster/pincluster/api/internal/auth"
 	"github.com/pincluster/pincluster/api/internal/httpx"
+	"github.com/pincluster/pincluster/internal/defaults"
 )
 
 // Defaults of the Pinning Service API.
@@ -38,6 +39,11 @@ type Config struct {
 	// REST API's POST /token issues with the same key); the user is the
 	// token's subject.
 	JWTKey []byte
+	// Revocations is the list of revoked JWTs (API.RevokeToken) that
+	// this API checks; give it the REST API's list (rest.NewRevocations,
+	// the same type) so that each refuses the tokens the other revoked.
+	// Default: a list of this API's own.
+	Revocations *Revocations
 
 	// Datastore keeps the pin requests. They live on the peer that serves
 	// this API, not in the cluster's shared state. Default: in memory.
@@ -91,15 +97,20 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Revocations is an in-memory list of revoked JWTs, for
+// Config.Revocations; the same type as rest.Revocations.
+type Revocations = auth.Revocations
+
 func (c Config) withDefaults() (Config, httpx.ServerConfig, error) {
 	if c.ListenAddr == "" {
 		c.ListenAddr = DefaultListenAddr
 	}
-	if c.MaxBodyBytes < 0 {
-		return c, httpx.ServerConfig{}, errors.New("negative MaxBodyBytes")
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
+	if err := errors.Join(
+		defaults.Set("MaxBodyBytes", &c.MaxBodyBytes, DefaultMaxBodyBytes),
+		defaults.Set("ReadTimeout", &c.ReadTimeout, 30*time.Second),
+		defaults.Set("WriteTimeout", &c.WriteTimeout, 60*time.Second),
+	); err != nil {
+		return c, httpx.ServerConfig{}, err
 	}
 	if c.Datastore == nil {
 		c.Datastore = dssync.MutexWrap(ds.NewMapDatastore())
@@ -107,17 +118,12 @@ func (c Config) withDefaults() (Config, httpx.ServerConfig, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+	c.Logger = defaults.Logger(c.Logger)
+	if c.Revocations == nil { // kept by SetTokens
+		c.Revocations = auth.NewRevocations()
 	}
 	if c.JWTKey != nil && len(c.JWTKey) < auth.MinJWTKeyLen {
 		return c, httpx.ServerConfig{}, fmt.Errorf("JWTKey of %d bytes, need at least %d", len(c.JWTKey), auth.MinJWTKeyLen)
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = 30 * time.Second
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = 60 * time.Second
 	}
 	sc := httpx.ServerConfig{
 		ReadHeaderTimeout: c.ReadHeaderTimeout,

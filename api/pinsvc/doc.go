@@ -119,5 +119,5 @@
 // attempt (one per Config.AuthFailureInterval, default 1s).
 //
 // JWTs (Config.JWTKey) can be revoked with API.RevokeToken; revocations
-// are shared with the REST API of the same process and key.
+// are shared with the REST API given the same Config.Revocations.
 package pinsvc

@@ -52,6 +52,8 @@ func New(backend Backend, cfg Config) (*API, error) {
 		JWTKey: cfg.JWTKey,
 		JWTTTL: cfg.JWTTTL,
 
+		Revocations: cfg.Revocations,
+
 		FailureBurst:    cfg.AuthFailureBurst,
 		FailureInterval: cfg.AuthFailureInterval,
 	})
@@ -109,10 +111,9 @@ func (a *API) IssueToken(user string) (string, error) {
 }
 
 // RevokeToken refuses a JWT issued by this API from now on, until it
-// expires. Revocations are shared, in memory, by every API of this
-// process with the same JWT key (a Pinning Service API given the same
-// key refuses the token too); they do not survive a restart and do not
-// reach other processes.
+// expires: it adds it to Config.Revocations, so the APIs given the same
+// list (a Pinning Service API) refuse it too. Revocations are kept in
+// memory: they do not survive a restart and do not reach other processes.
 func (a *API) RevokeToken(token string) error {
 	if err := a.auth.Revoke(token); err != nil {
 		return fmt.Errorf("rest: %w", err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pincluster/pincluster/api/internal/auth"
 	"github.com/pincluster/pincluster/api/internal/httpx"
+	"github.com/pincluster/pincluster/internal/defaults"
 )
 
 // Default limits of the REST API.
@@ -84,6 +85,12 @@ type Config struct {
 	JWTKey []byte
 	// JWTTTL is how long an issued JWT is valid. Default: 24h.
 	JWTTTL time.Duration
+	// Revocations is the list of revoked JWTs (API.RevokeToken) that
+	// this API checks. Give the same list to the APIs of this process
+	// that accept the same JWTs (a Pinning Service API with the same key)
+	// so that a token revoked at one is refused by all. Default: a list
+	// of this API's own.
+	Revocations *Revocations
 
 	// CORS configures cross-origin requests. Default: none.
 	CORS CORS
@@ -155,40 +162,31 @@ type Config struct {
 	Middleware func(http.Handler) http.Handler
 }
 
+// Revocations is an in-memory list of revoked JWTs, for
+// Config.Revocations; safe for concurrent use.
+type Revocations = auth.Revocations
+
+// NewRevocations returns an empty list of revoked JWTs.
+func NewRevocations() *Revocations { return auth.NewRevocations() }
+
 func (c Config) withDefaults() (Config, error) {
 	if c.ListenAddr == "" {
 		c.ListenAddr = DefaultListenAddr
 	}
-	if c.MaxBodyBytes < 0 || c.MaxAddBytes < 0 || c.MaxCARBlocks < 0 || c.JWTTTL < 0 {
-		return c, errors.New("rest: negative limit in config")
+	if err := errors.Join(
+		defaults.Set("ResolveTimeout", &c.ResolveTimeout, DefaultResolveTimeout),
+		defaults.Set("ReadTimeout", &c.ReadTimeout, DefaultReadTimeout),
+		defaults.Set("AddReadTimeout", &c.AddReadTimeout, DefaultAddReadTimeout),
+		defaults.Set("WriteTimeout", &c.WriteTimeout, DefaultWriteTimeout),
+		defaults.Set("MaxBodyBytes", &c.MaxBodyBytes, DefaultMaxBodyBytes),
+		defaults.Set("MaxAddBytes", &c.MaxAddBytes, DefaultMaxAddBytes),
+		defaults.Set("MaxCARBlocks", &c.MaxCARBlocks, DefaultMaxCARBlocks),
+		defaults.NotNegative("JWTTTL", c.JWTTTL),
+		defaults.NotNegative("AuthFailureInterval", c.AuthFailureInterval),
+	); err != nil {
+		return c, fmt.Errorf("rest: config: %w", err)
 	}
-	if c.ReadTimeout < 0 || c.AddReadTimeout < 0 || c.WriteTimeout < 0 || c.ResolveTimeout < 0 || c.AuthFailureInterval < 0 {
-		return c, errors.New("rest: negative timeout in config")
-	}
-	if c.ResolveTimeout == 0 {
-		c.ResolveTimeout = DefaultResolveTimeout
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = DefaultReadTimeout
-	}
-	if c.AddReadTimeout == 0 {
-		c.AddReadTimeout = DefaultAddReadTimeout
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if c.MaxAddBytes == 0 {
-		c.MaxAddBytes = DefaultMaxAddBytes
-	}
-	if c.MaxCARBlocks == 0 {
-		c.MaxCARBlocks = DefaultMaxCARBlocks
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = defaults.Logger(c.Logger)
 	if c.JWTKey == nil && len(c.BasicAuth) > 0 {
 		c.JWTKey = make([]byte, 32)
 		if _, err := rand.Read(c.JWTKey); err != nil {

@@ -89,7 +89,7 @@
 // (Config.BearerTokens) and JWTs issued by POST /token, signed with
 // Config.JWTKey (HS256 only; never the user's password), expiring after
 // Config.JWTTTL and revocable with API.RevokeToken (a Pinning Service API
-// of the same process with the same key honours the revocation). Secrets
+// given the same Config.Revocations honours the revocation). Secrets
 // are compared in constant time. Request bodies, header sizes (431),
 // header read time (slow-loris), body read time (Config.ReadTimeout,
 // Config.AddReadTimeout; 408) and each write to a client that stops

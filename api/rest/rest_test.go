@@ -498,6 +498,37 @@ func mustSum(t *testing.T, code uint64, length int) mh.Multihash {
 	return h
 }
 
+// TestRevocationsPerServer: two REST APIs of one process with the same JWT
+// key (two clusters, or a test's servers) keep their own revocations
+// unless they are given the same list.
+func TestRevocationsPerServer(t *testing.T) {
+	a, b := newEnv(t, nil), newEnv(t, nil)
+	issue := func(e *env) string {
+		resp, body := e.do("POST", "/token", nil)
+		require.Equal(t, 200, resp.StatusCode)
+		var tj tokenJSON
+		require.NoError(t, json.Unmarshal(body, &tj))
+		return tj.Token
+	}
+	status := func(e *env, tok string) int {
+		resp, _ := e.do("GET", "/version", nil, "Authorization", "Bearer "+tok)
+		return resp.StatusCode
+	}
+	tok := issue(a)
+	require.Equal(t, 200, status(b, tok), "same key: b accepts a's token")
+	require.NoError(t, a.api.RevokeToken(tok))
+	require.Equal(t, 401, status(a, tok))
+	require.Equal(t, 200, status(b, tok), "a's revocation does not reach b")
+
+	shared := NewRevocations()
+	c := newEnv(t, func(c *Config) { c.Revocations = shared })
+	d := newEnv(t, func(c *Config) { c.Revocations = shared })
+	tok = issue(c)
+	require.NoError(t, d.api.RevokeToken(tok))
+	require.Equal(t, 401, status(c, tok), "a shared list carries the revocation")
+	require.Equal(t, 200, status(a, tok))
+}
+
 func TestAuth(t *testing.T) {
 	// Each forged credential must be refused as such (401): throttling,
 	// which would answer 429 after a few, is TestAuthFailuresThrottled's.

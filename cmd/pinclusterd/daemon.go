@@ -314,6 +314,7 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 		}
 		jwtKey = []byte(s)
 		restCfg.JWTKey = jwtKey
+		restCfg.Revocations = rest.NewRevocations() // shared with the Pinning Service API
 	}
 	pass := cfg.REST.BasicAuthPass
 	if cfg.REST.BasicAuthPassFil != "" {
@@ -408,7 +409,7 @@ func runDaemon(ctx context.Context, p daemonParams) (err error) {
 			return fmt.Errorf("pin request store: %w", err)
 		}
 		defer store.Close() // after the cluster (and its APIs) shut down
-		pcfg := pinsvc.Config{ListenAddr: cfg.PinSvc.Listen, Tokens: tokens, JWTKey: jwtKey, Datastore: store,
+		pcfg := pinsvc.Config{ListenAddr: cfg.PinSvc.Listen, Tokens: tokens, JWTKey: jwtKey, Revocations: restCfg.Revocations, Datastore: store,
 			LocalStatus: cfg.PinSvc.LocalStatus, Logger: logger, Middleware: tel.middleware("pinsvc", pinsvcRoutes)}
 		opts = append(opts, pincluster.WithAPI(func(c *pincluster.Cluster) (pincluster.Component, error) {
 			a, err := pinsvc.New(c, pcfg)

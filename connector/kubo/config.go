@@ -13,6 +13,8 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/pincluster/pincluster/internal/defaults"
 )
 
 // Default values of Config.
@@ -96,33 +98,17 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.APIAddr == "" {
 		return cfg, errors.New("kubo: config: APIAddr is required")
 	}
-	if cfg.RequestTimeout < 0 || cfg.PinProgressInterval < 0 || cfg.OriginConnectTimeout < 0 || cfg.DAGSizeTimeout < 0 {
-		return cfg, errors.New("kubo: config: durations must not be negative")
+	if err := errors.Join(
+		defaults.Set("RequestTimeout", &cfg.RequestTimeout, DefaultRequestTimeout),
+		defaults.Set("MaxConcurrentRequests", &cfg.MaxConcurrentRequests, DefaultMaxConcurrentRequests),
+		defaults.Set("OriginConnectTimeout", &cfg.OriginConnectTimeout, DefaultOriginConnectTimeout),
+		defaults.Set("DAGSizeTimeout", &cfg.DAGSizeTimeout, DefaultDAGSizeTimeout),
+		defaults.Set("MaxBlockSize", &cfg.MaxBlockSize, DefaultMaxBlockSize),
+		defaults.NotNegative("PinProgressInterval", cfg.PinProgressInterval),
+	); err != nil {
+		return cfg, fmt.Errorf("kubo: config: %w", err)
 	}
-	if cfg.MaxConcurrentRequests < 0 {
-		return cfg, fmt.Errorf("kubo: config: MaxConcurrentRequests %d is negative", cfg.MaxConcurrentRequests)
-	}
-	if cfg.MaxBlockSize < 0 {
-		return cfg, fmt.Errorf("kubo: config: MaxBlockSize %d is negative", cfg.MaxBlockSize)
-	}
-	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = DefaultRequestTimeout
-	}
-	if cfg.MaxConcurrentRequests == 0 {
-		cfg.MaxConcurrentRequests = DefaultMaxConcurrentRequests
-	}
-	if cfg.OriginConnectTimeout == 0 {
-		cfg.OriginConnectTimeout = DefaultOriginConnectTimeout
-	}
-	if cfg.DAGSizeTimeout == 0 {
-		cfg.DAGSizeTimeout = DefaultDAGSizeTimeout
-	}
-	if cfg.MaxBlockSize == 0 {
-		cfg.MaxBlockSize = DefaultMaxBlockSize
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = defaults.Logger(cfg.Logger)
 	return cfg, nil
 }
 

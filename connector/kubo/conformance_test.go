@@ -4,8 +4,8 @@ import (
 	"testing"
 
 	"github.com/pincluster/pincluster"
-	"github.com/pincluster/pincluster/connector/kubo"
 	"github.com/pincluster/pincluster/connector/connectortest"
+	"github.com/pincluster/pincluster/connector/kubo"
 	"github.com/pincluster/pincluster/internal/kubotest"
 )
 

@@ -11,7 +11,6 @@ import (
 	cid "github.com/ipfs/go-cid"
 	peer "github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
-	mh "github.com/multiformats/go-multihash"
 	"github.com/pincluster/pincluster"
 	"github.com/pincluster/pincluster/connector/kubo"
 	"github.com/pincluster/pincluster/internal/kubotest"
@@ -57,8 +56,10 @@ func pinsOf(t *testing.T, c *kubo.Connector, types ...pincluster.IPFSPinStatus) 
 	return out
 }
 
-// TestKubo covers every method against one online daemon (Routing.Type
-// none).
+// TestKubo covers what is particular to Kubo against one online daemon
+// (Routing.Type none): directories, indirect pins, config keys, paths,
+// pin/update, GC of a DAG; TestKuboConformance covers what every connector
+// shares.
 func TestKubo(t *testing.T) {
 	d := kubotest.Start(t, kubotest.Options{})
 	c := connect(t, d, kubo.Config{})
@@ -70,29 +71,6 @@ func TestKubo(t *testing.T) {
 		require.Equal(t, run(t, d, "id", "-f=<id>"), id.ID.String())
 		require.NotEmpty(t, id.Addresses)
 		require.Empty(t, id.Error)
-	})
-
-	t.Run("BlockPutGet", func(t *testing.T) {
-		foo, err := c.BlockPut(ctx, []byte("foo"), cid.Prefix{})
-		require.NoError(t, err)
-		require.Equal(t, "bafkreibme22gw2h7y2h7tg2fhqotaqjucnbc24deqo72b6mkl2egezxhvy", foo.String())
-		got, err := c.BlockGet(ctx, foo)
-		require.NoError(t, err)
-		require.Equal(t, []byte("foo"), got)
-
-		cb := []byte{0xa1, 0x61, 0x61, 0x01} // {"a": 1}
-		pre := cid.Prefix{Version: 1, Codec: cid.DagCBOR, MhType: mh.SHA2_512, MhLength: -1}
-		want, _ := pre.Sum(cb)
-		got2, err := c.BlockPut(ctx, cb, pre)
-		require.NoError(t, err)
-		require.True(t, want.Equals(got2), "%s != %s", want, got2)
-		b, err := c.BlockGet(ctx, got2)
-		require.NoError(t, err)
-		require.Equal(t, cb, b)
-		// A direct pin of the block: PinLsCid sees it, block put did not pin.
-		st, err := c.PinLsCid(ctx, pincluster.NewPin(got2, pincluster.PinOptions{}))
-		require.NoError(t, err)
-		require.Equal(t, pincluster.IPFSPinStatusUnpinned, st)
 	})
 
 	t.Run("PinUnpin", func(t *testing.T) {

@@ -52,14 +52,14 @@ func BenchmarkCommitLoopback(b *testing.B) {
 		cons = append(cons, c)
 	}
 	var leader *Consensus
-	for leader == nil {
+	waitUntil(b, 30*time.Second, "a leader", func() bool {
 		for i, c := range cons {
 			if l, err := c.Leader(ctx); err == nil && l == ids[i] {
 				leader = c
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return leader != nil
+	})
 	b.Run("sequential", func(b *testing.B) {
 		lat := make([]time.Duration, 0, b.N)
 		b.ResetTimer()

@@ -25,6 +25,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/pincluster/pincluster"
+	"github.com/pincluster/pincluster/internal/defaults"
 	"github.com/pincluster/pincluster/internal/poll"
 )
 
@@ -107,20 +108,14 @@ func (c *Config) fill() error {
 	if c.Datastore == nil && c.BadgerPath == "" {
 		c.Datastore = dssync.MutexWrap(ds.NewMapDatastore())
 	}
-	for _, f := range []struct {
-		v *time.Duration
-		d time.Duration
-	}{
-		{&c.HeartbeatTimeout, DefaultHeartbeatTimeout}, {&c.ElectionTimeout, DefaultElectionTimeout},
-		{&c.LeaderLeaseTimeout, DefaultLeaderLeaseTimeout}, {&c.CommitTimeout, DefaultCommitTimeout},
-		{&c.SnapshotInterval, DefaultSnapshotInterval},
-	} {
-		if *f.v < 0 {
-			return fmt.Errorf("raft: config: negative timeout %v", *f.v)
-		}
-		if *f.v == 0 {
-			*f.v = f.d
-		}
+	if err := errors.Join(
+		defaults.Set("HeartbeatTimeout", &c.HeartbeatTimeout, DefaultHeartbeatTimeout),
+		defaults.Set("ElectionTimeout", &c.ElectionTimeout, DefaultElectionTimeout),
+		defaults.Set("LeaderLeaseTimeout", &c.LeaderLeaseTimeout, DefaultLeaderLeaseTimeout),
+		defaults.Set("CommitTimeout", &c.CommitTimeout, DefaultCommitTimeout),
+		defaults.Set("SnapshotInterval", &c.SnapshotInterval, DefaultSnapshotInterval),
+	); err != nil {
+		return fmt.Errorf("raft: config: %w", err)
 	}
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
 		return fmt.Errorf("raft: config: leader lease timeout %v exceeds heartbeat timeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
@@ -131,9 +126,7 @@ func (c *Config) fill() error {
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = DefaultTrailingLogs
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = defaults.Logger(c.Logger)
 	return nil
 }
 

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pincluster/pincluster"
+	"github.com/pincluster/pincluster/internal/poll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -133,33 +134,40 @@ func (tn *testNet) leader(timeout time.Duration, among ...int) int {
 			among = append(among, i)
 		}
 	}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	leader := -1
+	waitUntil(tn.t, timeout, "a leader", func() bool { // polling raft state: no event to wait on
 		for _, i := range among {
 			c := tn.cons[i]
 			if c == nil {
 				continue
 			}
 			if l, err := c.Leader(context.Background()); err == nil && l == tn.ids[i] {
-				return i
+				leader = i
+				return true
 			}
 		}
-		time.Sleep(10 * time.Millisecond) // polling raft state: no event to wait on
+		return false
+	})
+	return leader
+}
+
+// waitUntil polls cond (in the caller's goroutine, so it may fail the
+// test) until it holds, failing the test with what after timeout.
+func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := poll.Until(ctx, "waiting for "+what, 5*time.Millisecond, func() (bool, error) { return cond(), nil }); err != nil {
+		t.Fatalf("%v (%v)", err, timeout)
 	}
-	tn.t.Fatalf("no leader within %v", timeout)
-	return -1
 }
 
 // waitDisconnected waits until neither a nor b has a connection to the other.
 func (tn *testNet) waitDisconnected(a, b int, timeout time.Duration) {
 	tn.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for len(tn.hosts[a].Network().ConnsToPeer(tn.ids[b]))+len(tn.hosts[b].Network().ConnsToPeer(tn.ids[a])) > 0 {
-		if time.Now().After(deadline) {
-			tn.t.Fatalf("peers %d and %d still connected after %v", a, b, timeout)
-		}
-		time.Sleep(5 * time.Millisecond) // polling mocknet: no event to wait on
-	}
+	waitUntil(tn.t, timeout, fmt.Sprintf("peers %d and %d disconnected", a, b), func() bool { // polling mocknet: no event to wait on
+		return len(tn.hosts[a].Network().ConnsToPeer(tn.ids[b]))+len(tn.hosts[b].Network().ConnsToPeer(tn.ids[a])) == 0
+	})
 }
 
 func countPins(t *testing.T, c *Consensus) int {
@@ -180,27 +188,23 @@ func countPins(t *testing.T, c *Consensus) int {
 // waitPins waits until every running peer holds want pins.
 func (tn *testNet) waitPins(want int, timeout time.Duration) {
 	tn.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	counts := make([]int, len(tn.cons))
+	defer func() {
+		if tn.t.Failed() {
+			tn.t.Logf("pins per peer (-1: stopped): %v", counts)
+		}
+	}()
+	waitUntil(tn.t, timeout, fmt.Sprintf("%d pins on every running peer", want), func() bool {
 		ok := true
-		for _, c := range tn.cons {
-			if c != nil && countPins(tn.t, c) != want {
-				ok = false
+		for i, c := range tn.cons {
+			counts[i] = -1
+			if c != nil {
+				counts[i] = countPins(tn.t, c)
+				ok = ok && counts[i] == want
 			}
 		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			for i, c := range tn.cons {
-				if c != nil {
-					tn.t.Logf("peer %d has %d pins", i, countPins(tn.t, c))
-				}
-			}
-			tn.t.Fatalf("peers did not reach %d pins within %v", want, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return ok
+	})
 }
 
 func TestCommitThroughEveryPeer(t *testing.T) {
@@ -542,16 +546,10 @@ func soloConfig(peers []peer.ID) Config {
 // waitLeaderSelf waits until c is the leader.
 func waitLeaderSelf(t *testing.T, c *Consensus, self peer.ID, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if l, err := c.Leader(context.Background()); err == nil && l == self {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not become leader within %v", self, timeout)
-		}
-		time.Sleep(10 * time.Millisecond) // polling raft state: no event to wait on
-	}
+	waitUntil(t, timeout, fmt.Sprintf("%s to lead", self), func() bool { // polling raft state: no event to wait on
+		l, err := c.Leader(context.Background())
+		return err == nil && l == self
+	})
 }
 
 func soloHost(t *testing.T) host.Host {
@@ -648,9 +646,13 @@ func (tn *testNet) waitPeers(want []peer.ID, timeout time.Duration) {
 	tn.t.Helper()
 	want = slices.Clone(want)
 	slices.Sort(want)
-	deadline := time.Now().Add(timeout)
-	for {
-		ok := true
+	var last string
+	defer func() {
+		if tn.t.Failed() {
+			tn.t.Logf("last: %s", last)
+		}
+	}()
+	waitUntil(tn.t, timeout, fmt.Sprintf("voters %v on every running peer", want), func() bool { // polling raft state: no event to wait on
 		for i, c := range tn.cons {
 			if c == nil {
 				continue
@@ -658,17 +660,12 @@ func (tn *testNet) waitPeers(want []peer.ID, timeout time.Duration) {
 			got, err := c.Peers(context.Background())
 			slices.Sort(got)
 			if err != nil || !slices.Equal(got, want) {
-				ok = false
-				if time.Now().After(deadline) {
-					tn.t.Fatalf("peer %d: Peers = %v, %v; want %v", i, got, err, want)
-				}
+				last = fmt.Sprintf("peer %d: Peers = %v, %v", i, got, err)
+				return false
 			}
 		}
-		if ok {
-			return
-		}
-		time.Sleep(10 * time.Millisecond) // polling raft state: no event to wait on
-	}
+		return true
+	})
 }
 
 func TestAddPeerRmPeer(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pincluster/pincluster/internal/kubotest"
+	"github.com/pincluster/pincluster/internal/poll"
 )
 
 // TestMain lets the test binary run as the daemon itself (child process)
@@ -236,9 +237,10 @@ func TestSmoke(t *testing.T) {
 // daemon's own peer reports pinned.
 func waitPinned(t *testing.T, d *daemon, c string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
 	var last string
-	for time.Now().Before(deadline) {
+	err := poll.Until(ctx, "waiting for pinned", 100*time.Millisecond, func() (bool, error) {
 		var st struct {
 			PeerMap map[string]struct {
 				Status string `json:"status"`
@@ -246,13 +248,12 @@ func waitPinned(t *testing.T, d *daemon, c string) {
 		}
 		if d.do("rest", "GET", "/pins/"+c, "", nil, true, &st) == http.StatusOK {
 			last = st.PeerMap[d.peer].Status
-			if last == "pinned" {
-				return
-			}
 		}
-		time.Sleep(100 * time.Millisecond)
+		return last == "pinned", nil
+	})
+	if err != nil {
+		t.Fatalf("%s not pinned on %s within 30 s (last status %q): %v", c, d.peer, last, err)
 	}
-	t.Fatalf("%s not pinned on %s within 30 s (last status %q)", c, d.peer, last)
 }
 
 // TestKubo runs the README's "pointing Kubo at the daemon" steps with a

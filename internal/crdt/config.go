@@ -1,12 +1,15 @@
 package crdt
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
 	peer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/pincluster/pincluster/internal/defaults"
 )
 
 // Defaults of Config. A zero field means its default.
@@ -212,62 +215,33 @@ type Config struct {
 }
 
 func (c Config) withDefaults() (Config, error) {
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	durs := []struct {
-		p    *time.Duration
-		def  time.Duration
-		name string
-	}{
-		{&c.RebroadcastInterval, DefaultRebroadcastInterval, "RebroadcastInterval"},
-		{&c.DAGSyncerTimeout, DefaultDAGSyncerTimeout, "DAGSyncerTimeout"},
-		{&c.RetryMinBackoff, DefaultRetryMinBackoff, "RetryMinBackoff"},
-		{&c.RetryMaxBackoff, DefaultRetryMaxBackoff, "RetryMaxBackoff"},
-		{&c.SnapshotWait, DefaultSnapshotWait, "SnapshotWait"},
-		{&c.CompactInterval, DefaultCompactInterval, "CompactInterval"},
-	}
-	for _, d := range durs {
-		if *d.p == 0 {
-			*d.p = d.def
-		}
-		if *d.p < 0 {
-			return c, fmt.Errorf("crdt: config: %s %v must not be negative", d.name, *d.p)
-		}
-	}
-	if c.MaxBatchAge < 0 {
-		return c, fmt.Errorf("crdt: config: MaxBatchAge %v must not be negative", c.MaxBatchAge)
+	c.Logger = defaults.Logger(c.Logger)
+	if err := errors.Join(
+		defaults.Set("RebroadcastInterval", &c.RebroadcastInterval, DefaultRebroadcastInterval),
+		defaults.Set("DAGSyncerTimeout", &c.DAGSyncerTimeout, DefaultDAGSyncerTimeout),
+		defaults.Set("RetryMinBackoff", &c.RetryMinBackoff, DefaultRetryMinBackoff),
+		defaults.Set("RetryMaxBackoff", &c.RetryMaxBackoff, DefaultRetryMaxBackoff),
+		defaults.Set("SnapshotWait", &c.SnapshotWait, DefaultSnapshotWait),
+		defaults.Set("CompactInterval", &c.CompactInterval, DefaultCompactInterval),
+		defaults.NotNegative("MaxBatchAge", c.MaxBatchAge),
+		defaults.Set("NumWorkers", &c.NumWorkers, DefaultNumWorkers),
+		defaults.Set("MaxBatchSize", &c.MaxBatchSize, DefaultMaxBatchSize),
+		defaults.Set("MaxBlockSize", &c.MaxBlockSize, DefaultMaxBlockSize),
+		defaults.Set("MaxLinks", &c.MaxLinks, DefaultMaxLinks),
+		defaults.Set("MaxHeadsPerBroadcast", &c.MaxHeadsPerBroadcast, DefaultMaxHeadsPerBroadcast),
+		defaults.Set("MaxValueSize", &c.MaxValueSize, DefaultMaxValueSize),
+		defaults.Set("MaxKeySize", &c.MaxKeySize, DefaultMaxKeySize),
+		defaults.Set("QueueSize", &c.QueueSize, DefaultQueueSize),
+		defaults.Set("SnapshotChunkSize", &c.SnapshotChunkSize, DefaultSnapshotChunkSize),
+		defaults.Set("SnapshotWorkers", &c.SnapshotWorkers, DefaultSnapshotWorkers),
+		defaults.Set("SnapshotCatchUpGap", &c.SnapshotCatchUpGap, DefaultSnapshotCatchUpGap),
+		defaults.NotNegative("SnapshotEvery", c.SnapshotEvery),
+		defaults.NotNegative("SnapshotInterval", c.SnapshotInterval),
+	); err != nil {
+		return c, fmt.Errorf("crdt: config: %w", err)
 	}
 	if c.RetryMaxBackoff < c.RetryMinBackoff {
 		return c, fmt.Errorf("crdt: config: RetryMaxBackoff %v is below RetryMinBackoff %v", c.RetryMaxBackoff, c.RetryMinBackoff)
-	}
-	ints := []struct {
-		p    *int
-		def  int
-		name string
-	}{
-		{&c.NumWorkers, DefaultNumWorkers, "NumWorkers"},
-		{&c.MaxBatchSize, DefaultMaxBatchSize, "MaxBatchSize"},
-		{&c.MaxBlockSize, DefaultMaxBlockSize, "MaxBlockSize"},
-		{&c.MaxLinks, DefaultMaxLinks, "MaxLinks"},
-		{&c.MaxHeadsPerBroadcast, DefaultMaxHeadsPerBroadcast, "MaxHeadsPerBroadcast"},
-		{&c.MaxValueSize, DefaultMaxValueSize, "MaxValueSize"},
-		{&c.MaxKeySize, DefaultMaxKeySize, "MaxKeySize"},
-		{&c.QueueSize, DefaultQueueSize, "QueueSize"},
-		{&c.SnapshotChunkSize, DefaultSnapshotChunkSize, "SnapshotChunkSize"},
-		{&c.SnapshotWorkers, DefaultSnapshotWorkers, "SnapshotWorkers"},
-		{&c.SnapshotCatchUpGap, DefaultSnapshotCatchUpGap, "SnapshotCatchUpGap"},
-	}
-	for _, i := range ints {
-		if *i.p == 0 {
-			*i.p = i.def
-		}
-		if *i.p < 0 {
-			return c, fmt.Errorf("crdt: config: %s %d must be positive", i.name, *i.p)
-		}
-	}
-	if c.SnapshotEvery < 0 || c.SnapshotInterval < 0 {
-		return c, fmt.Errorf("crdt: config: SnapshotEvery %d and SnapshotInterval %v must not be negative", c.SnapshotEvery, c.SnapshotInterval)
 	}
 	if c.MaxPriorityJump == 0 {
 		c.MaxPriorityJump = DefaultMaxPriorityJump

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -79,19 +80,22 @@ func TestCloseDeadline(t *testing.T) {
 	}
 }
 
-// Sleep returns true after d, and false at once when ctx ends first.
+// Sleep returns true after d, and false when ctx ends first (on
+// synctest's fake clock: the times are exact).
 func TestSleep(t *testing.T) {
-	start := time.Now()
-	if !Sleep(context.Background(), 20*time.Millisecond) || time.Since(start) < 20*time.Millisecond {
-		t.Fatalf("Sleep(20ms) returned early or false after %v", time.Since(start))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	start = time.Now()
-	if Sleep(ctx, time.Hour) {
-		t.Fatal("Sleep with a cancelled context reported the whole hour")
-	}
-	if d := time.Since(start); d > time.Minute {
-		t.Fatalf("Sleep outlived its cancelled context by %v", d)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		if !Sleep(context.Background(), 20*time.Millisecond) || time.Since(start) != 20*time.Millisecond {
+			t.Fatalf("Sleep(20ms) returned false or after %v", time.Since(start))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		start = time.Now()
+		if Sleep(ctx, time.Hour) {
+			t.Fatal("Sleep with an ended context reported the whole hour")
+		}
+		if d := time.Since(start); d != time.Second {
+			t.Fatalf("Sleep returned %v after the start, its context ended after 1s", d)
+		}
+	})
 }

@@ -2,6 +2,7 @@ package ipfsnode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -10,6 +11,8 @@ import (
 	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/routing"
+
+	"github.com/pincluster/pincluster/internal/defaults"
 )
 
 // Defaults of Config.
@@ -105,38 +108,20 @@ func (c *Config) withDefaults() error {
 	if c.StorageMax == 0 {
 		c.StorageMax = DefaultStorageMax
 	}
-	if c.FetchStall == 0 {
+	if c.FetchStall == 0 { // negative: never restart
 		c.FetchStall = DefaultFetchStall
-	}
-	switch {
-	case c.FetchConcurrency == 0:
-		c.FetchConcurrency = DefaultFetchConcurrency
-	case c.FetchConcurrency < 0:
-		return fmt.Errorf("ipfsnode: config: FetchConcurrency %d is negative", c.FetchConcurrency)
-	}
-	switch {
-	case c.ProvideRate == 0:
-		c.ProvideRate = DefaultProvideRate
-	case c.ProvideRate < 0:
-		return fmt.Errorf("ipfsnode: config: ProvideRate %v is negative", c.ProvideRate)
-	}
-	switch {
-	case c.ProvideWorkers == 0:
-		c.ProvideWorkers = DefaultProvideWorkers
-	case c.ProvideWorkers < 0:
-		return fmt.Errorf("ipfsnode: config: ProvideWorkers %d is negative", c.ProvideWorkers)
-	}
-	switch {
-	case c.ProvideQueue == 0:
-		c.ProvideQueue = DefaultProvideQueue
-	case c.ProvideQueue < 0:
-		return fmt.Errorf("ipfsnode: config: ProvideQueue %d is negative", c.ProvideQueue)
 	}
 	if c.ReprovideInterval == 0 {
 		c.ReprovideInterval = DefaultReprovideInterval
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+	if err := errors.Join(
+		defaults.Set("FetchConcurrency", &c.FetchConcurrency, DefaultFetchConcurrency),
+		defaults.Set("ProvideRate", &c.ProvideRate, DefaultProvideRate),
+		defaults.Set("ProvideWorkers", &c.ProvideWorkers, DefaultProvideWorkers),
+		defaults.Set("ProvideQueue", &c.ProvideQueue, DefaultProvideQueue),
+	); err != nil {
+		return fmt.Errorf("ipfsnode: config: %w", err)
 	}
+	c.Logger = defaults.Logger(c.Logger)
 	return nil
 }

@@ -2,9 +2,12 @@ package optracker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/pincluster/pincluster/internal/defaults"
 )
 
 // Func performs one attempt of an operation: the owner's pin or unpin. It
@@ -108,42 +111,31 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Pin == nil || c.Unpin == nil {
 		return c, fmt.Errorf("%w: Pin and Unpin functions are required", ErrInvalidConfig)
 	}
-	if c.PinConcurrency == 0 {
-		c.PinConcurrency = DefaultPinConcurrency
-	}
-	if c.UnpinConcurrency == 0 {
-		c.UnpinConcurrency = DefaultUnpinConcurrency
-	}
-	if c.MaxQueue == 0 {
-		c.MaxQueue = DefaultMaxQueue
-	}
-	if c.MaxRetries == 0 {
-		c.MaxRetries = DefaultMaxRetries
-	}
-	if c.BaseBackoff == 0 {
-		c.BaseBackoff = DefaultBaseBackoff
+	if err := errors.Join(
+		defaults.Set("PinConcurrency", &c.PinConcurrency, DefaultPinConcurrency),
+		defaults.Set("UnpinConcurrency", &c.UnpinConcurrency, DefaultUnpinConcurrency),
+		defaults.Set("MaxQueue", &c.MaxQueue, DefaultMaxQueue),
+		defaults.Set("BaseBackoff", &c.BaseBackoff, DefaultBaseBackoff),
+		defaults.NotNegative("MaxBackoff", c.MaxBackoff),
+	); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = max(DefaultMaxBackoff, c.BaseBackoff)
 	}
-	if c.PinTimeout == 0 {
+	if c.MaxRetries == 0 { // negative: NoRetries or UnlimitedRetries
+		c.MaxRetries = DefaultMaxRetries
+	}
+	if c.PinTimeout == 0 { // negative: NoTimeout
 		c.PinTimeout = DefaultPinTimeout
 	}
 	if c.UnpinTimeout == 0 {
 		c.UnpinTimeout = DefaultUnpinTimeout
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = defaults.Logger(c.Logger)
 	switch {
-	case c.PinConcurrency < 0 || c.UnpinConcurrency < 0:
-		return c, fmt.Errorf("%w: negative concurrency (pin %d, unpin %d)", ErrInvalidConfig, c.PinConcurrency, c.UnpinConcurrency)
-	case c.MaxQueue < 0:
-		return c, fmt.Errorf("%w: negative MaxQueue %d", ErrInvalidConfig, c.MaxQueue)
 	case c.MaxRetries < NoRetries:
 		return c, fmt.Errorf("%w: MaxRetries %d (use UnlimitedRetries or NoRetries)", ErrInvalidConfig, c.MaxRetries)
-	case c.BaseBackoff < 0 || c.MaxBackoff < 0:
-		return c, fmt.Errorf("%w: negative backoff", ErrInvalidConfig)
 	case c.MaxBackoff < c.BaseBackoff:
 		return c, fmt.Errorf("%w: MaxBackoff %s < BaseBackoff %s", ErrInvalidConfig, c.MaxBackoff, c.BaseBackoff)
 	case c.PinTimeout < 0 && c.PinTimeout != NoTimeout, c.UnpinTimeout < 0 && c.UnpinTimeout != NoTimeout:

@@ -16,6 +16,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"go.uber.org/goleak"
+
+	"github.com/pincluster/pincluster/internal/poll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -562,12 +564,12 @@ func TestBusy(t *testing.T) {
 	}
 	// The server frees the stream's slot once it has closed the stream,
 	// which may be just after the caller has read the answer.
-	deadline := time.Now().Add(10 * time.Second)
-	for p.srv.streamsOf(p.cliHost.ID()) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the finished call's stream slot was not freed within 10 s")
-		}
-		time.Sleep(time.Millisecond)
+	wctx, cancel := context.WithTimeout(ctxT(t), 10*time.Second)
+	defer cancel()
+	if err := poll.Until(wctx, "stream slot", time.Millisecond, func() (bool, error) {
+		return p.srv.streamsOf(p.cliHost.ID()) == 0, nil
+	}); err != nil {
+		t.Fatalf("the finished call's stream slot was not freed within 10 s: %v", err)
 	}
 	if _, err := p.cli.Call(ctxT(t), p.srvHost.ID(), "Quick", nil); err != nil {
 		t.Fatalf("call after the first finished: %v", err)

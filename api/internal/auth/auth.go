@@ -57,6 +57,10 @@ type Config struct {
 	FailureBurst int
 	// FailureInterval: see FailureBurst. Default: DefaultFailureInterval.
 	FailureInterval time.Duration
+	// Revocations is the JWT revocation list this Authenticator checks
+	// and Revoke adds to. Authenticators given the same list honour each
+	// other's revocations. Default: a list of its own.
+	Revocations *Revocations
 }
 
 type digestPair struct {
@@ -72,9 +76,8 @@ type Authenticator struct {
 	ttl    time.Duration
 	now    func() time.Time
 	parser *jwt.Parser
-	// revoked is shared with every Authenticator of the process that has
-	// the same JWT key (nil without one).
-	revoked *revocations
+	// revoked is Config.Revocations (nil without a JWT key).
+	revoked *Revocations
 	// throttle counts failures per client address (nil: off).
 	throttle *throttle
 }
@@ -84,33 +87,18 @@ type Authenticator struct {
 // that it is crypto/subtle's.
 var constantTimeCompare = subtle.ConstantTimeCompare
 
-// revocations is a JWT revocation list: token id (jti) -> expiry.
-type revocations struct {
+// Revocations is a JWT revocation list, in memory: the ids (jti) of the
+// revoked tokens until they expire. It is owned by the API server that
+// creates it; servers given the same list refuse each other's revoked
+// tokens, others do not see them. Safe for concurrent use.
+type Revocations struct {
 	mu sync.Mutex
-	m  map[string]time.Time
+	m  map[string]time.Time // token id -> expiry
 }
 
-// The revocation lists of the process, one per JWT key, by a digest of
-// the key. A process holds a handful of keys, and each list drops its
-// expired entries, so the map is never pruned.
-var (
-	sharedMu      sync.Mutex
-	sharedRevoked = make(map[[sha256.Size]byte]*revocations)
-)
-
-// revocationsFor returns the revocation list of key, shared by every
-// Authenticator of the process with that key: a token revoked through one
-// API (REST) is refused by the others that accept it (Pinning Service).
-func revocationsFor(key []byte) *revocations {
-	d := sha256.Sum256(append([]byte("pincluster jwt revocations\x00"), key...))
-	sharedMu.Lock()
-	defer sharedMu.Unlock()
-	r := sharedRevoked[d]
-	if r == nil {
-		r = &revocations{m: make(map[string]time.Time)}
-		sharedRevoked[d] = r
-	}
-	return r
+// NewRevocations returns an empty revocation list.
+func NewRevocations() *Revocations {
+	return &Revocations{m: make(map[string]time.Time)}
 }
 
 // New validates cfg and returns an Authenticator.
@@ -147,8 +135,8 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	if cfg.JWTKey == nil {
 		a.key = nil
-	} else {
-		a.revoked = revocationsFor(a.key)
+	} else if a.revoked = cfg.Revocations; a.revoked == nil {
+		a.revoked = NewRevocations()
 	}
 	for u, p := range cfg.Basic {
 		if u == "" || strings.Contains(u, ":") {
@@ -326,12 +314,12 @@ func (a *Authenticator) Issue(user string) (string, time.Time, error) {
 	return s, exp, nil
 }
 
-// Revoke adds a JWT signed with this Authenticator's key to the
-// revocation list until it expires. The list is shared, in memory, by
-// every Authenticator of the process with the same key, so the token is
-// refused by all of them; it does not survive a restart and is not seen
-// by other processes. It returns an error wrapping ErrInvalid for a token
-// that does not verify (already expired, foreign, malformed).
+// Revoke adds a JWT signed with this Authenticator's key to its
+// revocation list (Config.Revocations) until it expires, so the token is
+// refused by every Authenticator given the same list; the list does not
+// survive a restart and is not seen by other processes. It returns an
+// error wrapping ErrInvalid for a token that does not verify (already
+// expired, foreign, malformed).
 func (a *Authenticator) Revoke(tok string) error {
 	c, err := a.parseClaims(tok)
 	if err != nil {

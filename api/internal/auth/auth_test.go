@@ -87,16 +87,19 @@ func FuzzJWT(f *testing.F) {
 }
 
 // TestRevocationShared: a revocation made through one Authenticator is
-// honoured by every other one of the process with the same key, and by
-// none with another key.
+// honoured by the others given the same Revocations, by none with a list
+// of its own (even with the same key), and a token of another key cannot
+// be revoked.
 func TestRevocationShared(t *testing.T) {
 	k := bytes.Repeat([]byte("s"), 32)
-	a, err := New(Config{JWTKey: k})
+	list := NewRevocations()
+	a, err := New(Config{JWTKey: k, Revocations: list})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := New(Config{JWTKey: append([]byte(nil), k...)})
-	other, _ := New(Config{JWTKey: bytes.Repeat([]byte("z"), 32)})
+	b, _ := New(Config{JWTKey: append([]byte(nil), k...), Revocations: list})
+	alone, _ := New(Config{JWTKey: k}) // same key, its own list
+	other, _ := New(Config{JWTKey: bytes.Repeat([]byte("z"), 32), Revocations: list})
 	tok, _, err := a.Issue("u")
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +115,9 @@ func TestRevocationShared(t *testing.T) {
 		if _, err := x.CheckBearer(tok); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("%s accepts a revoked token: %v", name, err)
 		}
+	}
+	if _, err := alone.CheckBearer(tok); err != nil {
+		t.Fatalf("revocation leaked to an Authenticator with its own list: %v", err)
 	}
 	if _, err := other.CheckBearer(otherTok); err != nil {
 		t.Fatalf("revocation leaked to another key: %v", err)

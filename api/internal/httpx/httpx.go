@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pincluster/pincluster/internal/defaults"
 )
 
 // ServerConfig holds the limits of a Server. Zero fields take the
@@ -64,25 +66,19 @@ const DefaultMaxConns = 1024
 
 // Defaults fills zero fields and rejects negative ones.
 func (c *ServerConfig) Defaults() error {
-	if c.ReadHeaderTimeout < 0 || c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 || c.MaxHeaderBytes < 0 {
-		return errors.New("negative timeout or header limit")
-	}
-	if c.MaxConns == 0 {
+	if c.MaxConns == 0 { // negative: no limit
 		c.MaxConns = DefaultMaxConns
-	}
-	if c.ReadHeaderTimeout == 0 {
-		c.ReadHeaderTimeout = 5 * time.Second
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 2 * time.Minute
-	}
-	if c.MaxHeaderBytes == 0 {
-		c.MaxHeaderBytes = 16 << 10
 	}
 	if c.Name == "" {
 		c.Name = "httpx"
 	}
-	return nil
+	return errors.Join(
+		defaults.Set("ReadHeaderTimeout", &c.ReadHeaderTimeout, 5*time.Second),
+		defaults.Set("IdleTimeout", &c.IdleTimeout, 2*time.Minute),
+		defaults.Set("MaxHeaderBytes", &c.MaxHeaderBytes, 16<<10),
+		defaults.NotNegative("ReadTimeout", c.ReadTimeout),
+		defaults.NotNegative("WriteTimeout", c.WriteTimeout),
+	)
 }
 
 // Server runs an http.Handler on listeners until Shutdown: the server
