@@ -19,6 +19,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"encoding/binary"
 	"flag"
 	"fmt"
@@ -37,6 +39,7 @@ import (
 	cid "github.com/ipfs/go-cid"
 	libp2p "github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	mc "github.com/multiformats/go-multicodec"
 	mh "github.com/multiformats/go-multihash"
 
@@ -51,6 +54,7 @@ func main() {
 	from := flag.Int("from", 0, "index of the first pin to write")
 	clients := flag.Int("clients", 64, "parallel callers of Cluster.Pin")
 	every := flag.Int("every", 100_000, "report every this many pins")
+	profDir := flag.String("profiles", "", "open: write CPU profiles of List and StatusAll and heap profiles after 500,000 items into this directory")
 	heapAt := flag.Int("heapprofile-at", 0, "write a heap profile to -dir/heap.pprof after this many pins")
 	flag.Parse()
 	if *dir == "" {
@@ -61,7 +65,7 @@ func main() {
 	case "write":
 		err = write(*store, *dir, *n, *from, *clients, *every, *heapAt)
 	case "open":
-		err = open(*store, *dir)
+		err = open(*store, *dir, *profDir)
 	default:
 		err = fmt.Errorf("-mode %q: want write or open", *mode)
 	}
@@ -89,7 +93,12 @@ func start(ctx context.Context, store, dir string) (*peer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	// The same peer across runs: pins are allocated to its ID.
+	key, err := loadKey(filepath.Join(dir, "identity.key"))
+	if err != nil {
+		return nil, err
+	}
+	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +216,7 @@ func write(store, dir string, n, from, clients, every, heapAt int) error {
 	return nil
 }
 
-func open(store, dir string) error {
+func open(store, dir, profDir string) error {
 	ctx := context.Background()
 	resetPeak()
 	t0 := time.Now()
@@ -245,7 +254,24 @@ func open(store, dir string) error {
 		mon := startMonitor()
 		t := time.Now()
 		k := 0
-		seq(func() bool { k++; return true })
+		var cpu *os.File
+		if profDir != "" {
+			cpu, _ = os.Create(filepath.Join(profDir, "cpu-"+strings.Fields(name)[0]+".pprof"))
+			_ = pprof.StartCPUProfile(cpu)
+		}
+		seq(func() bool {
+			k++
+			if profDir != "" && k == 500_000 {
+				if err := writeHeap(filepath.Join(profDir, "heap-"+strings.Fields(name)[0]+".pprof")); err != nil {
+					log.Printf("heap profile: %v", err)
+				}
+			}
+			return true
+		})
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			_ = cpu.Close()
+		}
 		d := time.Since(t)
 		mon.stop()
 		rss, hwm := procStatus()
@@ -272,6 +298,25 @@ func open(store, dir string) error {
 	fmt.Printf("disk: %s\n", du(filepath.Join(dir, "state")))
 	_ = t1
 	return nil
+}
+
+// loadKey reads the peer's private key from path, or makes one and writes
+// it there.
+func loadKey(path string) (crypto.PrivKey, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return crypto.UnmarshalPrivateKey(b)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	b, err := crypto.MarshalPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return key, os.WriteFile(path, b, 0o600)
 }
 
 // monitor samples the Go heap every 5 ms and keeps its peak.
