@@ -55,8 +55,10 @@ func main() {
 	clients := flag.Int("clients", 64, "parallel callers of Cluster.Pin")
 	every := flag.Int("every", 100_000, "report every this many pins")
 	profDir := flag.String("profiles", "", "open: write CPU profiles of List and StatusAll and heap profiles after 500,000 items into this directory")
+	snapshots := flag.Int("snapshots", -1, "WithSnapshots(n, false): a snapshot every n deltas (0: none; -1: the library's default)")
 	heapAt := flag.Int("heapprofile-at", 0, "write a heap profile to -dir/heap.pprof after this many pins")
 	flag.Parse()
+	snapshotEvery = *snapshots
 	if *dir == "" {
 		log.Fatal("-dir is required")
 	}
@@ -89,6 +91,9 @@ type peer struct {
 	stop func()
 }
 
+// snapshotEvery is -snapshots.
+var snapshotEvery = -1
+
 func start(ctx context.Context, store, dir string) (*peer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -116,6 +121,9 @@ func start(ctx context.Context, store, dir string) (*peer, error) {
 		return nil, err
 	}
 	opts := []pincluster.Option{pincluster.WithReplication(1, 1), pincluster.WithConnector(conn)}
+	if snapshotEvery >= 0 {
+		opts = append(opts, pincluster.WithSnapshots(snapshotEvery, false))
+	}
 	switch store {
 	case "badger":
 		opts = append(opts, pincluster.WithBadger(filepath.Join(dir, "state")))
@@ -207,6 +215,9 @@ func write(store, dir string, n, from, clients, every, heapAt int) error {
 	fmt.Printf("wrote %d pins in %v: %.0f pins/s; failed %d %v\n", n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), failed.Load(), firstErr.Load())
 	_, hwm := procStatus()
 	fmt.Printf("peak RSS of the process %d MiB, peak Go heap %d MiB\n", hwm, mon.peakMiB())
+	if st, ok := p.c.ConsensusStats(); ok {
+		fmt.Printf("deltas written %d (%.1f pins each)\n", st.LocalDeltas, float64(n)/float64(max(st.LocalDeltas, 1)))
+	}
 	t1 := time.Now()
 	p.stop()
 	fmt.Printf("shutdown %v; disk: %s\n", time.Since(t1).Round(time.Millisecond), du(filepath.Join(dir, "state")))
