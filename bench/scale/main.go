@@ -20,8 +20,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
