@@ -29,19 +29,50 @@ type fileConnector struct {
 }
 
 func newFileConnector(path string) (*fileConnector, error) {
+	// A killed run may have left half a record at the end: cut it.
+	n, valid, err := scanPinFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Truncate(path, valid); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	c := &fileConnector{MockConnector: clustertest.NewMockConnector(), f: f, w: bufio.NewWriterSize(f, 1<<20)}
-	for _, err := range c.PinLs(context.Background()) {
-		if err != nil {
-			_ = f.Close()
-			return nil, err
-		}
-		c.n++
+	return &fileConnector{MockConnector: clustertest.NewMockConnector(), f: f, w: bufio.NewWriterSize(f, 1<<20), n: n}, nil
+}
+
+// scanPinFile returns the number of whole records in the pin file and
+// their length in bytes.
+func scanPinFile(path string) (n int, valid int64, err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, 0, nil
 	}
-	return c, nil
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	buf := make([]byte, 255)
+	for {
+		l, err := r.ReadByte()
+		if err == io.EOF {
+			return n, valid, nil
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		if _, err := io.ReadFull(r, buf[:l]); err == io.ErrUnexpectedEOF || err == io.EOF {
+			return n, valid, nil
+		} else if err != nil {
+			return 0, 0, err
+		}
+		n++
+		valid += 1 + int64(l)
+	}
 }
 
 func (c *fileConnector) count() int {

@@ -19,7 +19,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -37,6 +39,7 @@ import (
 	cid "github.com/ipfs/go-cid"
 	libp2p "github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	mc "github.com/multiformats/go-multicodec"
 	mh "github.com/multiformats/go-multihash"
 
@@ -51,8 +54,11 @@ func main() {
 	from := flag.Int("from", 0, "index of the first pin to write")
 	clients := flag.Int("clients", 64, "parallel callers of Cluster.Pin")
 	every := flag.Int("every", 100_000, "report every this many pins")
+	profDir := flag.String("profiles", "", "open: write CPU profiles of List and StatusAll and heap profiles after 500,000 items into this directory")
+	snapshots := flag.Int("snapshots", -1, "WithSnapshots(n, false): a snapshot every n deltas (0: none; -1: the library's default)")
 	heapAt := flag.Int("heapprofile-at", 0, "write a heap profile to -dir/heap.pprof after this many pins")
 	flag.Parse()
+	snapshotEvery = *snapshots
 	if *dir == "" {
 		log.Fatal("-dir is required")
 	}
@@ -61,7 +67,7 @@ func main() {
 	case "write":
 		err = write(*store, *dir, *n, *from, *clients, *every, *heapAt)
 	case "open":
-		err = open(*store, *dir)
+		err = open(*store, *dir, *profDir)
 	default:
 		err = fmt.Errorf("-mode %q: want write or open", *mode)
 	}
@@ -85,11 +91,19 @@ type peer struct {
 	stop func()
 }
 
+// snapshotEvery is -snapshots.
+var snapshotEvery = -1
+
 func start(ctx context.Context, store, dir string) (*peer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	// The same peer across runs: pins are allocated to its ID.
+	key, err := loadKey(filepath.Join(dir, "identity.key"))
+	if err != nil {
+		return nil, err
+	}
+	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
 		return nil, err
 	}
@@ -107,6 +121,9 @@ func start(ctx context.Context, store, dir string) (*peer, error) {
 		return nil, err
 	}
 	opts := []pincluster.Option{pincluster.WithReplication(1, 1), pincluster.WithConnector(conn)}
+	if snapshotEvery >= 0 {
+		opts = append(opts, pincluster.WithSnapshots(snapshotEvery, false))
+	}
 	switch store {
 	case "badger":
 		opts = append(opts, pincluster.WithBadger(filepath.Join(dir, "state")))
@@ -198,6 +215,9 @@ func write(store, dir string, n, from, clients, every, heapAt int) error {
 	fmt.Printf("wrote %d pins in %v: %.0f pins/s; failed %d %v\n", n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), failed.Load(), firstErr.Load())
 	_, hwm := procStatus()
 	fmt.Printf("peak RSS of the process %d MiB, peak Go heap %d MiB\n", hwm, mon.peakMiB())
+	if st, ok := p.c.ConsensusStats(); ok {
+		fmt.Printf("deltas written %d (%.1f pins each)\n", st.LocalDeltas, float64(n)/float64(max(st.LocalDeltas, 1)))
+	}
 	t1 := time.Now()
 	p.stop()
 	fmt.Printf("shutdown %v; disk: %s\n", time.Since(t1).Round(time.Millisecond), du(filepath.Join(dir, "state")))
@@ -207,7 +227,7 @@ func write(store, dir string, n, from, clients, every, heapAt int) error {
 	return nil
 }
 
-func open(store, dir string) error {
+func open(store, dir, profDir string) error {
 	ctx := context.Background()
 	resetPeak()
 	t0 := time.Now()
@@ -245,7 +265,24 @@ func open(store, dir string) error {
 		mon := startMonitor()
 		t := time.Now()
 		k := 0
-		seq(func() bool { k++; return true })
+		var cpu *os.File
+		if profDir != "" {
+			cpu, _ = os.Create(filepath.Join(profDir, "cpu-"+strings.Fields(name)[0]+".pprof"))
+			_ = pprof.StartCPUProfile(cpu)
+		}
+		seq(func() bool {
+			k++
+			if profDir != "" && k == 500_000 {
+				if err := writeHeap(filepath.Join(profDir, "heap-"+strings.Fields(name)[0]+".pprof")); err != nil {
+					log.Printf("heap profile: %v", err)
+				}
+			}
+			return true
+		})
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			_ = cpu.Close()
+		}
 		d := time.Since(t)
 		mon.stop()
 		rss, hwm := procStatus()
@@ -272,6 +309,25 @@ func open(store, dir string) error {
 	fmt.Printf("disk: %s\n", du(filepath.Join(dir, "state")))
 	_ = t1
 	return nil
+}
+
+// loadKey reads the peer's private key from path, or makes one and writes
+// it there.
+func loadKey(path string) (crypto.PrivKey, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return crypto.UnmarshalPrivateKey(b)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	b, err := crypto.MarshalPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return key, os.WriteFile(path, b, 0o600)
 }
 
 // monitor samples the Go heap every 5 ms and keeps its peak.

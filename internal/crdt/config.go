@@ -119,13 +119,16 @@ type Config struct {
 
 	// SnapshotEvery, when positive, makes this replica produce a snapshot
 	// once it has processed this many DAG nodes more than the newest
-	// snapshot it knows (its own or a trusted announcement) covers.
+	// snapshot it knows (its own or a trusted announcement) covers, and
+	// at least nine times as long as producing its last one took has
+	// passed since (production stops writes while it scans the state).
 	// Default 0: never by count. See the package doc, "Snapshots".
 	SnapshotEvery int
 
 	// SnapshotInterval, when positive, makes this replica produce a
 	// snapshot when the newest one it knows is older than this (or there
-	// is none) and it has processed nodes that snapshot does not cover.
+	// is none) and it has processed nodes that snapshot does not cover
+	// (with the same wait after its last one as SnapshotEvery).
 	// Default 0: never by time.
 	SnapshotInterval time.Duration
 

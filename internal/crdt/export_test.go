@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"context"
+	"time"
 
 	cid "github.com/ipfs/go-cid"
 )
@@ -24,3 +25,14 @@ func (s *Datastore) DeliverForTest(ctx context.Context, c cid.Cid, raw []byte) e
 
 // JoinNonceForTest returns the nonce of this replica's join requests.
 func (s *Datastore) JoinNonceForTest() []byte { return s.snap.nonce }
+
+// SetSnapshotCooldownForTest records a periodic snapshot that just ended
+// after took: the next periodic one waits snapshotCooldown × took.
+func (s *Datastore) SetSnapshotCooldownForTest(took time.Duration) {
+	s.snap.mu.Lock()
+	s.snap.producedAt, s.snap.produceTook = time.Now(), took
+	s.snap.mu.Unlock()
+}
+
+// MaybeProduceForTest runs one round of periodic snapshot production.
+func (s *Datastore) MaybeProduceForTest(ctx context.Context) { s.maybeProduce(ctx) }

@@ -85,6 +85,14 @@ type snapState struct {
 	acks      map[peer.ID]peerAck
 	compacted cid.Cid
 	triggerAt time.Time
+	// producedAt and produceTook are when the last periodic snapshot
+	// ended and how long producing it took. Production holds the apply
+	// lock over a scan of the whole state, so the next periodic one
+	// waits snapshotCooldown times that: writes lose at most a tenth of
+	// their time to it, whatever the size of the state (without this the
+	// write rate fell as the pinset grew, issue 19).
+	producedAt  time.Time
+	produceTook time.Duration
 
 	joining  atomic.Bool   // fresh replica waiting for or loading a snapshot
 	joinDone chan struct{} // closed when joining ends
@@ -1134,6 +1142,9 @@ func (s *Datastore) maybeProduce(ctx context.Context) {
 		covered, age = n.nodes, time.Since(n.at)
 	}
 	due := nodes > covered && ((every > 0 && nodes-covered >= uint64(every)) || (interval > 0 && age >= interval))
+	if due && !s.snap.producedAt.IsZero() && time.Since(s.snap.producedAt) < snapshotCooldown*s.snap.produceTook {
+		due = false
+	}
 	if !due {
 		s.snap.triggerAt = time.Time{}
 		s.snap.mu.Unlock()
@@ -1150,10 +1161,21 @@ func (s *Datastore) maybeProduce(ctx context.Context) {
 	if wait || s.pending.Load() != 0 {
 		return
 	}
-	if _, err := s.Snapshot(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotSettled) {
+	t0 := time.Now()
+	_, err := s.Snapshot(ctx)
+	if err == nil {
+		s.snap.mu.Lock()
+		s.snap.producedAt, s.snap.produceTook = time.Now(), time.Since(t0)
+		s.snap.mu.Unlock()
+	}
+	if err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotSettled) {
 		s.log.Warn("crdt: periodic snapshot", "err", err)
 	}
 }
+
+// snapshotCooldown is how many times the duration of the last periodic
+// snapshot the next one waits after it.
+const snapshotCooldown = 9
 
 var errNothingToCompact = errors.New("crdt: nothing to compact")
 

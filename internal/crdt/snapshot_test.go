@@ -386,3 +386,31 @@ func TestSnapshotAbuse(t *testing.T) {
 	require.ErrorIs(t, err, crdt.ErrInvalidMessage)
 	var _ cid.Cid = head
 }
+
+// Periodic production waits nine times as long as the last production
+// took: with a long last production, no snapshot however many deltas
+// arrive; once the wait is over, the next one comes.
+func TestSnapshotPeriodicCooldown(t *testing.T) {
+	ctx := context.Background()
+	cfg := fastCfg()
+	cfg.SnapshotEvery = 20
+	// The stagger before a due snapshot is at most two rebroadcast
+	// intervals: 2 ms here, so the rounds below run past it.
+	cfg.RebroadcastInterval = time.Millisecond
+	c := newCluster(t, 1, 1, cfg)
+	r := c.rs[0]
+	r.SetSnapshotCooldownForTest(time.Hour)
+	for i := range 60 {
+		require.NoError(t, r.Put(ctx, key(i), []byte("x")))
+	}
+	for start := time.Now(); time.Since(start) < 100*time.Millisecond; {
+		r.MaybeProduceForTest(ctx)
+	}
+	_, ok := r.NewestSnapshot()
+	require.False(t, ok, "a snapshot was produced during the cooldown")
+	r.SetSnapshotCooldownForTest(0)
+	waitFor(t, 20*time.Second, "a snapshot after the cooldown", func() bool {
+		s, ok := r.NewestSnapshot()
+		return ok && s.Nodes >= 60
+	})
+}
