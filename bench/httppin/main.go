@@ -40,6 +40,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -345,7 +346,7 @@ func startPeer(ctx context.Context, dir, store, kuboAPI string, i int) (_ *bench
 		return nil, fmt.Errorf("-store %q: want badger, pebble or memory", store)
 	}
 	if kuboAPI != "" {
-		conn, err := kubo.New(kubo.Config{APIAddr: kuboAPI})
+		conn, err := kubo.New(kubo.Config{APIAddr: kuboAPI, PinNames: kuboPinNames})
 		if err != nil {
 			return nil, err
 		}
@@ -487,7 +488,11 @@ func driveFunc(cids []cid.Cid, clients int, do func(*http.Client, cid.Cid) error
 }
 
 func post(client *http.Client, base string, ci cid.Cid) error {
-	resp, err := client.Post(base+"/pins/"+ci.String(), "", nil)
+	u := base + "/pins/" + ci.String()
+	if pinName != "" {
+		u += "?name=" + url.QueryEscape(pinName)
+	}
+	resp, err := client.Post(u, "", nil)
 	if err != nil {
 		return err
 	}

@@ -88,6 +88,13 @@ type Config struct {
 	// each CID that is not pinned itself, which is slow on large repos.
 	// Default: false (such a CID is reported as IPFSPinStatusUnpinned).
 	CheckIndirect bool
+	// PinNames passes each pin's name to Kubo (pin/add name=...), so that
+	// `ipfs pin ls --names` shows it. It costs Kubo a name index write per
+	// pin: about 10–25 % more of its CPU per pin and a fifth less pin
+	// throughput, measured on Kubo v0.42.0 (BENCHMARKS.md). The cluster's
+	// state keeps the names either way and nothing here reads them back
+	// from Kubo; IPFS Cluster does not pass them. Default: false.
+	PinNames bool
 	// Logger receives the connector's logs. nil: logs are discarded.
 	Logger *slog.Logger
 }

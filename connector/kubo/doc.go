@@ -24,7 +24,7 @@
 // # Calls
 //
 //	ID             id
-//	Pin            swarm/connect (each origin), pin/add progress=true (streamed)
+//	Pin            swarm/connect (each origin), pin/add progress=true (streamed; name= with Config.PinNames)
 //	Unpin          pin/rm recursive=true
 //	PinLsCid       pin/ls arg=<cid> type=recursive|direct (never the indirect walk by default)
 //	PinLs          pin/ls type=... stream=true (streamed, one call per type)

@@ -558,18 +558,18 @@ func TestPinProgressInterval(t *testing.T) {
 	handler := func(w http.ResponseWriter, r *http.Request) {
 		assert.Equal(t, "true", r.URL.Query().Get("progress"))
 		assert.Equal(t, "false", r.URL.Query().Get("recursive"), "direct pin")
-		assert.Equal(t, "name", r.URL.Query().Get("name"))
+		assert.Equal(t, "name", r.URL.Query().Get("name"), "PinNames")
 		io.WriteString(w, body)
 	}
 	pin := pincluster.NewPin(a, pincluster.PinOptions{Mode: pincluster.PinModeDirect, Name: "name"})
 
 	var got []pincluster.PinProgress
-	c := fake(t, handler, kubo.Config{})
+	c := fake(t, handler, kubo.Config{PinNames: true})
 	require.NoError(t, c.Pin(t.Context(), pin, func(p pincluster.PinProgress) { got = append(got, p) }))
 	require.Len(t, got, 50, "every report of new blocks, no heartbeat")
 
 	got = nil
-	c = fake(t, handler, kubo.Config{PinProgressInterval: time.Hour})
+	c = fake(t, handler, kubo.Config{PinProgressInterval: time.Hour, PinNames: true})
 	require.NoError(t, c.Pin(t.Context(), pin, func(p pincluster.PinProgress) { got = append(got, p) }))
 	require.Equal(t, []pincluster.PinProgress{{Blocks: 1, Bytes: 10}, {Blocks: 50, Bytes: 500}}, got, "first, then the last")
 }

@@ -50,7 +50,9 @@ func (c *Connector) ID(ctx context.Context) (pincluster.IPFSID, error) {
 }
 
 // Pin calls "pin/add" with progress, after connecting to pin.Origins
-// (failures there are logged, not returned). MaxDepth 0 pins directly;
+// (failures there are logged, not returned); it is the only call per pin
+// (no pin/ls before it, no dag/stat). The name goes to Kubo only with
+// Config.PinNames. MaxDepth 0 pins directly;
 // any other MaxDepth pins recursively (Kubo has no depth-limited pins).
 // progress, when not nil, is called as blocks arrive: Kubo streams its
 // counts every 500 ms, and each report whose counts differ from the last one
@@ -65,7 +67,7 @@ func (c *Connector) Pin(ctx context.Context, pin pincluster.Pin, progress func(p
 	}
 	c.connectOrigins(ctx, pin.Origins)
 	q := opts("recursive", strconv.FormatBool(pin.MaxDepth != 0), "progress", "true")
-	if pin.Name != "" {
+	if c.cfg.PinNames && pin.Name != "" {
 		q.Set("name", pin.Name)
 	}
 	var (

@@ -55,35 +55,40 @@ func (rec *recorder) take() []seenRequest {
 
 // TestPinRequestShape pins the exact requests a Pin sends, the same as
 // IPFS Cluster's connector sends for pin/add: one POST of pin/add per pin
-// with arg, recursive and progress (and name for a named pin), no body,
-// and nothing else: no pin/ls before it (IPFS Cluster asks pin/ls first;
-// the tracker knows what the node holds), no dag/stat, no second pin/add.
-// Kubo's CPU per pin is its pin/add: any further call per pin shows in it.
+// with arg, recursive and progress, no body, and nothing else: no pin/ls
+// before it (IPFS Cluster asks pin/ls first; the tracker knows what the
+// node holds), no dag/stat, no second pin/add, and no name unless
+// Config.PinNames (a named pin costs Kubo an index write). Kubo's CPU per
+// pin is its pin/add: any further call or option per pin shows in it.
 func TestPinRequestShape(t *testing.T) {
 	rec := &recorder{}
 	c := fake(t, rec.handle, kubo.Config{})
+	named := fake(t, rec.handle, kubo.Config{PinNames: true})
 	ctx := context.Background()
 	ci := rawCID(t, "shape")
 
 	cases := []struct {
 		name string
+		conn *kubo.Connector
 		pin  pincluster.Pin
 		want url.Values
 	}{
-		{"recursive", pincluster.NewPin(ci, pincluster.PinOptions{}),
+		{"recursive", c, pincluster.NewPin(ci, pincluster.PinOptions{}),
 			url.Values{"arg": {ci.String()}, "recursive": {"true"}, "progress": {"true"}}},
-		{"direct", func() pincluster.Pin {
+		{"direct", c, func() pincluster.Pin {
 			p := pincluster.NewPin(ci, pincluster.PinOptions{})
 			p.MaxDepth = 0
 			return p
 		}(), url.Values{"arg": {ci.String()}, "recursive": {"false"}, "progress": {"true"}}},
-		{"named", pincluster.NewPin(ci, pincluster.PinOptions{Name: "a name"}),
+		{"named", c, pincluster.NewPin(ci, pincluster.PinOptions{Name: "a name"}),
+			url.Values{"arg": {ci.String()}, "recursive": {"true"}, "progress": {"true"}}},
+		{"named with PinNames", named, pincluster.NewPin(ci, pincluster.PinOptions{Name: "a name"}),
 			url.Values{"arg": {ci.String()}, "recursive": {"true"}, "progress": {"true"}, "name": {"a name"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []pincluster.PinProgress
-			require.NoError(t, c.Pin(ctx, tc.pin, func(p pincluster.PinProgress) { got = append(got, p) }))
+			require.NoError(t, tc.conn.Pin(ctx, tc.pin, func(p pincluster.PinProgress) { got = append(got, p) }))
 			reqs := rec.take()
 			require.Len(t, reqs, 1, "one call per pin: %+v", reqs)
 			r := reqs[0]
@@ -97,9 +102,9 @@ func TestPinRequestShape(t *testing.T) {
 }
 
 // TestPinKeepAlive checks that pins reuse their connections: 200 pins from
-// 10 goroutines (the tracker's default pin concurrency) arrive on at most
-// 10 connections. A connection per pin would cost Kubo an accept and a
-// new server goroutine for each.
+// 10 goroutines (the tracker's default pin concurrency) arrive on about 10
+// connections. A connection per pin would cost Kubo an accept and a new
+// server goroutine for each.
 func TestPinKeepAlive(t *testing.T) {
 	rec := &recorder{}
 	c := fake(t, rec.handle, kubo.Config{})
@@ -120,5 +125,9 @@ func TestPinKeepAlive(t *testing.T) {
 	for _, r := range reqs {
 		conns[r.remote] = true
 	}
-	assert.LessOrEqual(t, len(conns), 10, "connections used by 200 pins")
+	// net/http puts a connection back in its idle pool from its read
+	// loop, after the body's EOF has been returned, so a goroutine's next
+	// request now and then dials before its last connection is back: a
+	// few more than 10, never one per pin.
+	assert.LessOrEqual(t, len(conns), 20, "connections used by 200 pins")
 }
