@@ -190,6 +190,7 @@ func run(n, clients int, store, kuboAddrs, target string, singles int) error {
 		}
 	}
 
+	stopProfiles := startExtraProfiles()
 	start := time.Now()
 	stateDone := make(chan []time.Duration, 1)
 	pinnedDone := make(chan []time.Duration, 1)
@@ -214,6 +215,9 @@ func run(n, clients int, store, kuboAddrs, target string, singles int) error {
 	}
 	if profile != "" {
 		pprof.StopCPUProfile()
+	}
+	if err := stopProfiles(); err != nil {
+		return err
 	}
 	fmt.Printf("process: CPU %.2f s for the run, RSS %d MiB\n", cpuSeconds()-cpu0, rssMiB())
 	if kubos != nil {

@@ -252,6 +252,7 @@ func (s *Datastore) commitDelta(ctx context.Context, ops []op) error {
 	}
 	s.afterCommit(id, true, &ch)
 	s.st.localDeltas.Add(1)
+	s.queueOutgoing(id, raw)
 	s.kickBroadcast()
 	return nil
 }
@@ -293,6 +294,19 @@ var _ ds.Batch = (*batch)(nil)
 // Put adds a put to the batch.
 func (b *batch) Put(ctx context.Context, key ds.Key, value []byte) error {
 	o := op{key: key.String(), value: append([]byte{}, value...)}
+	if err := b.s.checkOp(&o); err != nil {
+		return fmt.Errorf("crdt: batch put: %w", err)
+	}
+	b.mu.Lock()
+	b.ops = append(b.ops, o)
+	b.mu.Unlock()
+	return nil
+}
+
+// PutDecoded adds a put of a value the caller has validated and decoded
+// (see Datastore.PutDecoded); value is not copied.
+func (b *batch) PutDecoded(ctx context.Context, key ds.Key, value []byte, decoded any) error {
+	o := op{key: key.String(), value: value, decoded: decoded}
 	if err := b.s.checkOp(&o); err != nil {
 		return fmt.Errorf("crdt: batch put: %w", err)
 	}

@@ -45,10 +45,11 @@ type Datastore struct {
 	wq        chan *writeReq
 	bcastKick chan struct{}
 
-	proc  processor
-	st    counters
-	snap  snapState
-	hooks hookQueue
+	proc   processor
+	st     counters
+	snap   snapState
+	hooks  hookQueue
+	inline inlineState
 }
 
 type counters struct {

@@ -135,3 +135,19 @@ func TestDecodedValueHandedToHook(t *testing.T) {
 	require.EqualValues(t, 2, decodes["p0"].Load(), "p0: /y and the refused /z")
 	require.EqualValues(t, 2, decodes["p1"].Load(), "p1: one decode per received value")
 }
+
+// A fresh local delta travels with its announcement: the other replica
+// applies it without fetching its block from the DAG.
+func TestFreshDeltaArrivesWithAnnouncement(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t, 2, 1, crdt.Config{})
+	a, b := c.rs[0], c.rs[1]
+	require.NoError(t, a.Put(ctx, ds.NewKey("/fresh"), []byte("v")))
+	waitFor(t, 30*time.Second, "b has /fresh", func() bool {
+		ok, err := b.Has(ctx, ds.NewKey("/fresh"))
+		require.NoError(t, err)
+		return ok
+	})
+	require.Zero(t, b.Stats().Fetches, "b fetched the block")
+	require.Zero(t, b.dag.TotalAttempts(), "b asked the DAG for the block")
+}
