@@ -197,7 +197,9 @@ func run(n, clients int, store, kuboAddrs, target string, singles int) error {
 	go func() { stateDone <- waitEach(peers, start, func(p *benchPeer) bool { return p.holds(ctx, cids) }) }()
 	go func() { pinnedDone <- waitEach(peers, start, func(p *benchPeer) bool { return p.held() >= n+1 }) }()
 	var res result
-	if direct {
+	if bulkStreams > 0 {
+		res = driveBulk(peers[0].url, cids, bulkStreams)
+	} else if direct {
 		res = driveFunc(cids, clients, func(_ *http.Client, ci cid.Cid) error {
 			_, err := peers[0].c.Pin(ctx, ci, pincluster.PinOptions{})
 			return err
