@@ -551,19 +551,32 @@ func (c *Cluster) Pin(ctx context.Context, ci cid.Cid, opts PinOptions) (Pin, er
 // peer: allocationRequest.Remove). With exclude, pin re-places an existing
 // pin and never creates one.
 func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude []peer.ID, remove bool) (Pin, error) {
+	pin, log, err := c.preparePin(ctx, ci, opts, exclude, remove)
+	if err != nil || !log {
+		return pin, err
+	}
+	if err := c.consensus.LogPin(ctx, pin); err != nil {
+		return Pin{}, fmt.Errorf("pincluster: pin %s: %w", ci, err)
+	}
+	return pin, nil
+}
+
+// preparePin makes the pin that pin logs, validated; log is false when
+// the pin to return is already in the state as it is (nothing to log).
+func (c *Cluster) preparePin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude []peer.ID, remove bool) (_ Pin, log bool, _ error) {
 	if !ci.Defined() {
-		return Pin{}, &ValidationError{Field: "cid", Err: ErrInvalidCID, Detail: "undefined"}
+		return Pin{}, false, &ValidationError{Field: "cid", Err: ErrInvalidCID, Detail: "undefined"}
 	}
 	opts, err := c.normalise(opts)
 	if err != nil {
-		return Pin{}, err
+		return Pin{}, false, err
 	}
 	pin := NewPin(ci, opts)
 	pin.Timestamp = time.Now().UTC()
 
 	st, err := c.state(ctx)
 	if err != nil {
-		return Pin{}, err
+		return Pin{}, false, err
 	}
 	var current []peer.ID
 	existing, err := st.Get(ctx, ci)
@@ -572,17 +585,17 @@ func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude 
 		if existing.MaxDepth != 0 && pin.MaxDepth == 0 {
 			// As IPFS Cluster: the IPFS nodes would keep the recursive
 			// pin, and the state would lie about it.
-			return Pin{}, &ValidationError{Field: "mode", Err: ErrModeDowngrade,
+			return Pin{}, false, &ValidationError{Field: "mode", Err: ErrModeDowngrade,
 				Detail: fmt.Sprintf("%s is pinned recursively; unpin it before pinning it directly", ci)}
 		}
 		current = existing.Allocations
 		pin.Timestamp = existing.Timestamp
 	case !errors.Is(err, ErrNotFound):
-		return Pin{}, fmt.Errorf("pincluster: pin %s: %w", ci, err)
+		return Pin{}, false, fmt.Errorf("pincluster: pin %s: %w", ci, err)
 	case len(exclude) > 0:
 		// A re-placement of a pin that was unpinned meanwhile: do not
 		// bring it back.
-		return Pin{}, fmt.Errorf("pincluster: repin %s: %w", ci, err)
+		return Pin{}, false, fmt.Errorf("pincluster: repin %s: %w", ci, err)
 	}
 	if !existing.Defined() && opts.PinUpdate.Defined() && len(exclude) == 0 {
 		// An update starts from the old version's allocations, which
@@ -590,11 +603,11 @@ func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude 
 		if old, err := st.Get(ctx, opts.PinUpdate); err == nil {
 			current = old.Allocations
 		} else if !errors.Is(err, ErrNotFound) {
-			return Pin{}, fmt.Errorf("pincluster: pin %s: update from %s: %w", ci, opts.PinUpdate, err)
+			return Pin{}, false, fmt.Errorf("pincluster: pin %s: update from %s: %w", ci, opts.PinUpdate, err)
 		}
 	}
 	if len(exclude) > 0 && !slices.ContainsFunc(existing.Allocations, func(p peer.ID) bool { return slices.Contains(exclude, p) }) {
-		return existing, nil // already moved away from the excluded peers
+		return existing, false, nil // already moved away from the excluded peers
 	}
 	if !pin.IsPinEverywhere() {
 		var removed []peer.ID
@@ -603,20 +616,17 @@ func (c *Cluster) pin(ctx context.Context, ci cid.Cid, opts PinOptions, exclude 
 		}
 		allocs, err := c.allocateWarm(ctx, ci, opts, current, exclude, removed)
 		if err != nil {
-			return Pin{}, fmt.Errorf("pincluster: pin %s: %w", ci, err)
+			return Pin{}, false, fmt.Errorf("pincluster: pin %s: %w", ci, err)
 		}
 		pin.Allocations = allocs
 	}
 	if existing.Defined() && existing.Equal(pin) {
-		return existing, nil // same pin, same allocations: nothing to log
+		return existing, false, nil // same pin, same allocations: nothing to log
 	}
 	if err := pin.Validate(); err != nil {
-		return Pin{}, err
+		return Pin{}, false, err
 	}
-	if err := c.consensus.LogPin(ctx, pin); err != nil {
-		return Pin{}, fmt.Errorf("pincluster: pin %s: %w", ci, err)
-	}
-	return pin, nil
+	return pin, true, nil
 }
 
 // maxWarmWait bounds how long a write waits for a starting peer (Ready,

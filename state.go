@@ -340,6 +340,26 @@ func (b *StateBatch) Rm(ctx context.Context, c cid.Cid) error {
 	return nil
 }
 
+// addValid is Add for a pin its caller has validated (Cluster.PinMany):
+// encoded, and handed on decoded, without being validated again.
+func (b *StateBatch) addValid(ctx context.Context, pin Pin) error {
+	v, err := pin.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	k := pinKey(pinsNamespace, pin.Cid)
+	if dp, ok := b.b.(decodedPutter); ok {
+		err = dp.PutDecoded(ctx, k, v, pin)
+	} else {
+		err = b.b.Put(ctx, k, v)
+	}
+	if err != nil {
+		return fmt.Errorf("pincluster: state batch add %s: %w", pin.Cid, err)
+	}
+	b.n++
+	return nil
+}
+
 // Len returns how many writes are queued.
 func (b *StateBatch) Len() int { return b.n }
 

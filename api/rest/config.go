@@ -104,8 +104,8 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies other than /add, in bytes.
 	// Default: DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
-	// MaxAddBytes bounds the body of /add, in bytes. Default:
-	// DefaultMaxAddBytes (1 GiB).
+	// MaxAddBytes bounds the body of /add and of /pins/stream, in bytes.
+	// Default: DefaultMaxAddBytes (1 GiB).
 	MaxAddBytes int64
 	// MaxCARBlocks bounds the number of blocks of one CAR upload.
 	// Default: DefaultMaxCARBlocks.
@@ -119,9 +119,9 @@ type Config struct {
 	// is cut off (408 when the answer can still be written). Default:
 	// DefaultReadTimeout (30s; bodies are at most MaxBodyBytes).
 	ReadTimeout time.Duration
-	// AddReadTimeout bounds reading a /add request, from the end of its
-	// headers. Default: DefaultAddReadTimeout (30m: a MaxAddBytes upload
-	// of 1 GiB needs about 600 KB/s).
+	// AddReadTimeout bounds reading a /add or /pins/stream request, from
+	// the end of its headers. Default: DefaultAddReadTimeout (30m: a
+	// MaxAddBytes upload of 1 GiB needs about 600 KB/s).
 	AddReadTimeout time.Duration
 	// WriteTimeout bounds each write of an answer, not the whole answer:
 	// the deadline moves forward as the handler writes, so long NDJSON

@@ -35,6 +35,7 @@
 //	POST   /pins/{cid}, /pins/ipfs/{path...}  pin (query options below)
 //	DELETE /pins/{cid}, /pins/ipfs/{path...}  unpin
 //	POST   /pins/{cid}/recover?local=, /pins/recover?local=
+//	POST   /pins/stream                  NDJSON pins in, NDJSON answers out (pincluster's bulk path)
 //	GET    /allocations?filter=pin,meta-pin,...|all, /allocations/{cid}
 //	POST   /add                          multipart files, or format=car
 //	GET    /monitor/metrics, /monitor/metrics/{name}
@@ -74,6 +75,23 @@
 // X-Stream-Error trailer. Errors are api.Error, {"code": N, "message":
 // "..."}. /add answers a JSON array when stream-channels=false and NDJSON
 // otherwise.
+//
+// POST /pins/stream is pincluster's own bulk path (IPFS Cluster has
+// none), for importing many pins in one request: the body is NDJSON, one
+// pin per line, {"cid": "bafy...", "name": "...", "mode": "direct",
+// "replication_factor_min": 2, "replication_factor_max": 3,
+// "user_allocations": [...], "expire_at": "...", "metadata": {...}} (only
+// "cid" is required; {"/": "bafy..."} is accepted too). The lines received
+// so far are pinned together as one durable batch (Cluster.PinMany), and
+// answered in order, once durable, one NDJSON line each: {"line": n,
+// "cid": "..."} or, for a pin the cluster refused, {"line": n, "error":
+// {"code": 400, "message": "..."}}; the answers start while the body is
+// still being sent. A line that is not a pin (bad JSON, a bad CID, over
+// 64 KiB) is answered with an error line and ends the stream: every line
+// answered without error before it is pinned, no line after it is read.
+// A bad first line is answered as a plain error (400, or 413 for a long
+// line). The body is bounded like /add's (Config.MaxAddBytes,
+// AddReadTimeout); past it the stream ends with a 413 line.
 //
 // /add?format=car reads the first file part as a CAR v1 with exactly one
 // root: every block is checked against its CID, bounded in size (2 MiB)

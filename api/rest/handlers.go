@@ -38,6 +38,7 @@ func (a *API) routes() http.Handler {
 	authed.HandleFunc("DELETE /peers/{peer}", a.peerRm)
 	authed.HandleFunc("GET /pins", a.statusAll)
 	authed.HandleFunc("POST /pins/recover", a.recoverAll)
+	authed.HandleFunc("POST /pins/stream", a.pinStream)
 	authed.HandleFunc("/pins/{rest...}", a.pins)
 	authed.HandleFunc("GET /allocations", a.allocations)
 	authed.HandleFunc("GET /allocations/{cid}", a.allocation)
@@ -73,7 +74,8 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		limit := a.cfg.MaxBodyBytes
-		if r.URL.Path == "/add" {
+		upload := r.URL.Path == "/add" || r.URL.Path == "/pins/stream"
+		if upload {
 			limit = a.cfg.MaxAddBytes
 		}
 		if r.ContentLength > limit {
@@ -81,7 +83,7 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 			a.writeError(w, tooLarge(r), fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, limit))
 			return
 		}
-		if r.URL.Path == "/add" {
+		if upload {
 			httpx.ExtendReadDeadline(w, a.cfg.AddReadTimeout)
 		}
 		r.Body = httpx.TimeoutBody(http.MaxBytesReader(w, r.Body, limit))
@@ -97,7 +99,7 @@ func (a *API) writeError(w http.ResponseWriter, code int, msg string) {
 // upload, 400 (bad input) for the small JSON and query
 // routes.
 func tooLarge(r *http.Request) int {
-	if r.URL.Path == "/add" {
+	if r.URL.Path == "/add" || r.URL.Path == "/pins/stream" {
 		return http.StatusRequestEntityTooLarge
 	}
 	return http.StatusBadRequest

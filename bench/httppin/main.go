@@ -210,13 +210,16 @@ func run(n, clients int, store, kuboAddrs, target string, singles int) error {
 		}
 	}
 
+	stopProfiles := startExtraProfiles()
 	start := time.Now()
 	stateDone := make(chan []time.Duration, 1)
 	pinnedDone := make(chan []time.Duration, 1)
 	go func() { stateDone <- waitEach(peers, start, func(p *benchPeer) bool { return p.holds(ctx, cids) }) }()
 	go func() { pinnedDone <- waitEach(peers, start, func(p *benchPeer) bool { return p.held() >= n+1 }) }()
 	var res result
-	if direct {
+	if bulkStreams > 0 {
+		res = driveBulk(peers[0].url, cids, bulkStreams)
+	} else if direct {
 		res = driveFunc(cids, clients, func(_ *http.Client, ci cid.Cid) error {
 			_, err := peers[0].c.Pin(ctx, ci, pincluster.PinOptions{})
 			return err
@@ -239,6 +242,9 @@ func run(n, clients int, store, kuboAddrs, target string, singles int) error {
 	}
 	if profile != "" {
 		pprof.StopCPUProfile()
+	}
+	if err := stopProfiles(); err != nil {
+		return err
 	}
 	fmt.Printf("process: CPU %.2f s for the run, RSS %d MiB\n", cpuSeconds()-cpu0, rssMiB())
 	if kubos != nil {

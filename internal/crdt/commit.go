@@ -147,12 +147,75 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 		} else {
 			err = s.commitOps(ctx, ops)
 		}
-		for _, r := range group {
-			r.done <- err
+		if err == nil {
+			// Committed, not yet durable: the sync loop answers the group
+			// once a sync begun after this commit has returned, while
+			// this loop commits the next group (pipelined group commit).
+			select {
+			case s.syncq <- group:
+				continue
+			case <-ctx.Done():
+				err = ErrClosed
+			}
 		}
+		answer(group, err)
 		// The writers deliver the hooks of their commit; the hook loop
 		// delivers them should every writer have stopped waiting.
 		s.kickHooks()
+	}
+}
+
+// answer sends err to every request of group.
+func answer(group []*writeReq, err error) {
+	for _, r := range group {
+		r.done <- err
+	}
+}
+
+// syncLoop makes committed groups durable: it takes every group waiting,
+// syncs the store once (which covers every commit made before the sync
+// began) and answers them. On the way out it syncs and answers what is
+// left.
+func (s *Datastore) syncLoop(ctx context.Context) {
+	var groups [][]*writeReq
+	syncAll := func() {
+		err := s.store.Sync(context.WithoutCancel(ctx), ds.NewKey("/"))
+		if err != nil {
+			err = fmt.Errorf("sync local deltas: %w", err)
+		}
+		for _, g := range groups {
+			answer(g, err)
+		}
+		groups = groups[:0]
+		s.kickHooks()
+	}
+	for {
+		select {
+		case g := <-s.syncq:
+			groups = append(groups, g)
+		case <-ctx.Done():
+			for {
+				select {
+				case g := <-s.syncq:
+					groups = append(groups, g)
+				default:
+					if len(groups) > 0 {
+						syncAll()
+					}
+					return
+				}
+			}
+		}
+	gather:
+		for {
+			select {
+			case g := <-s.syncq:
+				groups = append(groups, g)
+			default:
+				break gather
+			}
+		}
+		syncAll()
 	}
 }
 
@@ -178,7 +241,7 @@ func (s *Datastore) commitOps(ctx context.Context, ops []op) error {
 }
 
 // commitDelta builds one delta from ops (the last op per key wins), stores
-// its block, applies it and syncs.
+// its block and applies it; syncLoop makes it durable.
 func (s *Datastore) commitDelta(ctx context.Context, ops []op) error {
 	final := make(map[string]op, len(ops))
 	for _, o := range ops {
@@ -247,11 +310,10 @@ func (s *Datastore) commitDelta(ctx context.Context, ops []op) error {
 	if err := b.Commit(ctx); err != nil {
 		return fmt.Errorf("commit local delta %s: %w", id, err)
 	}
-	if err := s.store.Sync(ctx, ds.NewKey("/")); err != nil {
-		return fmt.Errorf("sync local delta %s: %w", id, err)
-	}
+	// Synced by syncLoop before the writers are answered.
 	s.afterCommit(id, true, &ch)
 	s.st.localDeltas.Add(1)
+	s.queueOutgoing(id, raw)
 	s.kickBroadcast()
 	return nil
 }
@@ -293,6 +355,19 @@ var _ ds.Batch = (*batch)(nil)
 // Put adds a put to the batch.
 func (b *batch) Put(ctx context.Context, key ds.Key, value []byte) error {
 	o := op{key: key.String(), value: append([]byte{}, value...)}
+	if err := b.s.checkOp(&o); err != nil {
+		return fmt.Errorf("crdt: batch put: %w", err)
+	}
+	b.mu.Lock()
+	b.ops = append(b.ops, o)
+	b.mu.Unlock()
+	return nil
+}
+
+// PutDecoded adds a put of a value the caller has validated and decoded
+// (see Datastore.PutDecoded); value is not copied.
+func (b *batch) PutDecoded(ctx context.Context, key ds.Key, value []byte, decoded any) error {
+	o := op{key: key.String(), value: value, decoded: decoded}
 	if err := b.s.checkOp(&o); err != nil {
 		return fmt.Errorf("crdt: batch put: %w", err)
 	}

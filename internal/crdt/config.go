@@ -111,6 +111,12 @@ type Config struct {
 	// visible value has been applied and committed. Same rules as PutHook.
 	DeleteHook func(key ds.Key)
 
+	// NoInlineDeltas stops this replica from attaching its fresh deltas
+	// to the broadcast announcing them (see the package doc, "Wire
+	// format"): the other replicas then fetch every delta through the
+	// DAG. Replicas accept attached deltas either way. Default false.
+	NoInlineDeltas bool
+
 	// PutValueHook, if not nil, is called instead of PutHook, with the
 	// same rules, and is also handed decoded: Config.DecodeValue's result
 	// for value when the engine has it in hand (a local PutDecoded, Put or

@@ -282,7 +282,13 @@
 // nodes, "p": height, "s": root link, "v": 2}. A join request is CBOR
 // {"j": nonce (16 bytes), "v": 3}; a join reply is CBOR {"e": [nonce,
 // ...], "n": covered nodes, "p": height, "s": root link, "v": 4}, with
-// "n", "p" and "s" left out when the sender knows no snapshot.
+// "n", "p" and "s" left out when the sender knows no snapshot. The
+// broadcast that follows local commits carries their delta blocks when
+// they are small (at most 64 blocks, 512 KiB): CBOR {"b": [block bytes,
+// ...], "h": [link (tag 42), ...], "v": 10}; a receiver takes the CID of
+// each block from its bytes, holds it (8 MiB at most) and applies it
+// without fetching it, storing it in its DAG as a fetch would; a block
+// not attached or not held any more is fetched as before.
 //
 // A snapshot root block is dag-cbor {"c": [covered-node chunk links],
 // "h": [head links, sorted], "k": rows, "n": covered nodes, "p": height,

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pincluster/pincluster/internal/crdt"
+	"github.com/pincluster/pincluster/internal/crdt/crdttest"
 )
 
 // A hook runs after the engine released its apply lock: while one
@@ -134,4 +135,69 @@ func TestDecodedValueHandedToHook(t *testing.T) {
 	require.Equal(t, map[string]any{"/x": rec{"x"}, "/y": rec{"y"}}, got["p1"])
 	require.EqualValues(t, 2, decodes["p0"].Load(), "p0: /y and the refused /z")
 	require.EqualValues(t, 2, decodes["p1"].Load(), "p1: one decode per received value")
+}
+
+// A fresh local delta travels with its announcement: the other replica
+// applies it without fetching its block from the DAG.
+func TestFreshDeltaArrivesWithAnnouncement(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t, 2, 1, crdt.Config{})
+	a, b := c.rs[0], c.rs[1]
+	require.NoError(t, a.Put(ctx, ds.NewKey("/fresh"), []byte("v")))
+	waitFor(t, 30*time.Second, "b has /fresh", func() bool {
+		ok, err := b.Has(ctx, ds.NewKey("/fresh"))
+		require.NoError(t, err)
+		return ok
+	})
+	require.Zero(t, b.Stats().Fetches, "b fetched the block")
+	require.Zero(t, b.dag.TotalAttempts(), "b asked the DAG for the block")
+}
+
+// gatedSync is a store whose Sync waits until released.
+type gatedSync struct {
+	ds.Batching
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+func (g *gatedSync) Sync(ctx context.Context, k ds.Key) error {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
+	<-g.gate
+	return g.Batching.Sync(ctx, k)
+}
+
+// Group commit is pipelined: a write is answered only after a sync that
+// began after its commit, and while one sync runs the next group is
+// already committed. (The old committer synced in line: a second write
+// was not even committed while the first one's sync ran.)
+func TestCommitPipelinedWithSync(t *testing.T) {
+	ctx := context.Background()
+	c := &cluster{t: t, net: crdttest.NewNetwork(), bus: crdttest.NewBus(1)}
+	st := &gatedSync{Batching: newMemStore(t), gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	release := sync.OnceFunc(func() { close(st.gate) })
+	defer release()
+	s := c.open("p0", st, crdt.Config{})
+	errA := make(chan error, 1)
+	go func() { errA <- s.Put(ctx, ds.NewKey("/a"), []byte("1")) }()
+	<-st.entered // /a committed, its sync running
+	errB := make(chan error, 1)
+	go func() { errB <- s.Put(ctx, ds.NewKey("/b"), []byte("2")) }()
+	waitFor(t, 10*time.Second, "/b committed while /a's sync runs", func() bool {
+		ok, err := s.Has(ctx, ds.NewKey("/b"))
+		require.NoError(t, err)
+		return ok
+	})
+	select {
+	case err := <-errA:
+		t.Fatalf("/a answered (%v) before its sync returned", err)
+	case err := <-errB:
+		t.Fatalf("/b answered (%v) before any sync covering it", err)
+	default:
+	}
+	release()
+	require.NoError(t, <-errA)
+	require.NoError(t, <-errB)
 }

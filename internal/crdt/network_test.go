@@ -285,7 +285,8 @@ func TestUnfetchableBranch(t *testing.T) {
 
 // Corrupt and hanging fetches are retried, never applied.
 func TestCorruptAndHangingFetches(t *testing.T) {
-	c := newCluster(t, 2, 1, crdt.Config{DAGSyncerTimeout: 100 * time.Millisecond, RetryMinBackoff: 20 * time.Millisecond, RetryMaxBackoff: 100 * time.Millisecond})
+	// Deltas travel by fetch only, so that the fetches meet the faults.
+	c := newCluster(t, 2, 1, crdt.Config{DAGSyncerTimeout: 100 * time.Millisecond, RetryMinBackoff: 20 * time.Millisecond, RetryMaxBackoff: 100 * time.Millisecond, NoInlineDeltas: true})
 	ctx := context.Background()
 	c.rs[1].dag.SetEveryK(2, crdttest.FaultCorrupt)
 	for i := range 30 {

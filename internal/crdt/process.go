@@ -277,12 +277,19 @@ func (s *Datastore) processNode(ctx context.Context, c cid.Cid) {
 		}
 		return
 	}
-	fctx, cancel := context.WithTimeout(ctx, s.cfg.DAGSyncerTimeout)
-	raw, err := s.dag.Get(fctx, c)
-	cancel()
-	s.st.fetches.Add(1)
-	if err == nil {
-		err = verifyBlock(c, raw)
+	raw, inline := s.takeIncoming(c)
+	if inline {
+		// Received with its announcement (checked against c): stored in
+		// the DAG as a fetch would have.
+		err = s.dag.Put(ctx, c, raw)
+	} else {
+		fctx, cancel := context.WithTimeout(ctx, s.cfg.DAGSyncerTimeout)
+		raw, err = s.dag.Get(fctx, c)
+		cancel()
+		s.st.fetches.Add(1)
+		if err == nil {
+			err = verifyBlock(c, raw)
+		}
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -469,13 +476,19 @@ func (s *Datastore) receiveLoop(ctx context.Context) {
 			// replay what the snapshot holds.
 			continue
 		}
-		heads, err := DecodeMessage(msg.Data, s.cfg.MaxHeadsPerBroadcast)
+		var heads []cid.Cid
+		var blocks []inlineBlock
+		if messageVersion(msg.Data) == deltasVersion {
+			heads, blocks, err = decodeDeltas(msg.Data, s.cfg.MaxHeadsPerBroadcast, s.cfg.MaxBlockSize)
+		} else {
+			heads, err = DecodeMessage(msg.Data, s.cfg.MaxHeadsPerBroadcast)
+		}
 		if err != nil {
 			s.st.ignoredBroadcasts.Add(1)
 			s.log.Warn("crdt: ignored broadcast", "from", msg.From, "err", err)
 			continue
 		}
-		if err := s.handleHeads(ctx, heads); err != nil && ctx.Err() == nil {
+		if err := s.handleDeltas(ctx, heads, blocks); err != nil && ctx.Err() == nil {
 			s.log.Warn("crdt: journal heads", "from", msg.From, "err", err)
 		}
 	}
@@ -535,7 +548,14 @@ func (s *Datastore) sendHeads(ctx context.Context) {
 	if len(heads) == 0 {
 		return
 	}
-	data, err := EncodeMessage(heads)
+	var data []byte
+	var err error
+	if blocks := s.takeOutgoing(); len(blocks) > 0 {
+		// Fresh local deltas travel with their announcement (inline.go).
+		data, err = encodeDeltas(heads, blocks)
+	} else {
+		data, err = EncodeMessage(heads)
+	}
 	if err != nil {
 		s.log.Error("crdt: encode heads", "err", err)
 		return
