@@ -363,6 +363,9 @@ func (w *pinAddWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// Unwrap gives http.ResponseController the connection's writer.
+func (w *pinAddWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // Flush lets the proxy stream Kubo's progress lines.
 func (w *pinAddWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
