@@ -85,15 +85,31 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 			}
 		}
 	}()
+	var syncing chan struct{} // closed once the last group handed off is answered
 	for {
 		var first *writeReq
 		if held != nil {
 			first, held = held, nil
 		} else {
-			select {
-			case first = <-s.wq:
-			case <-ctx.Done():
-				return
+			if syncing != nil {
+				// A request arriving while the last group syncs is
+				// committed at once (pipelined); if the sync ends first,
+				// its writers queue their next writes before the next
+				// group forms, as without pipelining.
+				select {
+				case first = <-s.wq:
+				case <-syncing:
+				case <-ctx.Done():
+					return
+				}
+				syncing = nil
+			}
+			if first == nil {
+				select {
+				case first = <-s.wq:
+				case <-ctx.Done():
+					return
+				}
 			}
 		}
 		group := []*writeReq{first}
@@ -151,8 +167,10 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 			// Committed, not yet durable: the sync loop answers the group
 			// once a sync begun after this commit has returned, while
 			// this loop commits the next group (pipelined group commit).
+			done := make(chan struct{})
 			select {
-			case s.syncq <- group:
+			case s.syncq <- syncJob{group, done}:
+				syncing = done
 				continue
 			case <-ctx.Done():
 				err = ErrClosed
@@ -163,6 +181,13 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 		// delivers them should every writer have stopped waiting.
 		s.kickHooks()
 	}
+}
+
+// syncJob is a committed group waiting for a sync; done is closed once
+// it is answered.
+type syncJob struct {
+	group []*writeReq
+	done  chan struct{}
 }
 
 // answer sends err to every request of group.
@@ -177,14 +202,15 @@ func answer(group []*writeReq, err error) {
 // began) and answers them. On the way out it syncs and answers what is
 // left.
 func (s *Datastore) syncLoop(ctx context.Context) {
-	var groups [][]*writeReq
+	var groups []syncJob
 	syncAll := func() {
 		err := s.store.Sync(context.WithoutCancel(ctx), ds.NewKey("/"))
 		if err != nil {
 			err = fmt.Errorf("sync local deltas: %w", err)
 		}
 		for _, g := range groups {
-			answer(g, err)
+			answer(g.group, err)
+			close(g.done)
 		}
 		groups = groups[:0]
 		s.kickHooks()

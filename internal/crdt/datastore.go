@@ -43,7 +43,7 @@ type Datastore struct {
 	pending atomic.Int64       // journal entries (/q)
 
 	wq        chan *writeReq
-	syncq     chan []*writeReq // committed groups waiting for a sync
+	syncq     chan syncJob // committed groups waiting for a sync
 	bcastKick chan struct{}
 
 	proc   processor
@@ -88,7 +88,7 @@ func New(ctx context.Context, store ds.Batching, dag DAG, bc Broadcaster, cfg Co
 		g:         gorun.New(),
 		heads:     map[cid.Cid]uint64{},
 		wq:        make(chan *writeReq, c.MaxBatchSize),
-		syncq:     make(chan []*writeReq, 64),
+		syncq:     make(chan syncJob, 64),
 		bcastKick: make(chan struct{}, 1),
 	}
 	s.hooks.kick = make(chan struct{}, 1)
