@@ -236,7 +236,7 @@ func (c *Cluster) start(i int) error {
 		}
 	}
 	opts := []pincluster.Option{
-		pincluster.WithLogger(c.log.With("peer", i)),
+		pincluster.WithLogger(c.log.With("index", i)), // Peer.Index
 		pincluster.WithPeerName("peer" + strconv.Itoa(i)),
 		pincluster.WithMonitorInterval(c.setup.MonitorInterval),
 		// Three intervals: a peer may miss one publication on a loaded

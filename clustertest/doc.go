@@ -21,8 +21,8 @@
 //   - WaitFor, WaitReady and WaitStatus wait for a condition with a
 //     deadline, failing the test with what was awaited.
 //   - The peers log through NewLogger to t.Log (Setup.LogLevel, Info by
-//     default), each record tagged with the peer's index; nothing is logged
-//     after the test's cleanup.
+//     default), each record tagged with the peer's index ("index=2");
+//     nothing is logged after the test's cleanup.
 //
 // Stand-ins:
 //   - MockConnector is an in-memory pincluster.IPFSConnector (with the

@@ -13,7 +13,7 @@ import (
 // cleanup: the records logged after that are dropped, so that a goroutine
 // still running then does not log into a finished test. Start gives one to
 // every peer (pincluster.WithLogger), each record carrying the peer's
-// name.
+// index.
 func NewLogger(t testing.TB, level slog.Leveler) *slog.Logger {
 	w := &testWriter{t: t}
 	t.Cleanup(w.stop)

@@ -63,5 +63,5 @@ func TestStartLogsToTest(t *testing.T) {
 	}
 	lines := rec.Lines()
 	require.NotEmpty(t, lines)
-	require.Contains(t, lines[0], "peer=0")
+	require.Contains(t, lines[0], "index=0")
 }
