@@ -215,7 +215,7 @@ func BenchmarkPinClientOverhead(b *testing.B) {
 //
 //	PINCLUSTER_KUBO=$PWD/.cache/bin/ipfs go test -run XXX -bench KuboCPUPerPin -benchtime 2x -count 4 ./connector/kubo/
 func BenchmarkKuboCPUPerPin(b *testing.B) {
-	d := startDaemon(b, daemonOptions{offline: true})
+	d := kubotest.Start(b, kubotest.Options{Offline: true})
 	ctx := context.Background()
 	plain := connect(b, d, kubo.Config{})
 	named := connect(b, d, kubo.Config{PinNames: true})
@@ -229,7 +229,7 @@ func BenchmarkKuboCPUPerPin(b *testing.B) {
 		}
 		cids[i], args[i] = ci, ci.String()
 	}
-	pid := d.cmd.Process.Pid
+	pid := d.Pid()
 	for _, tc := range []struct {
 		name string
 		c    *kubo.Connector
@@ -238,8 +238,8 @@ func BenchmarkKuboCPUPerPin(b *testing.B) {
 			var cpu time.Duration
 			for range b.N {
 				b.StopTimer()
-				if strings.Contains(d.run("pin", "ls", "--type=recursive", "-q"), args[0]) {
-					d.run(append([]string{"pin", "rm"}, args...)...)
+				if strings.Contains(run(b, d, "pin", "ls", "--type=recursive", "-q"), args[0]) {
+					run(b, d, append([]string{"pin", "rm"}, args...)...)
 				}
 				b.StartTimer()
 				c0 := procCPU(b, pid)

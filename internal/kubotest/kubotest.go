@@ -276,6 +276,17 @@ func (d *Daemon) Restart(t testing.TB) {
 	d.start(t)
 }
 
+// Pid returns the process ID of the running daemon, or 0 when it is not
+// running.
+func (d *Daemon) Pid() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cmd == nil || d.cmd.Process == nil {
+		return 0
+	}
+	return d.cmd.Process.Pid
+}
+
 // Running reports whether the daemon process is alive (as far as this
 // package knows: a process that exited on its own is reported too).
 func (d *Daemon) Running() bool {
