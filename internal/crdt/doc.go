@@ -36,7 +36,10 @@
 // commit): on an idle store a write is committed at once; writes arriving
 // while a commit is in flight are committed together by the next one, up
 // to Config.MaxBatchSize operations (Config.MaxBatchAge adds an optional
-// wait). An explicit Batch commits as one delta, or several when it
+// wait). The sync is pipelined: while one sync makes committed groups
+// durable, the next group is applied (and is visible to readers), and its
+// writers are answered by the next sync, one that began after their
+// commit. An explicit Batch commits as one delta, or several when it
 // exceeds MaxBatchSize or MaxBlockSize (then not atomically). A local
 // delta links to all current heads (at most MaxLinks, highest first).
 //
