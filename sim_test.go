@@ -183,7 +183,11 @@ func newSim(t *testing.T, n, degree int) *sim {
 			pincluster.WithPeerName("sim"+strconv.Itoa(i)),
 			pincluster.WithConnector(clustertest.NewMockConnector()),
 			pincluster.WithReplication(1, 1),
+			// Metrics that outlive a loaded machine's stalls: with 50
+			// peers in one process a peer's own metric expired and it
+			// could not allocate (replication 1 needs one).
 			pincluster.WithMonitorInterval(2*time.Second),
+			pincluster.WithMetricTTL(2*time.Minute),
 		)
 		require.NoError(t, err)
 		t.Cleanup(func() {
