@@ -6,7 +6,9 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -138,6 +140,15 @@ func newSim(t *testing.T, n, degree int) *sim {
 	ctx := context.Background()
 	s := &sim{mn: mocknet.New()}
 	t.Cleanup(func() { _ = s.mn.Close() })
+	// After every peer's cleanup (cleanups run last first): a pubsub
+	// whose context is cancelled may still be in announceRetry's sleep
+	// (up to a second) when the test ends; goleak would report it.
+	t.Cleanup(func() {
+		require.Eventually(t, func() bool {
+			buf := make([]byte, 1<<22)
+			return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "go-libp2p-pubsub.(*PubSub).announceRetry")
+		}, 10*time.Second, 50*time.Millisecond, "pubsub announce retries still running")
+	})
 	rng := mrand.New(mrand.NewPCG(uint64(n), uint64(degree)))
 	for i := range n {
 		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
@@ -183,7 +194,11 @@ func newSim(t *testing.T, n, degree int) *sim {
 			pincluster.WithPeerName("sim"+strconv.Itoa(i)),
 			pincluster.WithConnector(clustertest.NewMockConnector()),
 			pincluster.WithReplication(1, 1),
+			// Metrics that outlive a loaded machine's stalls: with 50
+			// peers in one process a peer's own metric expired and it
+			// could not allocate (replication 1 needs one).
 			pincluster.WithMonitorInterval(2*time.Second),
+			pincluster.WithMetricTTL(2*time.Minute),
 		)
 		require.NoError(t, err)
 		t.Cleanup(func() {
