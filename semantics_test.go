@@ -89,11 +89,24 @@ func TestSemanticsPinModeUpgrade(t *testing.T) {
 	require.Equal(t, pincluster.PinModeRecursive, pin.Mode, "the refused downgrade changed nothing")
 }
 
-// livePeers waits until peer p's monitor sees exactly n live peers.
-func waitLive(t *testing.T, c *clustertest.Cluster, p *clustertest.Peer, n int) {
+// waitGone waits until peer p holds no valid metric of any of the gone
+// peers: only then does its allocator take them for gone. A count of
+// live pings does not say it: a stopped peer's ping can expire before its
+// freespace metric, which the allocator reads too.
+func waitGone(t *testing.T, c *clustertest.Cluster, p *clustertest.Peer, gone ...*clustertest.Peer) {
 	t.Helper()
-	c.WaitFor(fmt.Sprintf("peer %d sees %d live peers", p.Index, n), 30*time.Second, func() bool {
-		return len(p.Metrics(t.Context(), pincluster.MetricPing)) == n
+	ctx := t.Context()
+	c.WaitFor(fmt.Sprintf("peer %d holds no valid metric of %d stopped peers", p.Index, len(gone)), 30*time.Second, func() bool {
+		for _, name := range p.MetricNames(ctx) {
+			for _, m := range p.Metrics(ctx, name) {
+				for _, g := range gone {
+					if m.Peer == g.ID() {
+						return false
+					}
+				}
+			}
+		}
+		return true
 	})
 }
 
@@ -128,7 +141,7 @@ func TestSemanticsRepinKeepsAllocations(t *testing.T) {
 	c.Stop(3)
 	c.Stop(4)
 	for _, p := range c.Running() {
-		waitLive(t, c, p, 3)
+		waitGone(t, c, p, c.Peer(3), c.Peer(4))
 	}
 
 	again, err := c.Peer(0).Pin(ctx, ciWide, wide)
@@ -441,21 +454,7 @@ func TestSemanticsRestartedPeerWarmsUp(t *testing.T) {
 	}
 
 	c.Stop(4)
-	// Peer 4 is gone once none of its metrics is valid any more: its ping
-	// can expire before its freespace, and a live peer's ping can expire
-	// for a moment on a loaded machine, so a count of live pings alone
-	// does not say that the allocator sees 4 peers.
-	gone := c.Peer(4).ID()
-	c.WaitFor("peer 0 holds no valid metric of peer 4", 30*time.Second, func() bool {
-		for _, name := range c.Peer(0).MetricNames(ctx) {
-			for _, m := range c.Peer(0).Metrics(ctx, name) {
-				if m.Peer == gone {
-					return false
-				}
-			}
-		}
-		return true
-	})
+	waitGone(t, c, c.Peer(0), c.Peer(4))
 	_, err = c.Peer(0).Pin(ctx, testCID(t, "warm-short"), all)
 	var aerr *pincluster.AllocationError
 	require.ErrorAs(t, err, &aerr, "steady state: a clear shortage")
