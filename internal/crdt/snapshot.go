@@ -1093,11 +1093,14 @@ func (s *Datastore) snapshotLoop(ctx context.Context) {
 func (s *Datastore) refreshAck(ctx context.Context) {
 	s.snap.mu.Lock()
 	n, acked := s.snap.newest, s.snap.acked
+	var heads []cid.Cid
+	if n != nil {
+		heads = n.heads // written under s.snap.mu by a concurrent refreshAck (Compact's)
+	}
 	s.snap.mu.Unlock()
 	if n == nil || acked {
 		return
 	}
-	heads := n.heads
 	if heads == nil {
 		fctx, cancel := context.WithTimeout(ctx, s.cfg.DAGSyncerTimeout)
 		raw, err := s.dag.Get(fctx, n.root)
