@@ -86,7 +86,13 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 		if upload {
 			httpx.ExtendReadDeadline(w, a.cfg.AddReadTimeout)
 		}
-		r.Body = httpx.TimeoutBody(http.MaxBytesReader(w, r.Body, limit))
+		mw := w
+		if r.URL.Path == "/pins/stream" {
+			// Read by a goroutine of its own while the handler answers:
+			// the limit must not touch w's headers from there.
+			mw = nil
+		}
+		r.Body = httpx.TimeoutBody(http.MaxBytesReader(mw, r.Body, limit))
 		next.ServeHTTP(w, r)
 	})
 }

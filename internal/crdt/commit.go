@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
@@ -24,7 +25,17 @@ type writeReq struct {
 	ops   []op
 	batch bool // an explicit Batch: committed on its own
 	done  chan error
+	// state is reqWaiting until answered (reqAnswered) or abandoned by
+	// its writer (reqAbandoned): the hooks of an abandoned request's
+	// commit are delivered by the hook loop.
+	state atomic.Int32
 }
+
+const (
+	reqWaiting int32 = iota
+	reqAnswered
+	reqAbandoned
+)
 
 // submit hands ops to the committer and waits until they are durable.
 func (s *Datastore) submit(ctx context.Context, name string, ops []op, batch bool) error {
@@ -50,6 +61,14 @@ func (s *Datastore) submit(ctx context.Context, name string, ops []op, batch boo
 		}
 		return nil
 	case <-ctx.Done():
+		if !r.state.CompareAndSwap(reqWaiting, reqAbandoned) {
+			// Answered meanwhile: take the answer.
+			s.deliverHooks()
+			if err := <-r.done; err != nil {
+				return fmt.Errorf("crdt: %s: %w", name, err)
+			}
+			return nil
+		}
 		return fmt.Errorf("crdt: %s: %w", name, ctx.Err())
 	case <-gctx.Done():
 		// The committer may have finished this request just before
@@ -176,10 +195,7 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 				err = ErrClosed
 			}
 		}
-		answer(group, err)
-		// The writers deliver the hooks of their commit; the hook loop
-		// delivers them should every writer have stopped waiting.
-		s.kickHooks()
+		s.answer(group, err)
 	}
 }
 
@@ -190,10 +206,18 @@ type syncJob struct {
 	done  chan struct{}
 }
 
-// answer sends err to every request of group.
-func answer(group []*writeReq, err error) {
+// answer sends err to every request of group; when a writer stopped
+// waiting, the hook loop delivers the hooks it would have.
+func (s *Datastore) answer(group []*writeReq, err error) {
+	kick := false
 	for _, r := range group {
+		if !r.state.CompareAndSwap(reqWaiting, reqAnswered) {
+			kick = true
+		}
 		r.done <- err
+	}
+	if kick {
+		s.kickHooks()
 	}
 }
 
@@ -209,11 +233,10 @@ func (s *Datastore) syncLoop(ctx context.Context) {
 			err = fmt.Errorf("sync local deltas: %w", err)
 		}
 		for _, g := range groups {
-			answer(g.group, err)
+			s.answer(g.group, err)
 			close(g.done)
 		}
 		groups = groups[:0]
-		s.kickHooks()
 	}
 	for {
 		select {
