@@ -252,7 +252,9 @@
 //	cluster.go      Cluster: lifecycle (Ready, Shutdown), the pinset calls (Pin, Unpin, Pins, ...), ID, membership
 //	add.go          Cluster.Add's importer (in-process node, or blocks through BlockPut)
 //	status.go       Status, StatusAll, Recover, RecoverAll, SyncAll, Peers: asking the peers
-//	heal.go         self-healing (alerts, re-allocation), expiry, StateSync, the state-to-tracker bridge
+//	heal.go         self-healing (alerts, re-allocation), expiry, StateSync
+//	state_to_tracker.go  the bridge: applied state changes to the tracker, in apply order
+//	bulk.go         PinMany and PinStream: many pins in one durable batch
 //	options.go      Option, every With*, the defaults
 //	errors.go       every sentinel and error type
 //	types.go        Pin, PinOptions, PinInfo, GlobalPinInfo, TrackerStatus, Metric, filters
@@ -265,9 +267,10 @@
 //	connector_node.go  the in-process IPFS node as IPFSConnector
 //	tracker.go      PinTracker, TrackerStatsReporter, TrackerStats
 //	tracker_op.go   the default operation tracker
+//	tracker_held.go what the IPFS node holds, as compact fingerprints
 //	monitor.go      PeerMonitor, PubsubMonitor
 //	informer.go     Informer and the built-in informers
-//	allocate.go     PinAllocator, BalancedAllocator, the allocation rules
+//	allocate.go     PinAllocator, BalancedAllocator, the allocation rules, Cluster.allocate
 //	defaults.go     the default components New builds
 //	index.go        the name and metadata index of filtered listings
 //	graph.go        ConnectGraph
@@ -284,6 +287,8 @@
 //	api/pinsvc         the IPFS Pinning Service API (ipfs pin remote)
 //	api/ipfsproxy      IPFS Cluster's IPFS proxy (Kubo's RPC API, pins going to the cluster)
 //	clustertest        the test kit: mock connector, static informers, N peers on mocknet
+//	connector/connectortest  the conformance suite every IPFSConnector passes
+//	bench/             benchmark programs: httppin (the HTTP pin path), scale (a large pinset)
 //	cmd/pinclusterd    the daemon: one peer with its APIs, from a config file
 //	examples/          runnable programs, each with a smoke test
 //	internal/crdt      the Merkle-CRDT engine

@@ -53,6 +53,5 @@
 // Unary calls are bounded by Config.RequestTimeout and the caller's ctx.
 // Pins are bounded by the caller's ctx only: Kubo streams its counts every
 // 500 ms, and the progress callback runs only when they grow, so a caller
-// spots a pin that stopped moving by the silence of its callback (the
-// tracker's pin timeout).
+// spots a pin that stopped moving by the silence of its callback.
 package kubo
