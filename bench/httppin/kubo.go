@@ -429,29 +429,17 @@ func pidListening(hostport string) int {
 	return 0
 }
 
-// procCPU returns the user+system CPU seconds of a process, from
-// /proc/<pid>/stat (clock ticks of 1/100 s).
+// procCPU returns the user+system CPU seconds of a process (0 when it
+// cannot be read).
 func procCPU(pid int) float64 {
 	if pid == 0 {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := kubotest.ProcCPU(pid)
 	if err != nil {
 		return 0
 	}
-	// The command name may hold spaces: fields start after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	fs := strings.Fields(string(b[i+1:]))
-	// fs[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(fs) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseFloat(fs[11], 64)
-	st, _ := strconv.ParseFloat(fs[12], 64)
-	return (ut + st) / 100
+	return d.Seconds()
 }
 
 // procRSSMiB returns a process's resident set size in MiB.

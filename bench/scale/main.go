@@ -371,42 +371,36 @@ func heapMiB() int { return int(heapBytes() >> 20) }
 
 // procStatus returns VmRSS and VmHWM in MiB.
 func procStatus() (rss, hwm int) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, 0
-	}
-	for l := range strings.Lines(string(b)) {
-		var kb int
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
-			rss = kb >> 10
-		} else if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
-			hwm = kb >> 10
-		}
-	}
-	return rss, hwm
+	v := procStatusMiB("VmRSS", "VmHWM")
+	return v[0], v[1]
 }
 
 // rssSplit returns RssAnon and RssFile in MiB: memory of the process
 // against pages of mapped files (badger's tables and value log), which the
 // kernel can drop.
 func rssSplit() (anon, file int) {
+	v := procStatusMiB("RssAnon", "RssFile")
+	return v[0], v[1]
+}
+
+// procStatusMiB returns the named fields of /proc/self/status (given in
+// kB there) in MiB, 0 for a field not found.
+func procStatusMiB(names ...string) []int {
+	out := make([]int, len(names))
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return 0, 0
+		return out
 	}
 	for l := range strings.Lines(string(b)) {
-		var kb int
-		if v, ok := strings.CutPrefix(l, "RssAnon:"); ok {
-			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
-			anon = kb >> 10
-		} else if v, ok := strings.CutPrefix(l, "RssFile:"); ok {
-			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
-			file = kb >> 10
+		for i, name := range names {
+			if v, ok := strings.CutPrefix(l, name+":"); ok {
+				var kb int
+				fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+				out[i] = kb >> 10
+			}
 		}
 	}
-	return anon, file
+	return out
 }
 
 // resetPeak resets VmHWM to the current RSS.

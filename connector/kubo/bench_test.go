@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -263,20 +261,11 @@ func BenchmarkKuboCPUPerPin(b *testing.B) {
 	}
 }
 
-// procCPU returns the user and system CPU time of a process so far, from
-// /proc/<pid>/stat (in clock ticks of 10 ms).
+// procCPU returns the user and system CPU time of a process so far.
 func procCPU(b *testing.B, pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := kubotest.ProcCPU(pid)
 	if err != nil {
-		b.Skipf("no /proc: %v", err)
+		b.Skipf("no CPU time for pid %d: %v", pid, err)
 	}
-	// Fields after the command name, which ends with the last ')': state
-	// is the first, utime and stime the 12th and 13th.
-	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.Fatalf("parsing /proc/%d/stat: %v %v", pid, err1, err2)
-	}
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	return d
 }

@@ -403,34 +403,24 @@ var _ ds.Batch = (*batch)(nil)
 
 // Put adds a put to the batch.
 func (b *batch) Put(ctx context.Context, key ds.Key, value []byte) error {
-	o := op{key: key.String(), value: append([]byte{}, value...)}
-	if err := b.s.checkOp(&o); err != nil {
-		return fmt.Errorf("crdt: batch put: %w", err)
-	}
-	b.mu.Lock()
-	b.ops = append(b.ops, o)
-	b.mu.Unlock()
-	return nil
+	return b.add("put", op{key: key.String(), value: append([]byte{}, value...)})
 }
 
 // PutDecoded adds a put of a value the caller has validated and decoded
 // (see Datastore.PutDecoded); value is not copied.
 func (b *batch) PutDecoded(ctx context.Context, key ds.Key, value []byte, decoded any) error {
-	o := op{key: key.String(), value: value, decoded: decoded}
-	if err := b.s.checkOp(&o); err != nil {
-		return fmt.Errorf("crdt: batch put: %w", err)
-	}
-	b.mu.Lock()
-	b.ops = append(b.ops, o)
-	b.mu.Unlock()
-	return nil
+	return b.add("put", op{key: key.String(), value: value, decoded: decoded})
 }
 
 // Delete adds a delete to the batch.
 func (b *batch) Delete(ctx context.Context, key ds.Key) error {
-	o := op{key: key.String(), del: true}
+	return b.add("delete", op{key: key.String(), del: true})
+}
+
+// add checks o and appends it to the batch.
+func (b *batch) add(name string, o op) error {
 	if err := b.s.checkOp(&o); err != nil {
-		return fmt.Errorf("crdt: batch delete: %w", err)
+		return fmt.Errorf("crdt: batch %s: %w", name, err)
 	}
 	b.mu.Lock()
 	b.ops = append(b.ops, o)
