@@ -521,20 +521,11 @@ func (s *Datastore) mergeLocked(ctx context.Context, root cid.Cid, r *snapRoot, 
 	}
 	// 5. Counters, the newest snapshot, end of the merge.
 	var nodes uint64
-	res, err := s.store.Query(ctx, dsq.Query{Prefix: nsBlocks, KeysOnly: true})
-	if err != nil {
+	if err := eachKey(ctx, s.store, nsBlocks, func(string) error { nodes++; return nil }); err != nil {
 		return err
 	}
-	for e := range res.Next() {
-		if e.Error != nil {
-			res.Close()
-			return e.Error
-		}
-		nodes++
-	}
-	res.Close()
 	heads := map[cid.Cid]uint64{}
-	res, err = s.store.Query(ctx, dsq.Query{Prefix: nsHeads})
+	res, err := s.store.Query(ctx, dsq.Query{Prefix: nsHeads})
 	if err != nil {
 		return err
 	}
@@ -631,23 +622,17 @@ func (s *Datastore) mergeKey(ctx context.Context, b ds.Batch, m *idMemo, k strin
 	ltombs := map[cid.Cid]struct{}{}
 	if rec.hasTombs {
 		prefix := nsTombs + "/" + ek + "/"
-		res, err := s.store.Query(ctx, dsq.Query{Prefix: prefix, KeysOnly: true})
+		err := eachKey(ctx, s.store, prefix, func(key string) error {
+			id, err := cid.Decode(key[len(prefix):])
+			if err != nil {
+				return fmt.Errorf("%w: tombstone %q", errCorrupt, key)
+			}
+			ltombs[id] = struct{}{}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		for e := range res.Next() {
-			if e.Error != nil {
-				res.Close()
-				return e.Error
-			}
-			id, err := cid.Decode(e.Key[len(prefix):])
-			if err != nil {
-				res.Close()
-				return fmt.Errorf("%w: tombstone %q", errCorrupt, e.Key)
-			}
-			ltombs[id] = struct{}{}
-		}
-		res.Close()
 	}
 	return s.mergeState(ctx, b, m, k, rec, local, ltombs, elems, tombs, events)
 }
@@ -913,4 +898,23 @@ func (m *idMemo) has(ctx context.Context, st ds.Datastore, ns string, id cid.Cid
 func (s *Datastore) runHooks(events []hookEvent) {
 	s.queueHooks(events)
 	s.kickHooks()
+}
+
+// eachKey calls fn with every key under prefix, in no order, until fn
+// returns an error, which it returns.
+func eachKey(ctx context.Context, st ds.Read, prefix string, fn func(key string) error) error {
+	res, err := st.Query(ctx, dsq.Query{Prefix: prefix, KeysOnly: true})
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	for e := range res.Next() {
+		if e.Error != nil {
+			return e.Error
+		}
+		if err := fn(e.Key); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -161,19 +161,10 @@ func (s *Datastore) load(ctx context.Context) error {
 	} else if !errors.Is(err, ds.ErrNotFound) {
 		return err
 	}
-	res, err = s.store.Query(ctx, dsq.Query{Prefix: nsPending, KeysOnly: true})
-	if err != nil {
+	var n int64
+	if err := eachKey(ctx, s.store, nsPending, func(string) error { n++; return nil }); err != nil {
 		return err
 	}
-	var n int64
-	for r := range res.Next() {
-		if r.Error != nil {
-			res.Close()
-			return r.Error
-		}
-		n++
-	}
-	res.Close()
 	s.pending.Store(n)
 	dirty, err := s.store.Has(ctx, ds.RawKey(keyDirty))
 	if err != nil {
