@@ -316,9 +316,9 @@ func TestSemanticsRmPeerRaft(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, voters, c.Peer(2).ID())
 	c.WaitFor("the pin moved off the removed voter", 10*time.Second, func() bool {
+		// The Raft follower may not have applied the pin yet: wait, do not fail.
 		pin, err := c.Peer(1).PinGet(ctx, ci)
-		require.NoError(t, err)
-		return len(pin.Allocations) > 0 && !slices.Contains(pin.Allocations, c.Peer(2).ID())
+		return err == nil && len(pin.Allocations) > 0 && !slices.Contains(pin.Allocations, c.Peer(2).ID())
 	})
 }
 
