@@ -4,14 +4,11 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/pincluster/pincluster/internal/leaktest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// mocknet (clustertest's network) can leave one stream's transport
-		// goroutine behind: a stream opened while its connection is being
-		// closed is added after the close reset the connection's streams
-		// (mock_conn.go, openStream/teardown), so nothing ever resets it.
-		goleak.IgnoreTopFunction("github.com/libp2p/go-libp2p/p2p/net/mock.(*stream).transport"),
-	)
+	// clustertest runs on mocknet, which can orphan a stream at shutdown.
+	goleak.VerifyTestMain(m, leaktest.MocknetOrphans()...)
 }

@@ -18,13 +18,14 @@ import (
 
 	"github.com/pincluster/pincluster/internal/crdt"
 	"github.com/pincluster/pincluster/internal/crdt/crdttest"
+	"github.com/pincluster/pincluster/internal/leaktest"
 )
 
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(m.Run())
 	}
-	goleak.VerifyTestMain(m,
+	goleak.VerifyTestMain(m, append(leaktest.MocknetOrphans(),
 		// libp2p/pubsub background goroutines that end when their ctx,
 		// cancelled by the tests, is observed.
 		goleak.IgnoreTopFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"),
 		goleak.IgnoreTopFunction("github.com/dgraph-io/ristretto/v2.(*Cache[...]).processItems"),
 		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
-	)
+	)...)
 }
 
 // testLogger writes to t.Log (shown for failed tests only).
