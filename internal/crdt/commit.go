@@ -25,6 +25,9 @@ type writeReq struct {
 	ops   []op
 	batch bool // an explicit Batch: committed on its own
 	done  chan error
+	// seq is the number of the committed group holding ops (see
+	// syncState), set before a nil error is sent on done.
+	seq uint64
 	// state is reqWaiting until answered (reqAnswered) or abandoned by
 	// its writer (reqAbandoned): the hooks of an abandoned request's
 	// commit are delivered by the hook loop.
@@ -42,6 +45,8 @@ func (s *Datastore) submit(ctx context.Context, name string, ops []op, batch boo
 	if err := s.enter(name); err != nil {
 		return err
 	}
+	s.writers.Add(1)
+	defer s.writers.Add(-1)
 	r := &writeReq{ops: ops, batch: batch, done: make(chan error, 1)}
 	gctx := s.g.Context()
 	select {
@@ -53,30 +58,20 @@ func (s *Datastore) submit(ctx context.Context, name string, ops []op, batch boo
 	}
 	select {
 	case err := <-r.done:
-		// The commit queued its hooks: run them (unless another writer
-		// or the hook loop does) before answering, outside applyMu.
-		s.deliverHooks()
-		if err != nil {
-			return fmt.Errorf("crdt: %s: %w", name, err)
-		}
-		return nil
+		return s.finish(ctx, name, r, err)
 	case <-ctx.Done():
 		if !r.state.CompareAndSwap(reqWaiting, reqAbandoned) {
 			// Answered meanwhile: take the answer.
-			s.deliverHooks()
-			if err := <-r.done; err != nil {
-				return fmt.Errorf("crdt: %s: %w", name, err)
-			}
-			return nil
+			return s.finish(ctx, name, r, <-r.done)
 		}
 		return fmt.Errorf("crdt: %s: %w", name, ctx.Err())
 	case <-gctx.Done():
-		// The committer may have finished this request just before
+		// The committer may have committed this request just before
 		// stopping; prefer its answer.
 		select {
 		case err := <-r.done:
 			if err == nil {
-				return nil
+				return s.finish(ctx, name, r, nil)
 			}
 		default:
 		}
@@ -84,10 +79,136 @@ func (s *Datastore) submit(ctx context.Context, name string, ops []op, batch boo
 	}
 }
 
+// finish completes a request the committer answered with err: a
+// committed request waits until it is durable (durable), then the writer
+// runs the queued hooks (unless another writer or the hook loop does)
+// before answering, outside applyMu.
+func (s *Datastore) finish(ctx context.Context, name string, r *writeReq, err error) error {
+	if err == nil {
+		err = s.durable(ctx, r.seq)
+		if err != nil && err == ctx.Err() {
+			// Stopped waiting for another writer's sync: the hook loop
+			// delivers this commit's hooks.
+			s.kickHooks()
+			return fmt.Errorf("crdt: %s: %w", name, err)
+		}
+	}
+	s.deliverHooks()
+	if err != nil {
+		return fmt.Errorf("crdt: %s: %w", name, err)
+	}
+	return nil
+}
+
+// syncState orders the syncs that make local commits durable. The
+// committer numbers the groups it commits; a writer whose group is
+// committed runs a sync itself when none is running (one hand-off per
+// write, committer to writer) and otherwise waits for the running one,
+// or, if that one began before its commit, for it to end and then syncs
+// (or waits for whoever did). Meanwhile the committer commits the next
+// groups (pipelined group commit).
+type syncState struct {
+	mu        sync.Mutex
+	committed uint64     // groups committed
+	synced    uint64     // groups up to this one are durable
+	running   *syncRound // the sync in progress, if any
+	closed    bool       // the committer stopped: no sync starts
+}
+
+// syncRound is one sync of the store.
+type syncRound struct {
+	upto uint64        // groups committed before the sync began
+	done chan struct{} // closed once the sync returned
+	err  error         // set before done is closed
+}
+
+// durable returns once a sync begun after group seq was committed has
+// returned (nil, or that sync's error), running the sync itself when none
+// is running. It returns ctx.Err() if ctx ends while it waits for another
+// writer's sync, and ErrClosed if the replica closed before a sync
+// covered seq.
+func (s *Datastore) durable(ctx context.Context, seq uint64) error {
+	ss := &s.syncs
+	ss.mu.Lock()
+	for {
+		if ss.synced >= seq {
+			ss.mu.Unlock()
+			return nil
+		}
+		if r := ss.running; r != nil {
+			ss.mu.Unlock()
+			select {
+			case <-r.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if r.upto >= seq {
+				return r.err
+			}
+			ss.mu.Lock()
+			continue
+		}
+		if ss.closed {
+			ss.mu.Unlock()
+			return ErrClosed
+		}
+		r := ss.begin()
+		ss.mu.Unlock()
+		s.runSync(ctx, r)
+		return r.err
+	}
+}
+
+// begin starts a sync round covering every group committed so far. Called
+// under s.syncs.mu with no round running.
+func (ss *syncState) begin() *syncRound {
+	r := &syncRound{upto: ss.committed, done: make(chan struct{})}
+	ss.running = r
+	return r
+}
+
+// runSync syncs the store for round r (begun with begin) and ends it.
+func (s *Datastore) runSync(ctx context.Context, r *syncRound) {
+	err := s.store.Sync(context.WithoutCancel(ctx), ds.NewKey("/"))
+	ss := &s.syncs
+	ss.mu.Lock()
+	if err != nil {
+		r.err = fmt.Errorf("sync local deltas: %w", err)
+	} else if r.upto > ss.synced {
+		ss.synced = r.upto
+	}
+	ss.running = nil
+	ss.mu.Unlock()
+	close(r.done)
+}
+
+// closeSyncs stops new syncs once the committer has stopped: it waits for
+// the running sync and syncs what is committed and not yet durable, so
+// that no sync outlives Close.
+func (s *Datastore) closeSyncs(ctx context.Context) {
+	ss := &s.syncs
+	ss.mu.Lock()
+	ss.closed = true
+	for ss.running != nil {
+		r := ss.running
+		ss.mu.Unlock()
+		<-r.done
+		ss.mu.Lock()
+	}
+	if ss.synced >= ss.committed {
+		ss.mu.Unlock()
+		return
+	}
+	r := ss.begin()
+	ss.mu.Unlock()
+	s.runSync(ctx, r)
+}
+
 // commitLoop is the group committer: it takes the first waiting request,
 // adds every individual write already waiting (up to MaxBatchSize, and,
 // with MaxBatchAge > 0, waiting up to that long for more), commits them as
-// one delta, and answers them all.
+// one delta, and answers them all; each writer then waits for its sync
+// (durable) while this loop commits the next group.
 func (s *Datastore) commitLoop(ctx context.Context) {
 	var held *writeReq
 	defer func() {
@@ -100,42 +221,31 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 			case r := <-s.wq:
 				r.done <- ErrClosed
 			default:
+				s.closeSyncs(ctx)
 				return
 			}
 		}
 	}()
-	var syncing chan struct{} // closed once the last group handed off is answered
 	for {
 		var first *writeReq
 		if held != nil {
 			first, held = held, nil
 		} else {
-			if syncing != nil {
-				// A request arriving while the last group syncs is
-				// committed at once (pipelined); if the sync ends first,
-				// its writers queue their next writes before the next
-				// group forms, as without pipelining.
-				select {
-				case first = <-s.wq:
-				case <-syncing:
-				case <-ctx.Done():
-					return
-				}
-				syncing = nil
-			}
-			if first == nil {
-				select {
-				case first = <-s.wq:
-				case <-ctx.Done():
-					return
-				}
+			select {
+			case first = <-s.wq:
+			case <-ctx.Done():
+				return
 			}
 		}
 		group := []*writeReq{first}
 		if !first.batch {
-			// Let writers answered by the previous commit queue their next
-			// write, so that a busy store forms larger deltas.
-			runtime.Gosched()
+			if s.writers.Load() > int64(len(s.wq))+1 {
+				// Let other writers (those answered by the previous
+				// commit) queue their next write, so that a busy store
+				// forms larger deltas. A lone writer is not made to wait
+				// behind unrelated goroutines.
+				runtime.Gosched()
+			}
 			n := len(first.ops)
 			var timeout <-chan time.Time
 			var timer *time.Timer
@@ -183,27 +293,18 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 			err = s.commitOps(ctx, ops)
 		}
 		if err == nil {
-			// Committed, not yet durable: the sync loop answers the group
-			// once a sync begun after this commit has returned, while
-			// this loop commits the next group (pipelined group commit).
-			done := make(chan struct{})
-			select {
-			case s.syncq <- syncJob{group, done}:
-				syncing = done
-				continue
-			case <-ctx.Done():
-				err = ErrClosed
+			// Committed, not yet durable: each writer waits for a sync
+			// begun after this commit (durable).
+			s.syncs.mu.Lock()
+			s.syncs.committed++
+			seq := s.syncs.committed
+			s.syncs.mu.Unlock()
+			for _, r := range group {
+				r.seq = seq
 			}
 		}
 		s.answer(group, err)
 	}
-}
-
-// syncJob is a committed group waiting for a sync; done is closed once
-// it is answered.
-type syncJob struct {
-	group []*writeReq
-	done  chan struct{}
 }
 
 // answer sends err to every request of group; when a writer stopped
@@ -218,53 +319,6 @@ func (s *Datastore) answer(group []*writeReq, err error) {
 	}
 	if kick {
 		s.kickHooks()
-	}
-}
-
-// syncLoop makes committed groups durable: it takes every group waiting,
-// syncs the store once (which covers every commit made before the sync
-// began) and answers them. On the way out it syncs and answers what is
-// left.
-func (s *Datastore) syncLoop(ctx context.Context) {
-	var groups []syncJob
-	syncAll := func() {
-		err := s.store.Sync(context.WithoutCancel(ctx), ds.NewKey("/"))
-		if err != nil {
-			err = fmt.Errorf("sync local deltas: %w", err)
-		}
-		for _, g := range groups {
-			s.answer(g.group, err)
-			close(g.done)
-		}
-		groups = groups[:0]
-	}
-	for {
-		select {
-		case g := <-s.syncq:
-			groups = append(groups, g)
-		case <-ctx.Done():
-			for {
-				select {
-				case g := <-s.syncq:
-					groups = append(groups, g)
-				default:
-					if len(groups) > 0 {
-						syncAll()
-					}
-					return
-				}
-			}
-		}
-	gather:
-		for {
-			select {
-			case g := <-s.syncq:
-				groups = append(groups, g)
-			default:
-				break gather
-			}
-		}
-		syncAll()
 	}
 }
 
@@ -290,7 +344,7 @@ func (s *Datastore) commitOps(ctx context.Context, ops []op) error {
 }
 
 // commitDelta builds one delta from ops (the last op per key wins), stores
-// its block and applies it; syncLoop makes it durable.
+// its block and applies it; its writers make it durable (durable).
 func (s *Datastore) commitDelta(ctx context.Context, ops []op) error {
 	final := make(map[string]op, len(ops))
 	for _, o := range ops {
@@ -359,7 +413,7 @@ func (s *Datastore) commitDelta(ctx context.Context, ops []op) error {
 	if err := b.Commit(ctx); err != nil {
 		return fmt.Errorf("commit local delta %s: %w", id, err)
 	}
-	// Synced by syncLoop before the writers are answered.
+	// Synced before the writers return (durable).
 	s.afterCommit(id, true, &ch)
 	s.st.localDeltas.Add(1)
 	s.queueOutgoing(id, raw)

@@ -43,7 +43,8 @@ type Datastore struct {
 	pending atomic.Int64       // journal entries (/q)
 
 	wq        chan *writeReq
-	syncq     chan syncJob // committed groups waiting for a sync
+	writers   atomic.Int64 // writes submitted and not yet returned
+	syncs     syncState
 	bcastKick chan struct{}
 
 	proc   processor
@@ -88,7 +89,6 @@ func New(ctx context.Context, store ds.Batching, dag DAG, bc Broadcaster, cfg Co
 		g:         gorun.New(),
 		heads:     map[cid.Cid]uint64{},
 		wq:        make(chan *writeReq, c.MaxBatchSize),
-		syncq:     make(chan syncJob, 64),
 		bcastKick: make(chan struct{}, 1),
 	}
 	s.hooks.kick = make(chan struct{}, 1)
@@ -110,7 +110,7 @@ func New(ctx context.Context, store ds.Batching, dag DAG, bc Broadcaster, cfg Co
 	if err := s.resumeMerge(ctx); err != nil {
 		return nil, fmt.Errorf("crdt: new: %w", err)
 	}
-	starts := []func(context.Context){s.commitLoop, s.syncLoop, s.receiveLoop, s.broadcastLoop, s.scheduleLoop, s.snapshotLoop, s.hookLoop}
+	starts := []func(context.Context){s.commitLoop, s.receiveLoop, s.broadcastLoop, s.scheduleLoop, s.snapshotLoop, s.hookLoop}
 	if join {
 		s.snap.joining.Store(true)
 		starts = append(starts, func(ctx context.Context) { s.joinLoop(ctx, resume) })

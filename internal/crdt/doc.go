@@ -38,8 +38,10 @@
 // to Config.MaxBatchSize operations (Config.MaxBatchAge adds an optional
 // wait). The sync is pipelined: while one sync makes committed groups
 // durable, the next group is applied (and is visible to readers), and its
-// writers are answered by the next sync, one that began after their
-// commit. An explicit Batch commits as one delta, or several when it
+// writers return after the next sync, one that began after their commit.
+// A writer whose group is committed while no sync runs syncs the store
+// itself, so a lone write passes from the writer to the committer and
+// back, nothing more. An explicit Batch commits as one delta, or several when it
 // exceeds MaxBatchSize or MaxBlockSize (then not atomically). A local
 // delta links to all current heads (at most MaxLinks, highest first).
 //
