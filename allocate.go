@@ -841,23 +841,16 @@ func (r *reservationLedger) Adjust(sets map[peer.ID]MetricsSet) map[peer.ID]Metr
 	return out
 }
 
-// sizeNoter is a tracker that takes the DAG size of a pin asked by the
-// allocation, to reserve its space without asking the connector again
-// (opTracker).
-type sizeNoter interface{ noteSize(ci cid.Cid, size uint64) }
-
 // allocate chooses the peers of a pin from the monitor's metrics: the
 // user's allocations first, then the current ones, then the allocator's
-// choice, never one of exclude. Space is reserved on newly chosen peers
-// when the connector knows the DAG's size.
-func (c *Cluster) allocate(ctx context.Context, ci cid.Cid, opts PinOptions, current, exclude, remove []peer.ID) ([]peer.ID, error) {
-	var size uint64
+// choice, never one of exclude. It asks the connector for the DAG's size
+// (DAGSizer; 0 when unknown), reserves it on newly chosen peers and
+// returns it, for the pin record (Pin.Size), from which each holder
+// reserves it in turn.
+func (c *Cluster) allocate(ctx context.Context, ci cid.Cid, opts PinOptions, current, exclude, remove []peer.ID) (_ []peer.ID, size uint64, _ error) {
 	if s, ok := c.connector.(DAGSizer); ok {
 		if n, err := s.DAGSize(ctx, ci); err == nil {
 			size = n
-			if t, ok := c.tracker.(sizeNoter); ok {
-				t.noteSize(ci, n) // the tracker's reservation needs it too
-			}
 		}
 	}
 	allocs, err := allocatePeers(ctx, c.allocator, allocationRequest{
@@ -873,7 +866,7 @@ func (c *Cluster) allocate(ctx context.Context, ci cid.Cid, opts PinOptions, cur
 		Reservations: c.reservations,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("allocate: %w", err)
+		return nil, 0, fmt.Errorf("allocate: %w", err)
 	}
-	return allocs, nil
+	return allocs, size, nil
 }

@@ -614,11 +614,14 @@ func (c *Cluster) preparePin(ctx context.Context, ci cid.Cid, opts PinOptions, e
 		if remove {
 			removed = exclude
 		}
-		allocs, err := c.allocateWarm(ctx, ci, opts, current, exclude, removed)
+		allocs, size, err := c.allocateWarm(ctx, ci, opts, current, exclude, removed)
 		if err != nil {
 			return Pin{}, false, fmt.Errorf("pincluster: pin %s: %w", ci, err)
 		}
-		pin.Allocations = allocs
+		pin.Allocations, pin.Size = allocs, size
+		if size == 0 && existing.Defined() {
+			pin.Size = existing.Size // known to an earlier allocation
+		}
 	}
 	if existing.Defined() && existing.Equal(pin) {
 		return existing, false, nil // same pin, same allocations: nothing to log
@@ -649,8 +652,9 @@ func (c *Cluster) warmUntil() time.Time {
 // peers is tried again as metrics arrive. Either wait is bounded by
 // maxWarmWait and ctx; when it ends first the error is a *NotReadyError
 // (transient). After the warm-up a shortage is the steady-state
-// *AllocationError.
-func (c *Cluster) allocateWarm(ctx context.Context, ci cid.Cid, opts PinOptions, current, exclude, remove []peer.ID) ([]peer.ID, error) {
+// *AllocationError. It returns the DAG size that allocate found, as
+// allocate does.
+func (c *Cluster) allocateWarm(ctx context.Context, ci cid.Cid, opts PinOptions, current, exclude, remove []peer.ID) ([]peer.ID, uint64, error) {
 	deadline := time.Now().Add(maxWarmWait)
 	notReady := func(err error) error {
 		wait := time.Until(c.warmUntil())
@@ -665,29 +669,29 @@ func (c *Cluster) allocateWarm(ctx context.Context, ci cid.Cid, opts PinOptions,
 		select {
 		case <-c.ready:
 		case <-ctx.Done():
-			return nil, notReady(ctx.Err())
+			return nil, 0, notReady(ctx.Err())
 		case <-t.C:
-			return nil, notReady(errors.New("consensus not ready"))
+			return nil, 0, notReady(errors.New("consensus not ready"))
 		case <-c.done:
-			return nil, fmt.Errorf("allocate: %w", ErrClosed)
+			return nil, 0, fmt.Errorf("allocate: %w", ErrClosed)
 		}
 	}
 	for {
-		allocs, err := c.allocate(ctx, ci, opts, current, exclude, remove)
+		allocs, size, err := c.allocate(ctx, ci, opts, current, exclude, remove)
 		if err == nil || !errors.Is(err, ErrNotEnoughPeers) {
-			return allocs, err
+			return allocs, size, err
 		}
 		warm := c.warmUntil()
 		if !time.Now().Before(warm) {
-			return nil, err // steady state
+			return nil, 0, err // steady state
 		}
 		if !time.Now().Before(deadline) {
-			return nil, notReady(err)
+			return nil, 0, notReady(err)
 		}
 		// Metrics arrive once per monitor interval: look again soon.
 		step := min(c.cfg.monitorInterval/10+time.Millisecond, time.Until(warm), time.Until(deadline))
 		if !gorun.Sleep(ctx, max(step, time.Millisecond)) {
-			return nil, notReady(errors.Join(err, ctx.Err()))
+			return nil, 0, notReady(errors.Join(err, ctx.Err()))
 		}
 	}
 }

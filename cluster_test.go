@@ -785,9 +785,9 @@ func TestClusterFreeSpaceCountsQueuedPins(t *testing.T) {
 	for i := range 5 {
 		ci := testCID(t, fmt.Sprint("slow-", i))
 		cids = append(cids, ci)
-		for _, p := range c.Peers {
-			p.Mock.SetSize(ci, gib)
-		}
+		// Only the allocating peer's node knows the size (its blocks are
+		// there); the target learns it from the pin record.
+		c.Peer(0).Mock.SetSize(ci, gib)
 		target.Mock.SlowPin(ci, 1000, time.Second) // 1/1000 of the DAG a second
 	}
 	freeOnPeer0 := func() int64 {
@@ -810,8 +810,61 @@ func TestClusterFreeSpaceCountsQueuedPins(t *testing.T) {
 		return f >= 15*gib && f < 16*gib
 	})
 	require.Zero(t, target.Mock.PinCount(), "nothing was pinned yet")
-	// Each operation's size is asked once, not at every publish.
-	require.LessOrEqual(t, target.Mock.Calls(clustertest.MethodDAGSize), len(cids))
+	require.Zero(t, target.Mock.Calls(clustertest.MethodDAGSize), "the holder never asks its node for a size")
+	require.Equal(t, len(cids), c.Peer(0).Mock.Calls(clustertest.MethodDAGSize), "the allocation asks once per pin")
+}
+
+// TestReservationAsksNoDAGSizeOnHolders: a peer holding pins that another
+// peer allocated never asks its IPFS node for their DAG size (with Kubo an
+// offline dag/stat, a DAG walk per pin), even when the node would know it:
+// it reserves the size the allocating peer recorded in the pin, and
+// nothing for pins made without an allocation (replication -1, whose size
+// nobody asked).
+func TestReservationAsksNoDAGSizeOnHolders(t *testing.T) {
+	const gib = 1 << 30
+	c := clustertest.NewCluster(t, 2)
+	ctx := t.Context()
+	holder := c.Peer(1)
+	holder.Mock.SetStorageMax(20 * gib)
+	var allocated, everywhere []cid.Cid
+	for i := range 6 {
+		ci := testCID(t, fmt.Sprint("holder-size-", i))
+		if i%2 == 0 {
+			allocated = append(allocated, ci)
+		} else {
+			everywhere = append(everywhere, ci)
+		}
+		for _, p := range c.Peers {
+			p.Mock.SetSize(ci, gib) // every node could tell
+		}
+		holder.Mock.SlowPin(ci, 1000, time.Second)
+	}
+	freeOnPeer0 := func() int64 {
+		for _, m := range c.Peer(0).Metrics(ctx, pincluster.MetricFreeSpace) {
+			if m.Peer == holder.ID() {
+				return m.Weight
+			}
+		}
+		return -1
+	}
+	c.WaitFor("peer 0 sees 20 GiB free on peer 1", 20*time.Second, func() bool { return freeOnPeer0() == 20*gib })
+	for _, ci := range allocated {
+		_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 2, ReplicationMax: 2})
+		require.NoError(t, err)
+	}
+	for _, ci := range everywhere {
+		_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: -1, ReplicationMax: -1})
+		require.NoError(t, err)
+	}
+	c.WaitFor("peer 1 publishes its reservation", 20*time.Second, func() bool {
+		f := freeOnPeer0()
+		return f >= 0 && f <= 17*gib
+	})
+	require.Zero(t, holder.Mock.Calls(clustertest.MethodDAGSize), "DAGSize calls on the holder")
+	require.Equal(t, len(allocated), c.Peer(0).Mock.Calls(clustertest.MethodDAGSize), "DAGSize calls on the allocating peer: one per allocated pin")
+	f := freeOnPeer0()
+	require.True(t, f >= 17*gib && f < 18*gib, "3 GiB reserved for the allocated pins, none for the others: %d bytes free", f)
+	require.Zero(t, holder.Mock.PinCount(), "nothing was pinned yet")
 }
 
 // drainAPI stands for an HTTP API with one request in progress: its
@@ -850,8 +903,8 @@ func TestShutdownLetsAPIRequestsFinish(t *testing.T) {
 }
 
 // The DAG size of a pin allocated on this peer is asked once: the
-// allocation asks it and hands it to the tracker, whose reservation (the
-// published free space) uses it instead of asking again.
+// allocation asks it and records it in the pin (Pin.Size), from which the
+// tracker's reservation (the published free space) takes it.
 func TestDAGSizeAskedOnceByAllocationAndReservation(t *testing.T) {
 	const gib = 1 << 30
 	c := clustertest.NewCluster(t, 1)

@@ -122,7 +122,10 @@ type Adder interface {
 // DAGSizer is an optional ability of an IPFSConnector: tell the total size
 // of a DAG before pinning it, so that allocation can reserve space on the
 // chosen peers. It returns an error wrapping ErrNotFound when the size is
-// not known without fetching the DAG.
+// not known without fetching the DAG. The Cluster asks it once per
+// allocation (pins with a replication factor), on the allocating peer
+// only, and records the answer in the pin (Pin.Size); it never asks it for
+// pins without allocations (replication -1) nor on the holders.
 type DAGSizer interface {
 	DAGSize(ctx context.Context, c cid.Cid) (uint64, error)
 }

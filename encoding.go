@@ -51,6 +51,7 @@ type pinWire struct {
 	PinUpdate []byte            `cbor:"14,keyasint,omitempty"`
 	Origins   [][]byte          `cbor:"15,keyasint,omitempty"`
 	Timestamp int64             `cbor:"16,keyasint,omitempty"`
+	Size      uint64            `cbor:"17,keyasint,omitempty"`
 }
 
 type metricWire struct {
@@ -168,6 +169,7 @@ func (p Pin) MarshalBinary() ([]byte, error) {
 		ExpireAt:  timeToNanos(p.ExpireAt),
 		PinUpdate: cidBytes(p.PinUpdate),
 		Timestamp: timeToNanos(p.Timestamp),
+		Size:      p.Size,
 	}
 	if len(p.Metadata) > 0 {
 		w.Metadata = p.Metadata
@@ -215,6 +217,7 @@ func decodePin(data []byte) (Pin, error) {
 		Type:      PinType(w.Type),
 		MaxDepth:  w.MaxDepth,
 		Timestamp: nanosToTime(w.Timestamp),
+		Size:      w.Size,
 	}
 	p.ReplicationMin, p.ReplicationMax = w.RMin, w.RMax
 	p.Name, p.Mode, p.ShardSize = w.Name, PinMode(w.Mode), w.ShardSize

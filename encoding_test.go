@@ -32,6 +32,54 @@ func TestPinBinaryRoundTrip(t *testing.T) {
 	}
 }
 
+// TestPinSizeBinaryOnly: Pin.Size travels in pincluster's binary encoding
+// (key 17, left out when 0, so records without it keep their bytes) and
+// counts in Equal, but IPFS Cluster's JSON neither writes nor reads it.
+func TestPinSizeBinaryOnly(t *testing.T) {
+	p := fullPin(t)
+	unsized, err := p.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Size = 5 << 30
+	b, err := p.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var q Pin
+	if err := q.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if q.Size != p.Size || !p.Equal(q) {
+		t.Fatalf("binary round trip: size %d, want %d", q.Size, p.Size)
+	}
+	if err := q.UnmarshalBinary(unsized); err != nil || q.Size != 0 {
+		t.Fatalf("a record without a size: size %d, err %v", q.Size, err)
+	}
+	if p.Equal(q) {
+		t.Fatal("pins of different sizes are Equal")
+	}
+	var w map[int]any
+	if err := cbor.Unmarshal(b, &w); err != nil {
+		t.Fatal(err)
+	}
+	if w[17] != uint64(5<<30) {
+		t.Fatalf("key 17 = %v", w[17])
+	}
+	j, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromJSON Pin
+	if err := json.Unmarshal(j, &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := json.Marshal(fullPin(t))
+	if !bytes.Equal(j, plain) || fromJSON.Size != 0 {
+		t.Fatalf("the size reached the JSON form: %s", j)
+	}
+}
+
 func TestPinBinaryDeterministicMetadataOrder(t *testing.T) {
 	p := fullPin(t)
 	first, _ := p.MarshalBinary()

@@ -134,8 +134,10 @@ type freeSpaceInformer struct {
 type FreeSpaceConfig struct {
 	InformerConfig
 	// Reserved returns the bytes expected but not yet fetched for the pins
-	// queued or in flight on this peer (typically the sum of the DAG sizes
-	// of the tracker's pin queue). Default: nil, which reserves nothing.
+	// queued or in flight on this peer (the default tracker's: the sum of
+	// their Pin.Size less what each has fetched). It is called at every
+	// publish, so it should not ask the IPFS node per pin. Default: nil,
+	// which reserves nothing.
 	Reserved func(ctx context.Context) uint64
 }
 

@@ -61,38 +61,6 @@ type opTracker struct {
 	haveIPFS bool
 	// ipfsFailedAt is when asking the node for its ID last failed.
 	ipfsFailedAt time.Time
-
-	// sizesMu guards sizes: the DAG size of each queued or running pin
-	// operation (by operation ID), asked of the connector once per
-	// operation by reservedBytes; ok is false when it was not known.
-	sizesMu sync.Mutex
-	sizes   map[uint64]opSize
-	// known holds DAG sizes this peer's allocation already asked
-	// (noteSize), used by reservedBytes instead of asking again; bounded
-	// by maxKnownSizes.
-	known map[cid.Cid]uint64
-}
-
-// maxKnownSizes bounds opTracker.known: past it the oldest hints are
-// dropped all at once (they are only hints).
-const maxKnownSizes = 1 << 14
-
-// noteSize records the DAG size of ci, asked by the allocation of its pin
-// on this peer, so that the reservation does not ask it again.
-func (t *opTracker) noteSize(ci cid.Cid, size uint64) {
-	t.sizesMu.Lock()
-	defer t.sizesMu.Unlock()
-	if t.known == nil || len(t.known) >= maxKnownSizes {
-		t.known = make(map[cid.Cid]uint64)
-	}
-	t.known[ci] = size
-}
-
-// opSize is a cached DAG size; ok is false when the connector did not
-// know it.
-type opSize struct {
-	size uint64
-	ok   bool
 }
 
 var (
@@ -715,42 +683,34 @@ func (t *opTracker) Stats() TrackerStats {
 }
 
 // reservedBytes returns the bytes still expected for the pins queued or in
-// progress on this peer, for those whose DAG size the connector knows
-// (DAGSizer): each one's size minus what it has fetched so far. The
-// default free-space informer subtracts it, so that pins allocated here
-// show in the published free space before their data arrives, whichever
-// peer allocated them.
+// progress on this peer: for each, the DAG size recorded in the pin by the
+// peer that allocated it (Pin.Size, 0 when unknown) minus what has been
+// fetched so far. The default free-space informer subtracts it, so that
+// pins allocated here show in the published free space before their data
+// arrives, whichever peer allocated them. It never asks the IPFS node: a
+// size asked per queued pin costs the node a DAG walk each (with Kubo an
+// offline dag/stat), which answers only for a DAG already complete
+// locally, whose bytes the repository size already counts.
 func (t *opTracker) reservedBytes(ctx context.Context) uint64 {
-	sizer, ok := t.conn.(DAGSizer)
-	if !ok {
-		return 0
-	}
-	// Each operation's size is asked once (a connector's DAGSize may be a
-	// remote call); entries of operations gone are dropped.
-	t.sizesMu.Lock()
-	defer t.sizesMu.Unlock()
-	seen := make(map[uint64]opSize, len(t.sizes))
 	var total uint64
 	f := optracker.Filter{Types: optracker.OpPin, Phases: optracker.PhaseQueued | optracker.PhaseInProgress}
 	for op, err := range t.ops.Filter(ctx, f) {
 		if err != nil {
 			break
 		}
-		s, cached := t.sizes[op.ID]
-		if !cached {
-			if n, ok := t.known[op.Cid]; ok {
-				s = opSize{size: n, ok: true} // asked by the allocation
-				delete(t.known, op.Cid)
-			} else {
-				n, err := sizer.DAGSize(ctx, op.Cid)
-				s = opSize{size: n, ok: err == nil}
-			}
-		}
-		seen[op.ID] = s
-		if s.ok && s.size > op.Progress.Bytes {
-			total += s.size - op.Progress.Bytes
+		pin, _ := op.Meta.(Pin)
+		if pin.Size > op.Progress.Bytes {
+			// Saturating: a record's size comes from another peer.
+			total = satAdd(total, pin.Size-op.Progress.Bytes)
 		}
 	}
-	t.sizes = seen
 	return total
+}
+
+// satAdd returns a+b, or the largest uint64 when that overflows.
+func satAdd(a, b uint64) uint64 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return 1<<64 - 1
 }

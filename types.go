@@ -159,6 +159,14 @@ type Pin struct {
 	Reference cid.Cid
 	// Timestamp is when the pin was made (set by Cluster.Pin).
 	Timestamp time.Time
+	// Size is the DAG's size in bytes as the allocating peer's IPFS node
+	// told it (DAGSizer) when it chose the allocations, or 0 when unknown
+	// (no DAGSizer, the DAG not complete on that node, or no allocation:
+	// replication -1). Each holder subtracts it, less what it has
+	// fetched, from the free space it publishes while the pin is queued
+	// or in progress, without asking its own node. Kept in pincluster's
+	// binary encoding only, not in IPFS Cluster's JSON.
+	Size uint64
 }
 
 // NewPin returns a Pin of c with the given options, DataType, and MaxDepth
@@ -216,7 +224,7 @@ func (p Pin) Clone() Pin {
 // same order, times at the same instant).
 func (p Pin) Equal(q Pin) bool {
 	if !p.Cid.Equals(q.Cid) || p.Type != q.Type || p.MaxDepth != q.MaxDepth ||
-		!cidEqual(p.Reference, q.Reference) || !p.Timestamp.Equal(q.Timestamp) {
+		!cidEqual(p.Reference, q.Reference) || !p.Timestamp.Equal(q.Timestamp) || p.Size != q.Size {
 		return false
 	}
 	return p.PinOptions.Equal(q.PinOptions) && slices.Equal(p.Allocations, q.Allocations)

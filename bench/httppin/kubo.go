@@ -48,7 +48,7 @@ var (
 func init() {
 	flag.StringVar(&pinName, "name", "", "give every pin this name (POST /pins/{cid}?name=...)")
 	flag.BoolVar(&kuboPinNames, "kubo-pin-names", false, "set the Kubo connector's PinNames: pass pin names on to Kubo")
-	flag.BoolVar(&noDAGSize, "no-dagsize", false, "experiment: hide the Kubo connector's DAGSize from the cluster (the tracker's free-space reservation then asks Kubo no dag/stat)")
+	flag.BoolVar(&noDAGSize, "no-dagsize", false, "experiment: hide the Kubo connector's DAGSize (and its other optional abilities) from the cluster; the allocation of pins with a replication factor then asks Kubo no dag/stat (replication -1 pins never ask it)")
 	flag.StringVar(&proxyListen, "proxy-listen", "", "listen addresses (host:port, comma separated) of the counting proxies in front of the three Kubo RPC APIs (default: any free port); with -target, point the other cluster's connectors at them")
 	flag.StringVar(&peerPorts, "peer-ports", "", "with -target: a TCP port each of the other cluster's peers listens on (e.g. their REST APIs), comma separated, to find their processes for CPU seconds and RSS")
 }
