@@ -52,6 +52,8 @@ type Datastore struct {
 	snap   snapState
 	hooks  hookQueue
 	inline inlineState
+	// trickle counts what suppresses the periodic rebroadcast.
+	trickle trickleState
 }
 
 type counters struct {
@@ -61,6 +63,7 @@ type counters struct {
 	ignoredBroadcasts  atomic.Uint64
 	receivedBroadcasts atomic.Uint64
 	sentBroadcasts     atomic.Uint64
+	suppressed         atomic.Uint64
 	fetchErrors        atomic.Uint64
 	fetches            atomic.Uint64
 }
@@ -361,9 +364,13 @@ type Stats struct {
 	ReceivedBroadcasts uint64 // broadcast messages received
 	IgnoredBroadcasts  uint64 // broadcast messages dropped as malformed/over limits
 	SentBroadcasts     uint64 // broadcast messages sent
-	Fetches            uint64 // DAG fetch attempts
-	FetchErrors        uint64 // failed DAG fetch attempts
-	Dirty              bool   // true while the journal is not empty
+	// SuppressedRebroadcasts counts periodic rebroadcasts of the heads
+	// left out because other replicas announced the same heads (see the
+	// package doc, "Replication").
+	SuppressedRebroadcasts uint64
+	Fetches                uint64 // DAG fetch attempts
+	FetchErrors            uint64 // failed DAG fetch attempts
+	Dirty                  bool   // true while the journal is not empty
 	// Stuck lists the nodes whose fetch failed; they are retried with
 	// backoff. With SnapshotCatchUp, when a node failed 3 times (a node
 	// compacted away, typically) and a trusted snapshot newer than this
@@ -385,18 +392,19 @@ type Stats struct {
 func (s *Datastore) Stats() Stats {
 	hs, height := s.headsByPriority(1 << 30)
 	st := Stats{
-		Heads:              len(hs),
-		Height:             height,
-		DAGNodes:           s.nodes.Load(),
-		LocalDeltas:        s.st.localDeltas.Load(),
-		RemoteNodes:        s.st.remoteNodes.Load(),
-		QueuedJobs:         s.pending.Load(),
-		RejectedNodes:      s.st.rejectedNodes.Load(),
-		ReceivedBroadcasts: s.st.receivedBroadcasts.Load(),
-		IgnoredBroadcasts:  s.st.ignoredBroadcasts.Load(),
-		SentBroadcasts:     s.st.sentBroadcasts.Load(),
-		Fetches:            s.st.fetches.Load(),
-		FetchErrors:        s.st.fetchErrors.Load(),
+		Heads:                  len(hs),
+		Height:                 height,
+		DAGNodes:               s.nodes.Load(),
+		LocalDeltas:            s.st.localDeltas.Load(),
+		RemoteNodes:            s.st.remoteNodes.Load(),
+		QueuedJobs:             s.pending.Load(),
+		RejectedNodes:          s.st.rejectedNodes.Load(),
+		ReceivedBroadcasts:     s.st.receivedBroadcasts.Load(),
+		IgnoredBroadcasts:      s.st.ignoredBroadcasts.Load(),
+		SentBroadcasts:         s.st.sentBroadcasts.Load(),
+		SuppressedRebroadcasts: s.st.suppressed.Load(),
+		Fetches:                s.st.fetches.Load(),
+		FetchErrors:            s.st.fetchErrors.Load(),
 	}
 	st.Dirty = st.QueuedJobs > 0
 	st.Joining = s.snap.joining.Load()

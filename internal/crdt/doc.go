@@ -50,7 +50,10 @@
 // After every local commit and every RebroadcastInterval (and right after
 // New) the heads are broadcast. Periodic rebroadcast heals lost messages
 // and is also how a newly connected peer learns the heads: no separate
-// exchange on connect. A receiver queues each unknown head (in memory
+// exchange on connect. It is suppressed as in Trickle: a replica that
+// sent its heads during the interval, or heard two other replicas
+// announce exactly its heads, leaves it out, so replicas that agree send
+// about two messages per interval between them rather than one each. A receiver queues each unknown head (in memory
 // only: a head lost to a crash or a full queue is announced again by the
 // next rebroadcast) and a pool of NumWorkers workers fetches it
 // (DAGSyncerTimeout per fetch), checks it, applies it, and journals, in the

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cid "github.com/ipfs/go-cid"
@@ -488,6 +490,7 @@ func (s *Datastore) receiveLoop(ctx context.Context) {
 			s.log.Warn("crdt: ignored broadcast", "from", msg.From, "err", err)
 			continue
 		}
+		s.heardHeads(heads)
 		if err := s.handleDeltas(ctx, heads, blocks); err != nil && ctx.Err() == nil {
 			s.log.Warn("crdt: journal heads", "from", msg.From, "err", err)
 		}
@@ -514,19 +517,40 @@ func (s *Datastore) handleHeads(ctx context.Context, heads []cid.Cid) error {
 	return nil
 }
 
-// broadcastLoop announces the heads after every local commit and every
+// rebroadcastRedundancy is how many heads messages equal to this
+// replica's own heads it must hear within one rebroadcast interval to
+// leave out its periodic rebroadcast.
+const rebroadcastRedundancy = 2
+
+// broadcastLoop announces the heads after every local commit and once per
 // RebroadcastInterval (also right after New, so a restarted peer announces
 // heads it may not have broadcast before stopping).
+//
+// The periodic rebroadcast is suppressed as in Trickle (Levis et al.,
+// NSDI 2004): it goes out at a random point of the second half of each
+// interval, unless this replica has already sent its heads during the
+// interval or has heard rebroadcastRedundancy messages from other
+// replicas announcing exactly its heads. Replicas that agree then send
+// about that many messages per interval between them, instead of one
+// each (every message is signature-checked by every replica: N
+// replicas sending each interval cost N² checks). A replica whose heads
+// differ from what it hears (behind, ahead, or concurrent writes) keeps
+// sending; a replica that is behind still hears the heads of the others
+// every interval, since some always send.
 func (s *Datastore) broadcastLoop(ctx context.Context) {
-	t := time.NewTicker(s.cfg.RebroadcastInterval)
-	defer t.Stop()
+	interval := s.cfg.RebroadcastInterval
 	s.sendHeads(ctx)
+	start := time.Now()
+	t := time.NewTimer(trickleOffset(interval))
+	defer t.Stop()
+	fired := false // the periodic point of this interval has passed
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.bcastKick:
-		case <-t.C:
+			s.sendHeads(ctx)
+			continue
 		case <-s.snap.replyKick:
 			s.sendJoinReply(ctx)
 			// At most one reply per joinReplyInterval: later requests
@@ -535,8 +559,56 @@ func (s *Datastore) broadcastLoop(ctx context.Context) {
 				return
 			}
 			continue
+		case <-t.C:
 		}
-		s.sendHeads(ctx)
+		if !fired {
+			fired = true
+			if s.trickle.sent.Load() || s.trickle.heardSame.Load() >= rebroadcastRedundancy {
+				s.st.suppressed.Add(1)
+				if ann := s.announcement(); ann != nil {
+					s.broadcast(ctx, "announcement", ann) // each replica's acknowledgement counts
+				}
+			} else {
+				s.sendHeads(ctx)
+			}
+			t.Reset(max(time.Until(start.Add(interval)), 0))
+			continue
+		}
+		// A new interval.
+		start, fired = time.Now(), false
+		s.trickle.sent.Store(false)
+		s.trickle.heardSame.Store(0)
+		t.Reset(trickleOffset(interval))
+	}
+}
+
+// trickleState counts, for the current rebroadcast interval, the heads
+// messages heard that equal this replica's heads, and whether it sent
+// its own.
+type trickleState struct {
+	heardSame atomic.Int32
+	sent      atomic.Bool
+}
+
+// trickleOffset is a random point of the second half of an interval.
+func trickleOffset(interval time.Duration) time.Duration {
+	return interval/2 + rand.N(interval/2+1)
+}
+
+// heardHeads counts a received heads message toward suppressing the
+// periodic rebroadcast when it announces exactly this replica's heads.
+func (s *Datastore) heardHeads(heads []cid.Cid) {
+	s.headsMu.RLock()
+	same := len(heads) == len(s.heads)
+	for _, h := range heads {
+		if !same {
+			break
+		}
+		_, same = s.heads[h]
+	}
+	s.headsMu.RUnlock()
+	if same && len(heads) > 0 {
+		s.trickle.heardSame.Add(1)
 	}
 }
 
@@ -561,6 +633,7 @@ func (s *Datastore) sendHeads(ctx context.Context) {
 		return
 	}
 	s.broadcast(ctx, "heads", data)
+	s.trickle.sent.Store(true)
 }
 
 // broadcast sends one message and counts it. A failure is only logged

@@ -161,6 +161,19 @@ func (t *Tracker) Get(c cid.Cid) (Op, error) {
 	return o.snapshot(), nil
 }
 
+// Lookup returns a snapshot of c's operation and true, or false when there
+// is none: Get without building an error (the tracker asks for every CID
+// of the state, most of them without an operation).
+func (t *Tracker) Lookup(c cid.Cid) (Op, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	o := t.ops[c]
+	if o == nil {
+		return Op{}, false
+	}
+	return o.snapshot(), true
+}
+
 // Cancel removes c's operation whatever its phase, cancelling its context
 // (cause ErrSuperseded) if it runs; a later operation on c still waits for
 // that function to return. This is how an errored operation is cleared.

@@ -657,3 +657,32 @@ func TestOnFinish(t *testing.T) {
 		}
 	})
 }
+
+func TestLookupAgreesWithGet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		block := make(chan struct{})
+		fn := func(ctx context.Context, _ Op, _ ProgressFunc) error { <-block; return nil }
+		tr, err := New(Config{Pin: fn, Unpin: noop})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close(context.Background())
+		defer close(block)
+		a, b := testCid("a"), testCid("b")
+		if _, err := tr.Enqueue(a, OpPin, "meta"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		op, ok := tr.Lookup(a)
+		got, err := tr.Get(a)
+		if !ok || err != nil || op.Cid != a || op.Meta != "meta" || op.Phase != got.Phase || op.Type != got.Type {
+			t.Errorf("Lookup(a) = %+v, %v; Get(a) = %+v, %v", op, ok, got, err)
+		}
+		if op, ok := tr.Lookup(b); ok {
+			t.Errorf("Lookup(b) = %+v, true; want none", op)
+		}
+		if _, err := tr.Get(b); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get(b) = %v, want ErrNotFound", err)
+		}
+	})
+}
