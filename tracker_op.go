@@ -348,11 +348,11 @@ func (t *opTracker) Track(ctx context.Context, pin Pin) error {
 		return err
 	}
 	if pin.IsAllocatedTo(t.self) {
-		op, err := t.ops.Get(pin.Cid)
-		if errors.Is(err, optracker.ErrNotFound) && t.holds(pin) {
+		op, found := t.ops.Lookup(pin.Cid)
+		if !found && t.holds(pin) {
 			return nil // held in the mode asked (a direct pin held only directly is upgraded below)
 		}
-		if err == nil && op.Type == optracker.OpPin {
+		if found && op.Type == optracker.OpPin {
 			if old, _ := op.Meta.(Pin); old.Equal(pin) {
 				return nil
 			}
@@ -368,7 +368,7 @@ func (t *opTracker) Untrack(ctx context.Context, c cid.Cid) error {
 	if err := t.load(ctx); err != nil {
 		return err
 	}
-	if _, err := t.ops.Get(c); err != nil && !t.isHeld(c) {
+	if _, found := t.ops.Lookup(c); !found && !t.isHeld(c) {
 		t.forget(c)
 		return nil
 	}
@@ -424,7 +424,7 @@ func (t *opTracker) info(ctx context.Context, c cid.Cid, pin Pin) PinInfo {
 		pi.Name, pi.Allocations, pi.Origins, pi.Created, pi.Metadata =
 			pin.Name, pin.Allocations, pin.Origins, pin.Timestamp, pin.Metadata
 	}
-	if op, err := t.ops.Get(c); err == nil {
+	if op, ok := t.ops.Lookup(c); ok {
 		pi.TS, pi.AttemptCount = op.Updated, op.Attempts
 		if op.Err != nil {
 			pi.Error = op.Err.Error()
@@ -676,7 +676,7 @@ func (t *opTracker) RecoverAll(ctx context.Context) iter.Seq2[PinInfo, error] {
 				t.forget(c)
 				continue
 			}
-			if _, err := t.ops.Get(c); err == nil || t.holds(pin) {
+			if _, found := t.ops.Lookup(c); found || t.holds(pin) {
 				continue
 			}
 			if err := t.enqueue(c, optracker.OpPin, pin); err != nil {

@@ -152,13 +152,25 @@ func (t *Tracker) Enqueue(c cid.Cid, typ OpType, meta any) (Op, error) {
 
 // Get returns a snapshot of c's operation, or ErrNotFound.
 func (t *Tracker) Get(c cid.Cid) (Op, error) {
+	o, ok := t.Lookup(c)
+	if !ok {
+		return Op{}, fmt.Errorf("optracker: get %s: %w", c, ErrNotFound)
+	}
+	return o, nil
+}
+
+// Lookup returns a snapshot of c's operation and true, or false when c has
+// none. It is Get without the error, which costs an allocation and the
+// CID's text form: listings ask it once per pin, and most pins have no
+// operation.
+func (t *Tracker) Lookup(c cid.Cid) (Op, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	o := t.ops[c]
 	if o == nil {
-		return Op{}, fmt.Errorf("optracker: get %s: %w", c, ErrNotFound)
+		return Op{}, false
 	}
-	return o.snapshot(), nil
+	return o.snapshot(), true
 }
 
 // Cancel removes c's operation whatever its phase, cancelling its context
