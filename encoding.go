@@ -201,9 +201,21 @@ func decodePin(data []byte) (Pin, error) {
 		return Pin{}, fmt.Errorf("%w: pin record of %d bytes exceeds %d", ErrCorrupt, len(data), MaxEncodedPinSize)
 	}
 	var w pinWire
-	if err := cborDec.Unmarshal(data, &w); err != nil {
-		return Pin{}, fmt.Errorf("%w: pin: %v", ErrCorrupt, err)
+	if !w.decodeFast(data) {
+		// Not in MarshalBinary's form, or not valid: the general decoder
+		// decides (w is on the heap only then).
+		slow := new(pinWire)
+		if err := cborDec.Unmarshal(data, slow); err != nil {
+			return Pin{}, fmt.Errorf("%w: pin: %v", ErrCorrupt, err)
+		}
+		w = *slow
 	}
+	return pinFromWire(&w)
+}
+
+// pinFromWire checks and converts a decoded record. It copies what it
+// keeps of w's byte strings.
+func pinFromWire(w *pinWire) (Pin, error) {
 	if w.V != EncodingVersion {
 		if w.V > EncodingVersion {
 			return Pin{}, fmt.Errorf("%w: pin version %d", ErrUnsupportedVersion, w.V)

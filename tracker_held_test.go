@@ -2,10 +2,13 @@ package pincluster
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"iter"
+	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 
 	cid "github.com/ipfs/go-cid"
@@ -80,6 +83,43 @@ func TestHeldSetMatchesMap(t *testing.T) {
 			m = IPFSPinStatusUnpinned
 		}
 		require.Equal(t, m, built.get(c))
+	}
+}
+
+// lowerBound finds what slices.BinarySearch finds, on even and on
+// skewed entries, for values present, absent, below and above them all.
+func TestHeldLowerBound(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	sets := map[string][]uint64{"empty": nil, "one": {1 << 40}}
+	for _, n := range []int{2, 17, 100, 5000, 100_000} {
+		even := make([]uint64, n)
+		skewed := make([]uint64, n)
+		for i := range even {
+			even[i] = rng.Uint64() &^ 1
+			// Most entries crowded at the bottom, a few spread high.
+			skewed[i] = (rng.Uint64() >> uint(rng.IntN(64))) &^ 1
+		}
+		slices.Sort(even)
+		slices.Sort(skewed)
+		sets[fmt.Sprint("even/", n)] = even
+		sets[fmt.Sprint("skewed/", n)] = skewed
+		dups := slices.Repeat([]uint64{1 << 20}, n) // equal ends
+		sets[fmt.Sprint("equal/", n)] = dups
+	}
+	for name, b := range sets {
+		probes := []uint64{0, 1, 2, math.MaxUint64, math.MaxUint64 - 1, 1 << 20, 1<<20 + 1}
+		for _, e := range b {
+			probes = append(probes, e, e+1, e|1, e-1)
+		}
+		for range 2000 {
+			probes = append(probes, rng.Uint64())
+		}
+		for _, f := range probes {
+			want, _ := slices.BinarySearch(b, f)
+			if got := lowerBound(b, f); got != want {
+				t.Fatalf("%s: lowerBound(%#x) = %d, want %d", name, f, got, want)
+			}
+		}
 	}
 }
 

@@ -57,6 +57,7 @@ func main() {
 	profDir := flag.String("profiles", "", "open: write CPU profiles of List and StatusAll and heap profiles after 500,000 items into this directory")
 	snapshots := flag.Int("snapshots", -1, "WithSnapshots(n, false): a snapshot every n deltas (0: none; -1: the library's default)")
 	heapAt := flag.Int("heapprofile-at", 0, "write a heap profile to -dir/heap.pprof after this many pins")
+	limit := flag.Duration("for", 0, "write: stop starting pins after this long (0: no limit) and shut down cleanly, so that a run that will not finish in time leaves a directory -mode open can use")
 	flag.Parse()
 	snapshotEvery = *snapshots
 	if *dir == "" {
@@ -65,7 +66,7 @@ func main() {
 	var err error
 	switch *mode {
 	case "write":
-		err = write(*store, *dir, *n, *from, *clients, *every, *heapAt)
+		err = write(*store, *dir, *n, *from, *clients, *every, *heapAt, *limit)
 	case "open":
 		err = open(*store, *dir, *profDir)
 	default:
@@ -154,7 +155,7 @@ func start(ctx context.Context, store, dir string) (*peer, error) {
 	}}, nil
 }
 
-func write(store, dir string, n, from, clients, every, heapAt int) error {
+func write(store, dir string, n, from, clients, every, heapAt int, limit time.Duration) error {
 	ctx := context.Background()
 	resetPeak()
 	t0 := time.Now()
@@ -172,6 +173,10 @@ func write(store, dir string, n, from, clients, every, heapAt int) error {
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	start := time.Now()
+	var deadline time.Time
+	if limit > 0 {
+		deadline = start.Add(limit)
+	}
 	last, lastAt := 0, start
 	var repMu sync.Mutex
 	report := func(k int) {
@@ -195,6 +200,9 @@ func write(store, dir string, n, from, clients, every, heapAt int) error {
 		go func() {
 			defer wg.Done()
 			for {
+				if !deadline.IsZero() && time.Now().After(deadline) {
+					return
+				}
 				i := int(next.Add(1) - 1)
 				if i >= n {
 					return
@@ -212,11 +220,15 @@ func write(store, dir string, n, from, clients, every, heapAt int) error {
 	wg.Wait()
 	elapsed := time.Since(start)
 	mon.stop()
-	fmt.Printf("wrote %d pins in %v: %.0f pins/s; failed %d %v\n", n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), failed.Load(), firstErr.Load())
+	wrote := int(done.Load())
+	if wrote < n {
+		fmt.Printf("stopped by -for %v after %d of %d pins (the next run's -from is %d)\n", limit, wrote, n, from+wrote)
+	}
+	fmt.Printf("wrote %d pins in %v: %.0f pins/s; failed %d %v\n", wrote, elapsed.Round(time.Millisecond), float64(wrote)/elapsed.Seconds(), failed.Load(), firstErr.Load())
 	_, hwm := procStatus()
 	fmt.Printf("peak RSS of the process %d MiB, peak Go heap %d MiB\n", hwm, mon.peakMiB())
 	if st, ok := p.c.ConsensusStats(); ok {
-		fmt.Printf("deltas written %d (%.1f pins each)\n", st.LocalDeltas, float64(n)/float64(max(st.LocalDeltas, 1)))
+		fmt.Printf("deltas written %d (%.1f pins each)\n", st.LocalDeltas, float64(wrote)/float64(max(st.LocalDeltas, 1)))
 	}
 	t1 := time.Now()
 	p.stop()

@@ -152,18 +152,17 @@ func (t *Tracker) Enqueue(c cid.Cid, typ OpType, meta any) (Op, error) {
 
 // Get returns a snapshot of c's operation, or ErrNotFound.
 func (t *Tracker) Get(c cid.Cid) (Op, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	o := t.ops[c]
-	if o == nil {
+	o, ok := t.Lookup(c)
+	if !ok {
 		return Op{}, fmt.Errorf("optracker: get %s: %w", c, ErrNotFound)
 	}
-	return o.snapshot(), nil
+	return o, nil
 }
 
-// Lookup returns a snapshot of c's operation and true, or false when there
-// is none: Get without building an error (the tracker asks for every CID
-// of the state, most of them without an operation).
+// Lookup returns a snapshot of c's operation and true, or false when c has
+// none. It is Get without the error, which costs an allocation and the
+// CID's text form: listings ask it once per pin, and most pins have no
+// operation.
 func (t *Tracker) Lookup(c cid.Cid) (Op, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

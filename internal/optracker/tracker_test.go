@@ -107,6 +107,34 @@ func TestEnqueueInvalid(t *testing.T) {
 	}
 }
 
+// TestLookup: Lookup reports false where Get reports ErrNotFound, and the
+// same snapshot as Get otherwise.
+func TestLookup(t *testing.T) {
+	block := make(chan struct{})
+	tr := newTracker(t, Config{Pin: func(ctx context.Context, _ Op, _ ProgressFunc) error {
+		select {
+		case <-block:
+		case <-ctx.Done():
+		}
+		return nil
+	}})
+	defer close(block)
+	if o, ok := tr.Lookup(testCid("a")); ok {
+		t.Fatalf("Lookup of an unknown CID: %+v, true", o)
+	}
+	if _, err := tr.Enqueue(testCid("a"), OpPin, "meta"); err != nil {
+		t.Fatal(err)
+	}
+	o, ok := tr.Lookup(testCid("a"))
+	if !ok || o.Cid != testCid("a") || o.Type != OpPin || o.Meta != "meta" {
+		t.Fatalf("Lookup after Enqueue: %+v, %v", o, ok)
+	}
+	g, err := tr.Get(testCid("a"))
+	if err != nil || g.ID != o.ID || g.Type != o.Type {
+		t.Fatalf("Get: %+v, %v; Lookup: %+v", g, err, o)
+	}
+}
+
 // TestConcurrencyLimits checks, with atomic counters, that no more than
 // PinConcurrency pins and UnpinConcurrency unpins run at once, and that the
 // limits are reached.
