@@ -55,9 +55,9 @@ func TestManyPeerSimulation(t *testing.T) {
 		t.Run(fmt.Sprintf("cut=%v", cut), func(t *testing.T) {
 			s := newSim(t, peers, simDegree)
 			res := s.run(t, pins, cut)
-			t.Logf("%d peers (each linked to ~%d), %d pins, links cut: %v: all peers hold all pins after %v (writes took %v); per peer per pin: %.2f gossip RPCs, %.1f pubsub messages, %.0f bytes sent",
+			t.Logf("%d peers (each linked to ~%d), %d pins, links cut: %v: all peers hold all pins after %v (writes took %v, process CPU %.1f s); per peer per pin: %.2f gossip RPCs, %.1f pubsub messages, %.0f bytes sent",
 				peers, simDegree, pins, cut, res.converged.Round(time.Millisecond), res.written.Round(time.Millisecond),
-				res.rpcs, res.msgs, res.bytes)
+				res.cpu.Seconds(), res.rpcs, res.msgs, res.bytes)
 		})
 	}
 }
@@ -220,7 +220,8 @@ func newSim(t *testing.T, n, degree int) *sim {
 
 type simResult struct {
 	written, converged time.Duration
-	rpcs, msgs, bytes  float64 // per peer per pin
+	cpu                time.Duration // CPU time of the process (user + system) from the writes to convergence
+	rpcs, msgs, bytes  float64       // per peer per pin
 }
 
 func simCID(i int) cid.Cid {
@@ -252,7 +253,7 @@ func (s *sim) run(t *testing.T, pins int, cut bool) simResult {
 		before[1] += c.msgs.Load()
 		before[2] += c.bytes.Load()
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU(t)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 1)
@@ -310,13 +311,17 @@ func (s *sim) run(t *testing.T, pins int, cut bool) simResult {
 		if time.Now().After(deadline) {
 			for i, cl := range s.cls {
 				st, _ := cl.ConsensusStats()
-				t.Logf("peer %d: %d connections, consensus %+v", i, len(s.hosts[i].Network().Conns()), st)
+				var missing error
+				if seen[i] < pins {
+					_, missing = cl.PinGet(ctx, simCID(seen[i]))
+				}
+				t.Logf("peer %d: %d connections, consensus %+v, first pin missing: %v", i, len(s.hosts[i].Network().Conns()), st, missing)
 			}
 			t.Fatalf("not every peer holds every pin after %v: pins held by each peer (prefix) %v", time.Since(start), seen)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	res := simResult{written: written, converged: time.Since(start)}
+	res := simResult{written: written, converged: time.Since(start), cpu: processCPU(t) - cpu0}
 	var after [3]int64
 	for _, c := range s.sent {
 		after[0] += c.rpcs.Load()
