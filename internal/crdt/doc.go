@@ -291,10 +291,12 @@
 // "n", "p" and "s" left out when the sender knows no snapshot. The
 // broadcast that follows local commits carries their delta blocks when
 // they are small (at most 64 blocks, 512 KiB): CBOR {"b": [block bytes,
-// ...], "h": [link (tag 42), ...], "v": 10}; a receiver takes the CID of
-// each block from its bytes, holds it (8 MiB at most) and applies it
-// without fetching it, storing it in its DAG as a fetch would; a block
-// not attached or not held any more is fetched as before.
+// ...], "h": [link (tag 42), ...], "v": 10}, where "h" names those of the
+// attached deltas that are still heads (all the heads when none is); a
+// receiver takes the CID of each block from its bytes, holds it (8 MiB at
+// most) and applies it without fetching it, storing it in its DAG as a
+// fetch would; a block not attached or not held any more is fetched as
+// before.
 //
 // A snapshot root block is dag-cbor {"c": [covered-node chunk links],
 // "h": [head links, sorted], "k": rows, "n": covered nodes, "p": height,

@@ -622,8 +622,16 @@ func (s *Datastore) sendHeads(ctx context.Context) {
 	}
 	var data []byte
 	var err error
+	full := true // data announces every head
 	if blocks := s.takeOutgoing(); len(blocks) > 0 {
-		// Fresh local deltas travel with their announcement (inline.go).
+		// Fresh local deltas travel with their announcement (inline.go),
+		// which names only those of them still heads: the other heads
+		// (mostly other writers' deltas, announced by them) go with the
+		// periodic rebroadcast. With many writers the heads are many,
+		// and each message would carry them all.
+		if fresh := freshHeads(heads, blocks); len(fresh) > 0 {
+			heads, full = fresh, false
+		}
 		data, err = encodeDeltas(heads, blocks)
 	} else {
 		data, err = EncodeMessage(heads)
@@ -633,7 +641,24 @@ func (s *Datastore) sendHeads(ctx context.Context) {
 		return
 	}
 	s.broadcast(ctx, "heads", data)
-	s.trickle.sent.Store(true)
+	if full {
+		s.trickle.sent.Store(true)
+	}
+}
+
+// freshHeads returns the heads among the blocks' CIDs, in the order of
+// heads.
+func freshHeads(heads []cid.Cid, blocks []inlineBlock) []cid.Cid {
+	var out []cid.Cid
+	for _, h := range heads {
+		for _, b := range blocks {
+			if b.id.Equals(h) {
+				out = append(out, h)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // broadcast sends one message and counts it. A failure is only logged
