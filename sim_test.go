@@ -55,9 +55,9 @@ func TestManyPeerSimulation(t *testing.T) {
 		t.Run(fmt.Sprintf("cut=%v", cut), func(t *testing.T) {
 			s := newSim(t, peers, simDegree)
 			res := s.run(t, pins, cut)
-			t.Logf("%d peers (each linked to ~%d), %d pins, links cut: %v: all peers hold all pins after %v (writes took %v, process CPU %.1f s); per peer per pin: %.2f gossip RPCs, %.1f pubsub messages, %.0f bytes sent",
+			t.Logf("%d peers (each linked to ~%d), %d pins, links cut: %v: all peers hold all pins after %v (writes took %v, process CPU %.1f s, %d deltas); per peer per pin: %.2f gossip RPCs, %.1f pubsub messages, %.0f bytes sent",
 				peers, simDegree, pins, cut, res.converged.Round(time.Millisecond), res.written.Round(time.Millisecond),
-				res.cpu.Seconds(), res.rpcs, res.msgs, res.bytes)
+				res.cpu.Seconds(), res.deltas, res.rpcs, res.msgs, res.bytes)
 		})
 	}
 }
@@ -190,16 +190,22 @@ func newSim(t *testing.T, n, degree int) *sim {
 		c := &rpcCounter{}
 		ps, err := pubsub.NewGossipSub(pctx, h, pubsub.WithRawTracer(c))
 		require.NoError(t, err)
-		cl, err := pincluster.New(ctx, h, nil, ps,
-			pincluster.WithPeerName("sim"+strconv.Itoa(i)),
+		opts := []pincluster.Option{
+			pincluster.WithPeerName("sim" + strconv.Itoa(i)),
 			pincluster.WithConnector(clustertest.NewMockConnector()),
 			pincluster.WithReplication(1, 1),
 			// Metrics that outlive a loaded machine's stalls: with 50
 			// peers in one process a peer's own metric expired and it
 			// could not allocate (replication 1 needs one).
-			pincluster.WithMonitorInterval(2*time.Second),
-			pincluster.WithMetricTTL(2*time.Minute),
-		)
+			pincluster.WithMonitorInterval(2 * time.Second),
+			pincluster.WithMetricTTL(2 * time.Minute),
+		}
+		if age := simBatchAge(t); age > 0 {
+			// What a user writing many pins at once may configure: the
+			// committer waits up to age to put more pins in one delta.
+			opts = append(opts, pincluster.WithBatching(1000, age))
+		}
+		cl, err := pincluster.New(ctx, h, nil, ps, opts...)
 		require.NoError(t, err)
 		t.Cleanup(func() {
 			sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
@@ -218,9 +224,22 @@ func newSim(t *testing.T, n, degree int) *sim {
 	return s
 }
 
+// simBatchAge is PINCLUSTER_SIM_BATCH_AGE (a duration, such as 20ms): the
+// peers' WithBatching max age; unset, the default (adaptive group commit).
+func simBatchAge(t *testing.T) time.Duration {
+	v := os.Getenv("PINCLUSTER_SIM_BATCH_AGE")
+	if v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	require.NoError(t, err, "PINCLUSTER_SIM_BATCH_AGE")
+	return d
+}
+
 type simResult struct {
 	written, converged time.Duration
 	cpu                time.Duration // CPU time of the process (user + system) from the writes to convergence
+	deltas             uint64        // deltas written (all peers)
 	rpcs, msgs, bytes  float64       // per peer per pin
 }
 
@@ -322,6 +341,10 @@ func (s *sim) run(t *testing.T, pins int, cut bool) simResult {
 		time.Sleep(20 * time.Millisecond)
 	}
 	res := simResult{written: written, converged: time.Since(start), cpu: processCPU(t) - cpu0}
+	for _, cl := range s.cls {
+		st, _ := cl.ConsensusStats()
+		res.deltas += st.LocalDeltas
+	}
 	var after [3]int64
 	for _, c := range s.sent {
 		after[0] += c.rpcs.Load()
