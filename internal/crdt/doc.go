@@ -50,8 +50,9 @@
 // and is also how a newly connected peer learns the heads: no separate
 // exchange on connect. It is suppressed as in Trickle: a replica that
 // sent its heads during the interval, or heard two other replicas
-// announce exactly its heads, leaves it out, so replicas that agree send
-// about two messages per interval between them rather than one each. A receiver queues each unknown head (in memory
+// announce exactly its heads, or heard each of its heads named in some
+// message, leaves it out, so replicas that agree send one or two
+// messages per interval between them rather than one each. A receiver queues each unknown head (in memory
 // only: a head lost to a crash or a full queue is announced again by the
 // next rebroadcast) and a pool of NumWorkers workers fetches it
 // (DAGSyncerTimeout per fetch), checks it, applies it, and journals, in the
