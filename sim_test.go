@@ -197,10 +197,10 @@ func newSim(t *testing.T, n, degree int) *sim {
 			// Metrics that outlive a loaded machine's stalls: with 50
 			// peers in one process a peer's own metric expired and it
 			// could not allocate (replication 1 needs one).
-			pincluster.WithMonitorInterval(2 * time.Second),
+			pincluster.WithMonitorInterval(simDuration(t, "PINCLUSTER_SIM_MONITOR", 2*time.Second)),
 			pincluster.WithMetricTTL(2 * time.Minute),
 		}
-		if age := simBatchAge(t); age > 0 {
+		if age := simDuration(t, "PINCLUSTER_SIM_BATCH_AGE", 0); age > 0 {
 			// What a user writing many pins at once may configure: the
 			// committer waits up to age to put more pins in one delta.
 			opts = append(opts, pincluster.WithBatching(1000, age))
@@ -224,15 +224,18 @@ func newSim(t *testing.T, n, degree int) *sim {
 	return s
 }
 
-// simBatchAge is PINCLUSTER_SIM_BATCH_AGE (a duration, such as 20ms): the
-// peers' WithBatching max age; unset, the default (adaptive group commit).
-func simBatchAge(t *testing.T) time.Duration {
-	v := os.Getenv("PINCLUSTER_SIM_BATCH_AGE")
+// simDuration reads a duration (such as 20ms) from the environment
+// variable name, def when unset. PINCLUSTER_SIM_BATCH_AGE is the peers'
+// WithBatching max age (unset: the default, adaptive group commit);
+// PINCLUSTER_SIM_MONITOR their monitor interval (unset: 2 s; the
+// library's default is 15 s).
+func simDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
 	if v == "" {
-		return 0
+		return def
 	}
 	d, err := time.ParseDuration(v)
-	require.NoError(t, err, "PINCLUSTER_SIM_BATCH_AGE")
+	require.NoError(t, err, name)
 	return d
 }
 
