@@ -167,15 +167,33 @@ func (c *Cluster) expireOnce(ctx context.Context) {
 	now := time.Now()
 	alive := c.writers(ctx)
 	self := c.host.ID()
+	expire := func(pin Pin) {
+		if !pin.Expired(now) || responsibleFor(pin.Cid, alive) != self {
+			return
+		}
+		if _, err := c.unpin(ctx, pin.Cid); err != nil && !errors.Is(err, ErrNotFound) {
+			c.log.Warn("unpin of expired pin failed", "cid", pin.Cid, "err", err)
+		}
+	}
+	if cands, ok := c.index.expiringPins(); ok {
+		// The index lists every pin with an expiry: read those only, not
+		// the whole pinset.
+		for _, ci := range cands {
+			if ctx.Err() != nil {
+				return
+			}
+			if pin, err := st.Get(ctx, ci); err == nil {
+				expire(pin)
+			}
+		}
+		return
+	}
 	for pin, err := range st.List(ctx) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil || !pin.Expired(now) || responsibleFor(pin.Cid, alive) != self {
-			continue
-		}
-		if _, err := c.unpin(ctx, pin.Cid); err != nil && !errors.Is(err, ErrNotFound) {
-			c.log.Warn("unpin of expired pin failed", "cid", pin.Cid, "err", err)
+		if err == nil {
+			expire(pin)
 		}
 	}
 }

@@ -10,7 +10,8 @@ import (
 // pinIndex is the peer's in-memory secondary index of the shared state:
 // pin names and metadata key/value pairs to CIDs, so that Pins with a name
 // or metadata filter reads only the matching records instead of the whole
-// state. Only pins with a name or metadata are indexed.
+// state. Only pins with a name or metadata are indexed, and the pins with
+// an expiry are listed, so that the expiry reads those only.
 //
 // It is built from one listing of the state when the peer starts and kept
 // current by the state notifications (Cluster.onStateChange). It may hold
@@ -28,6 +29,7 @@ type pinIndex struct {
 	names    map[string]map[cid.Cid]struct{}
 	meta     map[string]map[cid.Cid]struct{} // key "\x00" value
 	byCid    map[cid.Cid]indexedPin
+	expiring map[cid.Cid]struct{} // pins with an ExpireAt
 }
 
 type indexedPin struct {
@@ -37,9 +39,10 @@ type indexedPin struct {
 
 func newPinIndex() *pinIndex {
 	return &pinIndex{
-		names: map[string]map[cid.Cid]struct{}{},
-		meta:  map[string]map[cid.Cid]struct{}{},
-		byCid: map[cid.Cid]indexedPin{},
+		names:    map[string]map[cid.Cid]struct{}{},
+		meta:     map[string]map[cid.Cid]struct{}{},
+		byCid:    map[cid.Cid]indexedPin{},
+		expiring: map[cid.Cid]struct{}{},
 	}
 }
 
@@ -65,6 +68,7 @@ func removeFrom(m map[string]map[cid.Cid]struct{}, k string, c cid.Cid) {
 
 // removeLocked drops the entries of c.
 func (x *pinIndex) removeLocked(c cid.Cid) {
+	delete(x.expiring, c)
 	old, ok := x.byCid[c]
 	if !ok {
 		return
@@ -80,6 +84,9 @@ func (x *pinIndex) removeLocked(c cid.Cid) {
 
 func (x *pinIndex) putLocked(p Pin) {
 	x.removeLocked(p.Cid)
+	if !p.ExpireAt.IsZero() {
+		x.expiring[p.Cid] = struct{}{}
+	}
 	if p.Name == "" && len(p.Metadata) == 0 {
 		return
 	}
@@ -137,6 +144,22 @@ func (x *pinIndex) build(ctx context.Context, st ReadOnly) error {
 	x.ready = true
 	x.mu.Unlock()
 	return nil
+}
+
+// expiringPins returns the CIDs of the pins with an expiry (and possibly
+// stale others: the caller reads each from the state), or false when the
+// index is not ready.
+func (x *pinIndex) expiringPins() ([]cid.Cid, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if !x.ready {
+		return nil, false
+	}
+	out := make([]cid.Cid, 0, len(x.expiring))
+	for c := range x.expiring {
+		out = append(out, c)
+	}
+	return out, true
 }
 
 // lookup returns the candidate CIDs for f, or false when the index cannot

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	cid "github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
@@ -142,4 +143,32 @@ func BenchmarkPinsByName(b *testing.B) {
 			}
 		}
 	})
+}
+
+// The index lists exactly the pins with an expiry (what the expiry reads),
+// built from the state and kept current by notifications.
+func TestPinIndexExpiring(t *testing.T) {
+	x := newPinIndex()
+	_, ok := x.expiringPins()
+	require.False(t, ok, "not ready: the expiry lists the state")
+	a, b, c := idxCID(t, 1), idxCID(t, 2), idxCID(t, 3)
+	st := NewMemoryState()
+	ctx := context.Background()
+	later := time.Now().Add(time.Hour)
+	require.NoError(t, st.Add(ctx, NewPin(a, PinOptions{ExpireAt: later})))
+	require.NoError(t, st.Add(ctx, NewPin(b, PinOptions{})))
+	require.NoError(t, x.build(ctx, st))
+	expiring := func() []cid.Cid {
+		got, ok := x.expiringPins()
+		require.True(t, ok)
+		slices.SortFunc(got, cmpCid)
+		return got
+	}
+	require.Equal(t, []cid.Cid{a}, expiring())
+	x.update(NewPin(c, PinOptions{Name: "n", ExpireAt: later}), false)
+	x.update(NewPin(b, PinOptions{ExpireAt: later}), false)
+	require.Equal(t, sortedCids(a, b, c), expiring())
+	x.update(NewPin(a, PinOptions{}), false) // the expiry was dropped
+	x.update(Pin{Cid: c}, true)
+	require.Equal(t, []cid.Cid{b}, expiring())
 }

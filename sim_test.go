@@ -55,9 +55,9 @@ func TestManyPeerSimulation(t *testing.T) {
 		t.Run(fmt.Sprintf("cut=%v", cut), func(t *testing.T) {
 			s := newSim(t, peers, simDegree)
 			res := s.run(t, pins, cut)
-			t.Logf("%d peers (each linked to ~%d), %d pins, links cut: %v: all peers hold all pins after %v (writes took %v); per peer per pin: %.2f gossip RPCs, %.1f pubsub messages, %.0f bytes sent",
+			t.Logf("%d peers (each linked to ~%d), %d pins, links cut: %v: all peers hold all pins after %v (writes took %v, process CPU %.1f s, %d deltas); per peer per pin: %.2f gossip RPCs, %.1f pubsub messages, %.0f bytes sent",
 				peers, simDegree, pins, cut, res.converged.Round(time.Millisecond), res.written.Round(time.Millisecond),
-				res.rpcs, res.msgs, res.bytes)
+				res.cpu.Seconds(), res.deltas, res.rpcs, res.msgs, res.bytes)
 		})
 	}
 }
@@ -190,16 +190,22 @@ func newSim(t *testing.T, n, degree int) *sim {
 		c := &rpcCounter{}
 		ps, err := pubsub.NewGossipSub(pctx, h, pubsub.WithRawTracer(c))
 		require.NoError(t, err)
-		cl, err := pincluster.New(ctx, h, nil, ps,
-			pincluster.WithPeerName("sim"+strconv.Itoa(i)),
+		opts := []pincluster.Option{
+			pincluster.WithPeerName("sim" + strconv.Itoa(i)),
 			pincluster.WithConnector(clustertest.NewMockConnector()),
 			pincluster.WithReplication(1, 1),
 			// Metrics that outlive a loaded machine's stalls: with 50
 			// peers in one process a peer's own metric expired and it
 			// could not allocate (replication 1 needs one).
-			pincluster.WithMonitorInterval(2*time.Second),
-			pincluster.WithMetricTTL(2*time.Minute),
-		)
+			pincluster.WithMonitorInterval(simDuration(t, "PINCLUSTER_SIM_MONITOR", 2*time.Second)),
+			pincluster.WithMetricTTL(2 * time.Minute),
+		}
+		if age := simDuration(t, "PINCLUSTER_SIM_BATCH_AGE", 0); age > 0 {
+			// What a user writing many pins at once may configure: the
+			// committer waits up to age to put more pins in one delta.
+			opts = append(opts, pincluster.WithBatching(1000, age))
+		}
+		cl, err := pincluster.New(ctx, h, nil, ps, opts...)
 		require.NoError(t, err)
 		t.Cleanup(func() {
 			sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
@@ -218,9 +224,26 @@ func newSim(t *testing.T, n, degree int) *sim {
 	return s
 }
 
+// simDuration reads a duration (such as 20ms) from the environment
+// variable name, def when unset. PINCLUSTER_SIM_BATCH_AGE is the peers'
+// WithBatching max age (unset: the default, adaptive group commit);
+// PINCLUSTER_SIM_MONITOR their monitor interval (unset: 2 s; the
+// library's default is 15 s).
+func simDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	require.NoError(t, err, name)
+	return d
+}
+
 type simResult struct {
 	written, converged time.Duration
-	rpcs, msgs, bytes  float64 // per peer per pin
+	cpu                time.Duration // CPU time of the process (user + system) from the writes to convergence
+	deltas             uint64        // deltas written (all peers)
+	rpcs, msgs, bytes  float64       // per peer per pin
 }
 
 func simCID(i int) cid.Cid {
@@ -252,7 +275,7 @@ func (s *sim) run(t *testing.T, pins int, cut bool) simResult {
 		before[1] += c.msgs.Load()
 		before[2] += c.bytes.Load()
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU(t)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 1)
@@ -310,13 +333,21 @@ func (s *sim) run(t *testing.T, pins int, cut bool) simResult {
 		if time.Now().After(deadline) {
 			for i, cl := range s.cls {
 				st, _ := cl.ConsensusStats()
-				t.Logf("peer %d: %d connections, consensus %+v", i, len(s.hosts[i].Network().Conns()), st)
+				var missing error
+				if seen[i] < pins {
+					_, missing = cl.PinGet(ctx, simCID(seen[i]))
+				}
+				t.Logf("peer %d: %d connections, consensus %+v, first pin missing: %v", i, len(s.hosts[i].Network().Conns()), st, missing)
 			}
 			t.Fatalf("not every peer holds every pin after %v: pins held by each peer (prefix) %v", time.Since(start), seen)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	res := simResult{written: written, converged: time.Since(start)}
+	res := simResult{written: written, converged: time.Since(start), cpu: processCPU(t) - cpu0}
+	for _, cl := range s.cls {
+		st, _ := cl.ConsensusStats()
+		res.deltas += st.LocalDeltas
+	}
 	var after [3]int64
 	for _, c := range s.sent {
 		after[0] += c.rpcs.Load()

@@ -7,47 +7,24 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/google/btree"
 	ds "github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
 )
 
 // memStore is the in-memory datastore behind NewMemoryState: a map under a
-// read-write lock, and the same keys in an ordered set (a B-tree), so that
-// a query with a prefix visits only the keys under it (a CRDT replica asks
-// for the few elements of one key while holding every key of the pinset).
-// Unlike go-datastore's map datastore, a query does not copy the values of
-// every entry up front: it snapshots the matching keys (which share their
-// bytes with the map) and reads values in chunks as the caller iterates,
-// so listing a large pinset adds only the key slice to memory. Batches are
-// applied under one lock.
+// read-write lock. Unlike go-datastore's map datastore, a query does not
+// copy the values of every entry up front: it snapshots the matching keys
+// (which share their bytes with the map) and reads values in chunks as the
+// caller iterates, so listing a large pinset adds only the key slice to
+// memory. Batches are applied under one lock.
 type memStore struct {
 	mu     sync.RWMutex
 	values map[string][]byte
-	keys   *btree.BTreeG[string] // the keys of values, in order
 }
 
 var _ ds.Batching = (*memStore)(nil)
 
-func newMemStore() *memStore {
-	return &memStore{values: make(map[string][]byte), keys: btree.NewOrderedG[string](32)}
-}
-
-// setLocked stores v under k. The caller holds mu for writing.
-func (m *memStore) setLocked(k string, v []byte) {
-	if _, ok := m.values[k]; !ok {
-		m.keys.ReplaceOrInsert(k)
-	}
-	m.values[k] = v
-}
-
-// deleteLocked removes k. The caller holds mu for writing.
-func (m *memStore) deleteLocked(k string) {
-	if _, ok := m.values[k]; ok {
-		delete(m.values, k)
-		m.keys.Delete(k)
-	}
-}
+func newMemStore() *memStore { return &memStore{values: make(map[string][]byte)} }
 
 // Get implements ds.Read.
 func (m *memStore) Get(_ context.Context, k ds.Key) ([]byte, error) {
@@ -83,7 +60,7 @@ func (m *memStore) GetSize(_ context.Context, k ds.Key) (int, error) {
 func (m *memStore) Put(_ context.Context, k ds.Key, v []byte) error {
 	v = slices.Clone(v)
 	m.mu.Lock()
-	m.setLocked(k.String(), v)
+	m.values[k.String()] = v
 	m.mu.Unlock()
 	return nil
 }
@@ -91,7 +68,7 @@ func (m *memStore) Put(_ context.Context, k ds.Key, v []byte) error {
 // Delete implements ds.Write.
 func (m *memStore) Delete(_ context.Context, k ds.Key) error {
 	m.mu.Lock()
-	m.deleteLocked(k.String())
+	delete(m.values, k.String())
 	m.mu.Unlock()
 	return nil
 }
@@ -107,7 +84,7 @@ const memChunk = 256
 
 // Query implements ds.Read. Prefix and KeysOnly are handled natively;
 // orders, filters, offset and limit are applied by go-datastore over the
-// stream. Results come in key order.
+// stream. Without an order, results come in no particular order.
 func (m *memStore) Query(_ context.Context, q dsq.Query) (dsq.Results, error) {
 	// Clean the prefix as go-datastore's NaiveQueryApply does.
 	prefix := path.Clean("/" + q.Prefix)
@@ -116,15 +93,13 @@ func (m *memStore) Query(_ context.Context, q dsq.Query) (dsq.Results, error) {
 	} else {
 		prefix += "/"
 	}
-	var keys []string
 	m.mu.RLock()
-	m.keys.AscendGreaterOrEqual(prefix, func(k string) bool {
-		if !strings.HasPrefix(k, prefix) {
-			return false
+	keys := make([]string, 0, len(m.values)/4+1)
+	for k := range m.values {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
 		}
-		keys = append(keys, k)
-		return true
-	})
+	}
 	m.mu.RUnlock()
 
 	next := 0
@@ -189,9 +164,9 @@ func (b *memBatch) Commit(context.Context) error {
 	b.m.mu.Lock()
 	for _, op := range b.ops {
 		if op.delete {
-			b.m.deleteLocked(op.key)
+			delete(b.m.values, op.key)
 		} else {
-			b.m.setLocked(op.key, op.value)
+			b.m.values[op.key] = op.value
 		}
 	}
 	b.m.mu.Unlock()

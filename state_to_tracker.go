@@ -90,8 +90,16 @@ func (c *Cluster) stateSyncOnce(ctx context.Context) error {
 		c.syncListed(ctx, pin, start)
 	}
 	// Untrack what the tracker still handles but the state no longer has.
+	// Our tracker lists only its operations for that: a pin removed from
+	// the state since the listing above is untracked by its notification,
+	// so reading every pin of the state again (StatusAll) finds nothing
+	// more, at the cost of a second pass over the pinset.
+	statuses := c.tracker.StatusAll(ctx, 0)
+	if ot, ok := c.tracker.(*opTracker); ok {
+		statuses = ot.opsNotIn(ctx, st)
+	}
 	var gone []cid.Cid
-	for pi, err := range c.tracker.StatusAll(ctx, 0) {
+	for pi, err := range statuses {
 		if err != nil || ctx.Err() != nil {
 			break
 		}

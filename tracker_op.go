@@ -493,6 +493,22 @@ func (t *opTracker) StatusAll(ctx context.Context, filter TrackerStatus) iter.Se
 				return
 			}
 		}
+		for pi, err := range t.opsNotIn(ctx, st) {
+			if err != nil {
+				yield(PinInfo{}, err)
+				return
+			}
+			if emit(pi) && !yield(pi, nil) {
+				return
+			}
+		}
+	}
+}
+
+// opsNotIn streams the status of the operations whose CID st does not
+// hold: what StatusAll lists after the state's pins.
+func (t *opTracker) opsNotIn(ctx context.Context, st ReadOnly) iter.Seq2[PinInfo, error] {
+	return func(yield func(PinInfo, error) bool) {
 		for op, err := range t.ops.All(ctx) {
 			if err != nil {
 				yield(PinInfo{}, fmt.Errorf("tracker: %w", err))
@@ -501,7 +517,7 @@ func (t *opTracker) StatusAll(ctx context.Context, filter TrackerStatus) iter.Se
 			if ok, err := st.Has(ctx, op.Cid); err != nil || ok {
 				continue
 			}
-			if pi := t.info(ctx, op.Cid, Pin{}); emit(pi) && !yield(pi, nil) {
+			if !yield(t.info(ctx, op.Cid, Pin{}), nil) {
 				return
 			}
 		}

@@ -52,8 +52,9 @@
 // and is also how a newly connected peer learns the heads: no separate
 // exchange on connect. It is suppressed as in Trickle: a replica that
 // sent its heads during the interval, or heard two other replicas
-// announce exactly its heads, leaves it out, so replicas that agree send
-// about two messages per interval between them rather than one each. A receiver queues each unknown head (in memory
+// announce exactly its heads, or heard each of its heads named in some
+// message, leaves it out, so replicas that agree send one or two
+// messages per interval between them rather than one each. A receiver queues each unknown head (in memory
 // only: a head lost to a crash or a full queue is announced again by the
 // next rebroadcast) and a pool of NumWorkers workers fetches it
 // (DAGSyncerTimeout per fetch), checks it, applies it, and journals, in the
@@ -293,10 +294,12 @@
 // "n", "p" and "s" left out when the sender knows no snapshot. The
 // broadcast that follows local commits carries their delta blocks when
 // they are small (at most 64 blocks, 512 KiB): CBOR {"b": [block bytes,
-// ...], "h": [link (tag 42), ...], "v": 10}; a receiver takes the CID of
-// each block from its bytes, holds it (8 MiB at most) and applies it
-// without fetching it, storing it in its DAG as a fetch would; a block
-// not attached or not held any more is fetched as before.
+// ...], "h": [link (tag 42), ...], "v": 10}, where "h" names those of the
+// attached deltas that are still heads (all the heads when none is); a
+// receiver takes the CID of each block from its bytes, holds it (8 MiB at
+// most) and applies it without fetching it, storing it in its DAG as a
+// fetch would; a block not attached or not held any more is fetched as
+// before.
 //
 // A snapshot root block is dag-cbor {"c": [covered-node chunk links],
 // "h": [head links, sorted], "k": rows, "n": covered nodes, "p": height,

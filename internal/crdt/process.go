@@ -528,15 +528,17 @@ const rebroadcastRedundancy = 2
 //
 // The periodic rebroadcast is suppressed as in Trickle (Levis et al.,
 // NSDI 2004): it goes out at a random point of the second half of each
-// interval, unless this replica has already sent its heads during the
-// interval or has heard rebroadcastRedundancy messages from other
-// replicas announcing exactly its heads. Replicas that agree then send
-// about that many messages per interval between them, instead of one
-// each (every message is signature-checked by every replica: N
-// replicas sending each interval cost N² checks). A replica whose heads
-// differ from what it hears (behind, ahead, or concurrent writes) keeps
-// sending; a replica that is behind still hears the heads of the others
-// every interval, since some always send.
+// interval, unless during the interval this replica has already sent its
+// heads, or has heard rebroadcastRedundancy messages from other replicas
+// announcing exactly its heads, or has heard each of its heads named in
+// some message (while many replicas write, every head is a fresh delta
+// its writer announced). Replicas that agree then send one or two
+// messages per interval between them, instead of one each (every message
+// is signature-checked by every replica: N replicas sending each
+// interval cost N² checks). A replica that holds a head nobody announced
+// this interval keeps sending; a replica that is behind still hears the
+// heads of the others every interval, since the first to reach its
+// point in an interval has heard nothing and sends.
 func (s *Datastore) broadcastLoop(ctx context.Context) {
 	interval := s.cfg.RebroadcastInterval
 	s.sendHeads(ctx)
@@ -563,7 +565,7 @@ func (s *Datastore) broadcastLoop(ctx context.Context) {
 		}
 		if !fired {
 			fired = true
-			if s.trickle.sent.Load() || s.trickle.heardSame.Load() >= rebroadcastRedundancy {
+			if s.trickle.sent.Load() || s.trickle.heardSame.Load() >= rebroadcastRedundancy || s.headsAllHeard() {
 				s.st.suppressed.Add(1)
 				if ann := s.announcement(); ann != nil {
 					s.broadcast(ctx, "announcement", ann) // each replica's acknowledgement counts
@@ -576,8 +578,7 @@ func (s *Datastore) broadcastLoop(ctx context.Context) {
 		}
 		// A new interval.
 		start, fired = time.Now(), false
-		s.trickle.sent.Store(false)
-		s.trickle.heardSame.Store(0)
+		s.trickle.reset()
 		t.Reset(trickleOffset(interval))
 	}
 }
@@ -588,6 +589,20 @@ func (s *Datastore) broadcastLoop(ctx context.Context) {
 type trickleState struct {
 	heardSame atomic.Int32
 	sent      atomic.Bool
+	mu        sync.Mutex
+	heard     map[cid.Cid]struct{} // heads named in messages heard
+}
+
+// maxHeardHeads bounds trickleState.heard (past it, heads are not
+// recorded and the rebroadcast is not suppressed by them).
+const maxHeardHeads = 1 << 14
+
+func (t *trickleState) reset() {
+	t.sent.Store(false)
+	t.heardSame.Store(0)
+	t.mu.Lock()
+	clear(t.heard)
+	t.mu.Unlock()
 }
 
 // trickleOffset is a random point of the second half of an interval.
@@ -610,6 +625,42 @@ func (s *Datastore) heardHeads(heads []cid.Cid) {
 	if same && len(heads) > 0 {
 		s.trickle.heardSame.Add(1)
 	}
+	s.trickle.record(heads)
+}
+
+// record notes heads as announced during this interval.
+func (t *trickleState) record(heads []cid.Cid) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.heard == nil {
+		t.heard = make(map[cid.Cid]struct{})
+	}
+	for _, h := range heads {
+		if len(t.heard) >= maxHeardHeads {
+			return
+		}
+		t.heard[h] = struct{}{}
+	}
+}
+
+// headsAllHeard reports whether every current head was named in a
+// message heard during this interval.
+func (s *Datastore) headsAllHeard() bool {
+	s.headsMu.RLock()
+	heads := s.heads
+	s.headsMu.RUnlock()
+	if len(heads) == 0 {
+		return false
+	}
+	t := &s.trickle
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for h := range heads {
+		if _, ok := t.heard[h]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Datastore) sendHeads(ctx context.Context) {
@@ -622,8 +673,16 @@ func (s *Datastore) sendHeads(ctx context.Context) {
 	}
 	var data []byte
 	var err error
+	full := true // data announces every head
 	if blocks := s.takeOutgoing(); len(blocks) > 0 {
-		// Fresh local deltas travel with their announcement (inline.go).
+		// Fresh local deltas travel with their announcement (inline.go),
+		// which names only those of them still heads: the other heads
+		// (mostly other writers' deltas, announced by them) go with the
+		// periodic rebroadcast. With many writers the heads are many,
+		// and each message would carry them all.
+		if fresh := freshHeads(heads, blocks); len(fresh) > 0 {
+			heads, full = fresh, false
+		}
 		data, err = encodeDeltas(heads, blocks)
 	} else {
 		data, err = EncodeMessage(heads)
@@ -633,7 +692,26 @@ func (s *Datastore) sendHeads(ctx context.Context) {
 		return
 	}
 	s.broadcast(ctx, "heads", data)
-	s.trickle.sent.Store(true)
+	if full {
+		s.trickle.sent.Store(true)
+	} else {
+		s.trickle.record(heads) // announced: as if heard
+	}
+}
+
+// freshHeads returns the heads among the blocks' CIDs, in the order of
+// heads.
+func freshHeads(heads []cid.Cid, blocks []inlineBlock) []cid.Cid {
+	var out []cid.Cid
+	for _, h := range heads {
+		for _, b := range blocks {
+			if b.id.Equals(h) {
+				out = append(out, h)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // broadcast sends one message and counts it. A failure is only logged
