@@ -86,12 +86,13 @@ func TestHeldSetMatchesMap(t *testing.T) {
 	}
 }
 
-// lowerBound finds what slices.BinarySearch finds, on even and on
-// skewed entries, for values present, absent, below and above them all.
-func TestHeldLowerBound(t *testing.T) {
+// The held set's directory finds what slices.BinarySearch finds over the
+// base, on even and on skewed entries, for values present, absent, below
+// and above them all.
+func TestHeldSetDirectory(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	sets := map[string][]uint64{"empty": nil, "one": {1 << 40}}
-	for _, n := range []int{2, 17, 100, 5000, 100_000} {
+	sets := map[string][]uint64{"empty": nil, "one": {1 << 40}, "ends": {0, math.MaxUint64 &^ 1}}
+	for _, n := range []int{2, 31, 32, 33, 100, 5000, 100_000} {
 		even := make([]uint64, n)
 		skewed := make([]uint64, n)
 		for i := range even {
@@ -103,10 +104,11 @@ func TestHeldLowerBound(t *testing.T) {
 		slices.Sort(skewed)
 		sets[fmt.Sprint("even/", n)] = even
 		sets[fmt.Sprint("skewed/", n)] = skewed
-		dups := slices.Repeat([]uint64{1 << 20}, n) // equal ends
-		sets[fmt.Sprint("equal/", n)] = dups
+		sets[fmt.Sprint("equal/", n)] = slices.Repeat([]uint64{1 << 20}, n)
 	}
 	for name, b := range sets {
+		var s heldSet
+		s.setBase(b)
 		probes := []uint64{0, 1, 2, math.MaxUint64, math.MaxUint64 - 1, 1 << 20, 1<<20 + 1}
 		for _, e := range b {
 			probes = append(probes, e, e+1, e|1, e-1)
@@ -116,8 +118,8 @@ func TestHeldLowerBound(t *testing.T) {
 		}
 		for _, f := range probes {
 			want, _ := slices.BinarySearch(b, f)
-			if got := lowerBound(b, f); got != want {
-				t.Fatalf("%s: lowerBound(%#x) = %d, want %d", name, f, got, want)
+			if got := s.search(f); got != want {
+				t.Fatalf("%s: search(%#x) = %d, want %d", name, f, got, want)
 			}
 		}
 	}

@@ -14,7 +14,10 @@
 //
 // Memory figures: RSS and peak RSS (VmRSS, VmHWM of /proc/self/status; the
 // peak is reset before each phase) and the Go heap (runtime/metrics
-// /memory/classes/heap/objects:bytes, sampled every 5 ms for peaks).
+// /memory/classes/heap/objects:bytes, sampled every 5 ms for peaks). CPU
+// figures (the process's user and system time, from getrusage: Linux, as
+// /proc) say whether the work per pin grows on a machine whose load makes
+// rates alone unreliable.
 package main
 
 import (
@@ -34,6 +37,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	cid "github.com/ipfs/go-cid"
@@ -177,7 +181,7 @@ func write(store, dir string, n, from, clients, every, heapAt int, limit time.Du
 	if limit > 0 {
 		deadline = start.Add(limit)
 	}
-	last, lastAt := 0, start
+	last, lastAt, lastCPU := 0, start, cpuTime()
 	var repMu sync.Mutex
 	report := func(k int) {
 		repMu.Lock()
@@ -185,10 +189,12 @@ func write(store, dir string, n, from, clients, every, heapAt int, limit time.Du
 		now := time.Now()
 		rss, hwm := procStatus()
 		anon, file := rssSplit()
-		fmt.Printf("  %9d pins  %7.0f/s (last %d: %7.0f/s)  RSS %5d MiB (anon %d, file %d)  peak RSS %5d MiB  heap %5d MiB  peak heap %5d MiB  load %s\n",
+		cpu := cpuTime()
+		fmt.Printf("  %9d pins  %7.0f/s (last %d: %7.0f/s, %.0f CPU-us/pin)  RSS %5d MiB (anon %d, file %d)  peak RSS %5d MiB  heap %5d MiB  peak heap %5d MiB  load %s\n",
 			k, float64(k)/now.Sub(start).Seconds(), k-last, float64(k-last)/now.Sub(lastAt).Seconds(),
+			float64((cpu-lastCPU).Microseconds())/float64(k-last),
 			rss, anon, file, hwm, heapMiB(), mon.peakMiB(), loadavg())
-		last, lastAt = k, now
+		last, lastAt, lastCPU = k, now, cpu
 		if heapAt > 0 && k == heapAt {
 			if err := writeHeap(filepath.Join(dir, "heap.pprof")); err != nil {
 				log.Printf("heap profile: %v", err)
@@ -275,7 +281,7 @@ func open(store, dir, profDir string) error {
 		resetPeak()
 		base := heapMiB()
 		mon := startMonitor()
-		t := time.Now()
+		t, cpu0 := time.Now(), cpuTime()
 		k := 0
 		var cpu *os.File
 		if profDir != "" {
@@ -295,11 +301,12 @@ func open(store, dir, profDir string) error {
 			pprof.StopCPUProfile()
 			_ = cpu.Close()
 		}
-		d := time.Since(t)
+		d, used := time.Since(t), cpuTime()-cpu0
 		mon.stop()
 		rss, hwm := procStatus()
-		fmt.Printf("%s: %d in %v: %.0f/s; heap before %d MiB, peak %d MiB; RSS %d MiB, peak RSS %d MiB; load %s\n",
-			name, k, d.Round(time.Millisecond), float64(k)/d.Seconds(), base, mon.peakMiB(), rss, hwm, loadavg())
+		fmt.Printf("%s: %d in %v: %.0f/s (CPU %v: %.0f/CPU-s); heap before %d MiB, peak %d MiB; RSS %d MiB, peak RSS %d MiB; load %s\n",
+			name, k, d.Round(time.Millisecond), float64(k)/d.Seconds(), used.Round(time.Millisecond), float64(k)/used.Seconds(),
+			base, mon.peakMiB(), rss, hwm, loadavg())
 	}
 	phase("List", func(yield func() bool) {
 		for _, err := range p.c.Pins(ctx, pincluster.PinFilter{}) {
@@ -321,6 +328,17 @@ func open(store, dir, profDir string) error {
 	fmt.Printf("disk: %s\n", du(filepath.Join(dir, "state")))
 	_ = t1
 	return nil
+}
+
+// cpuTime returns the CPU time the process has used (user and system, all
+// threads): on a shared machine, CPU time per pin tells whether the work
+// per pin grows, which the rate alone cannot.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // loadKey reads the peer's private key from path, or makes one and writes
