@@ -151,8 +151,8 @@ func (r *cborReader) textMap() (map[string]string, bool) {
 	return out, true
 }
 
-// pinWireKeys is the number of keys pinWire has (0 to 16).
-const pinWireKeys = 17
+// pinWireKeys is the number of keys pinWire has (0 to 17).
+const pinWireKeys = 18
 
 // decodeFast fills w from data if data is in MarshalBinary's form (see
 // above) and reports whether it was; w is zero on entry.
@@ -204,6 +204,8 @@ func (w *pinWire) decodeFast(data []byte) bool {
 			w.Origins, ok = r.byteStrings()
 		case 16:
 			w.Timestamp, ok = r.int64()
+		case 17:
+			w.Size, ok = r.uint()
 		}
 		if !ok {
 			return false

@@ -22,7 +22,9 @@ func fastPins(t testing.TB) []Pin {
 	many.Timestamp = time.Unix(0, 1).UTC()
 	old := NewPin(testCid(t, "o"), PinOptions{ExpireAt: time.Unix(-1e9, 0).UTC()}) // negative nanoseconds
 	old.Timestamp = time.Unix(4e9, 0).UTC()
-	return []Pin{fullPin(t), NewPin(testCid(t, "min"), PinOptions{}), everywhere, many, old}
+	sized := fullPin(t)
+	sized.Size = 1 << 40
+	return []Pin{fullPin(t), NewPin(testCid(t, "min"), PinOptions{}), everywhere, many, old, sized}
 }
 
 // checkFastAgrees fails t if the fast path takes data and the general
@@ -82,7 +84,8 @@ func TestPinDecodeFastMatchesCBOR(t *testing.T) {
 	p := []byte(testPeer(t, "p"))
 	hand := []any{
 		map[int]any{0: 1, 1: c, 2: 2, 4: -1},
-		map[int]any{0: 1, 1: c, 17: 5},                                  // unknown key
+		map[int]any{0: 1, 1: c, 18: 5},                                  // unknown key
+		map[int]any{0: 1, 1: c, 17: -5},                                 // negative size
 		map[int]any{0: 1, 1: c, 2: -2},                                  // negative uint
 		map[int]any{0: 1, 1: string(c)},                                 // text for bytes
 		map[int]any{0: 1, 1: c, 8: []byte("n")},                         // bytes for text
