@@ -202,7 +202,10 @@ func (s *DatastoreState) listNamespace(ctx context.Context, ns ds.Key) iter.Seq2
 			return
 		}
 		defer res.Close()
-		for r := range res.Next() {
+		// NextSync, not Next: Next starts a goroutine that hands each
+		// result over a channel, a select and two goroutine switches
+		// per pin.
+		for r, ok := res.NextSync(); ok; r, ok = res.NextSync() {
 			if r.Error != nil {
 				yield(Pin{}, fmt.Errorf("pincluster: state list: %w", r.Error))
 				return
