@@ -790,14 +790,7 @@ func TestClusterFreeSpaceCountsQueuedPins(t *testing.T) {
 		c.Peer(0).Mock.SetSize(ci, gib)
 		target.Mock.SlowPin(ci, 1000, time.Second) // 1/1000 of the DAG a second
 	}
-	freeOnPeer0 := func() int64 {
-		for _, m := range c.Peer(0).Metrics(ctx, pincluster.MetricFreeSpace) {
-			if m.Peer == target.ID() {
-				return m.Weight
-			}
-		}
-		return -1
-	}
+	freeOnPeer0 := func() int64 { return freeSpaceSeen(ctx, c.Peer(0), target.ID()) }
 	c.WaitFor("peer 0 sees 20 GiB free on peer 1", 20*time.Second, func() bool { return freeOnPeer0() == 20*gib })
 	for _, ci := range cids {
 		_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 1, ReplicationMax: 1,
@@ -839,14 +832,7 @@ func TestReservationAsksNoDAGSizeOnHolders(t *testing.T) {
 		}
 		holder.Mock.SlowPin(ci, 1000, time.Second)
 	}
-	freeOnPeer0 := func() int64 {
-		for _, m := range c.Peer(0).Metrics(ctx, pincluster.MetricFreeSpace) {
-			if m.Peer == holder.ID() {
-				return m.Weight
-			}
-		}
-		return -1
-	}
+	freeOnPeer0 := func() int64 { return freeSpaceSeen(ctx, c.Peer(0), holder.ID()) }
 	c.WaitFor("peer 0 sees 20 GiB free on peer 1", 20*time.Second, func() bool { return freeOnPeer0() == 20*gib })
 	for _, ci := range allocated {
 		_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 2, ReplicationMax: 2})
@@ -865,6 +851,17 @@ func TestReservationAsksNoDAGSizeOnHolders(t *testing.T) {
 	f := freeOnPeer0()
 	require.True(t, f >= 17*gib && f < 18*gib, "3 GiB reserved for the allocated pins, none for the others: %d bytes free", f)
 	require.Zero(t, holder.Mock.PinCount(), "nothing was pinned yet")
+}
+
+// freeSpaceSeen returns the free space that observer holds as p's latest
+// metric, or -1 when it holds none.
+func freeSpaceSeen(ctx context.Context, observer *clustertest.Peer, p peer.ID) int64 {
+	for _, m := range observer.Metrics(ctx, pincluster.MetricFreeSpace) {
+		if m.Peer == p {
+			return m.Weight
+		}
+	}
+	return -1
 }
 
 // drainAPI stands for an HTTP API with one request in progress: its
