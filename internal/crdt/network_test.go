@@ -301,3 +301,43 @@ func TestCorruptAndHangingFetches(t *testing.T) {
 	waitFor(t, 20*time.Second, "convergence with hanging fetches", func() bool { return converged(t, c.rs) })
 	require.NotZero(t, c.rs[1].Stats().FetchErrors)
 }
+
+// Replicas that agree on their heads leave out most periodic
+// rebroadcasts (Trickle): far fewer than one message per replica per
+// interval; a replica that joins later still hears the heads.
+func TestRebroadcastSuppressed(t *testing.T) {
+	const n = 10
+	c := newCluster(t, n, 7, crdt.Config{RebroadcastInterval: 50 * time.Millisecond})
+	require.NoError(t, c.rs[3].Put(context.Background(), key(1), []byte("v")))
+	waitFor(t, 20*time.Second, "one head everywhere", func() bool {
+		for _, r := range c.rs {
+			if len(r.Heads()) != 1 {
+				return false
+			}
+		}
+		return converged(t, c.rs)
+	})
+	counts := func() (sent, suppressed uint64) {
+		for _, r := range c.rs {
+			st := r.Stats()
+			sent += st.SentBroadcasts
+			suppressed += st.SuppressedRebroadcasts
+		}
+		return sent, suppressed
+	}
+	sent0, supp0 := counts()
+	waitFor(t, 60*time.Second, "20 intervals of every replica", func() bool {
+		sent, supp := counts()
+		return (sent-sent0)+(supp-supp0) >= 20*n
+	})
+	sent, supp := counts()
+	sent, supp = sent-sent0, supp-supp0
+	t.Logf("periodic points: %d rebroadcasts sent, %d suppressed", sent, supp)
+	require.LessOrEqual(t, sent, (sent+supp)/2, "agreeing replicas suppress most rebroadcasts")
+
+	late := c.add("late", crdt.Config{RebroadcastInterval: 50 * time.Millisecond})
+	waitFor(t, 20*time.Second, "the late replica has the heads", func() bool { return converged(t, c.rs) })
+	v, err := late.Get(context.Background(), key(1))
+	require.NoError(t, err)
+	require.Equal(t, []byte("v"), v)
+}
