@@ -23,7 +23,7 @@ import (
 //
 //	go test -run '^$' -bench CRDTCommitLoopback -benchtime 2000x .
 func BenchmarkCRDTCommitLoopback(b *testing.B) {
-	c := clustertest.Start(b, clustertest.Setup{N: 3})
+	c := clustertest.Start(b, clustertest.Setup{N: 3, TCP: true})
 	p := c.Peer(0)
 	ctx := context.Background()
 	// Every run (-count, and the b.N probes) pins CIDs no earlier run

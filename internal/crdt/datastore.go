@@ -310,6 +310,19 @@ func (s *Datastore) Heads() []cid.Cid {
 	return out
 }
 
+// height returns the highest priority among the heads (0 with none):
+// headsByPriority's height without sorting, for the check of every remote
+// delta.
+func (s *Datastore) height() uint64 {
+	s.headsMu.RLock()
+	defer s.headsMu.RUnlock()
+	var h uint64
+	for _, p := range s.heads {
+		h = max(h, p)
+	}
+	return h
+}
+
 // headsByPriority returns up to max heads, highest priority first, and
 // the maximum priority (the height).
 func (s *Datastore) headsByPriority(max int) ([]cid.Cid, uint64) {
