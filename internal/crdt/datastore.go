@@ -310,17 +310,16 @@ func (s *Datastore) Heads() []cid.Cid {
 	return out
 }
 
-// height returns the highest priority among the heads (0 with none):
-// headsByPriority's height without sorting, for the check of every remote
-// delta.
-func (s *Datastore) height() uint64 {
+// height returns the number of heads and the highest priority among them
+// (0 with none): headsByPriority's height without sorting, for the check
+// of every remote delta and for Stats (polled by WaitForSync).
+func (s *Datastore) height() (heads int, height uint64) {
 	s.headsMu.RLock()
 	defer s.headsMu.RUnlock()
-	var h uint64
 	for _, p := range s.heads {
-		h = max(h, p)
+		height = max(height, p)
 	}
-	return h
+	return len(s.heads), height
 }
 
 // headsByPriority returns up to max heads, highest priority first, and
@@ -403,9 +402,9 @@ type Stats struct {
 
 // Stats returns current counters.
 func (s *Datastore) Stats() Stats {
-	hs, height := s.headsByPriority(1 << 30)
+	heads, height := s.height()
 	st := Stats{
-		Heads:                  len(hs),
+		Heads:                  heads,
 		Height:                 height,
 		DAGNodes:               s.nodes.Load(),
 		LocalDeltas:            s.st.localDeltas.Load(),

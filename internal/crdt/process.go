@@ -357,7 +357,7 @@ func (s *Datastore) applyRemote(ctx context.Context, c cid.Cid, d *Delta) ([]cid
 		return nil, invalid("priority %d not below %d of a node linking to it", d.Priority, bound)
 	}
 	if bound == 0 {
-		height := s.height()
+		_, height := s.height()
 		if d.Priority > height && d.Priority-height > s.cfg.MaxPriorityJump {
 			return nil, invalid("priority %d too far above local height %d", d.Priority, height)
 		}
