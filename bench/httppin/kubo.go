@@ -294,6 +294,17 @@ func newKuboProxy(target, listen string) (*kuboProxy, error) {
 	p := &kuboProxy{calls: newCounter(), pinned: map[string]time.Time{}}
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.calls.add(r.URL.Path)
+		// Kubo may answer (and the proxy, flushing at once, pass on its
+		// headers) before the request body has been read to its end; an
+		// HTTP/1 server then stops the reads of that body, the copy to
+		// Kubo fails and the proxy cuts the answer short (the connector saw
+		// "unexpected EOF" on about 1 block/put in 20 runs). Full duplex
+		// keeps the body readable, as it is when the connector talks to
+		// Kubo with no proxy between.
+		if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		if r.URL.Path != "/api/v0/pin/add" {
 			rp.ServeHTTP(w, r)
 			return
