@@ -43,6 +43,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -81,6 +82,9 @@ func main() {
 	flag.BoolVar(&direct, "direct", false, "call Cluster.Pin of peer 1 in process instead of POST /pins (to split HTTP from the rest)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the burst to this file")
 	flag.Parse()
+	if memProfile != "" {
+		runtime.MemProfileRate = 64 << 10 // before the first allocation worth counting
+	}
 	profile = *cpuprofile
 	if err := run(*n, *clients, *store, *kuboAddrs, *target, *singles); err != nil {
 		log.Fatal(err)

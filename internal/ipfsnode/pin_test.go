@@ -198,6 +198,15 @@ func TestCorruptBlock(t *testing.T) {
 	require.Equal(t, leaf, corrupt.Cid)
 	_, err = n.GetPin(ctx, root)
 	require.ErrorIs(t, err, ipfsnode.ErrNotPinned)
+	// The corrupt raw block pinned on its own (a root with nothing below
+	// it: no DAG walk), recursively and directly: refused the same way.
+	for _, depth := range []int{-1, 0} {
+		err = n.Pin(ctx, leaf, ipfsnode.PinOptions{MaxDepth: depth})
+		require.ErrorAs(t, err, &corrupt)
+		require.Equal(t, leaf, corrupt.Cid)
+		_, err = n.GetPin(ctx, leaf)
+		require.ErrorIs(t, err, ipfsnode.ErrNotPinned)
+	}
 
 	// Not served: a peer asking for it does not get it.
 	other := newNode(t, ipfsnode.Config{})
