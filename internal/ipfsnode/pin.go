@@ -90,15 +90,21 @@ func (n *Node) Pin(ctx context.Context, c cid.Cid, opts PinOptions) error {
 
 // pin is Pin with the caller's hold (an import pins what it holds).
 func (n *Node) pin(ctx context.Context, c cid.Cid, opts PinOptions, h *hold) error {
-	if old, err := n.GetPin(ctx, c); err == nil && old.MaxDepth == opts.MaxDepth {
-		if old.Name == opts.Name {
-			return nil
+	// A root with nothing below it that is already local costs one read
+	// to verify: cheaper than asking first whether the same pin exists
+	// (which spares the walk of a large DAG, not of one block). Such a
+	// pin asked again is written again, the same record.
+	if !n.fetchLocalLeaf(ctx, c, opts.MaxDepth, h, opts.Progress) {
+		if old, err := n.GetPin(ctx, c); err == nil && old.MaxDepth == opts.MaxDepth {
+			if old.Name == opts.Name {
+				return nil
+			}
+		} else if err != nil && !errors.Is(err, ErrNotPinned) {
+			return fmt.Errorf("ipfsnode: pin %s: %w", c, err)
 		}
-	} else if err != nil && !errors.Is(err, ErrNotPinned) {
-		return fmt.Errorf("ipfsnode: pin %s: %w", c, err)
-	}
-	if err := n.fetch(ctx, c, opts.MaxDepth, h, opts.Progress); err != nil {
-		return n.ctxErr(fmt.Errorf("ipfsnode: pin %s: %w", c, err))
+		if err := n.fetch(ctx, c, opts.MaxDepth, h, opts.Progress); err != nil {
+			return n.ctxErr(fmt.Errorf("ipfsnode: pin %s: %w", c, err))
+		}
 	}
 	// Record under the GC read lock: a running GC has either marked
 	// from this record or still sees the holds.

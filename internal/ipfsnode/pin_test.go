@@ -348,3 +348,30 @@ func TestPinStorageFull(t *testing.T) {
 	_, err = b.GetPin(ctx, root)
 	require.ErrorIs(t, err, ipfsnode.ErrNotPinned)
 }
+
+// A local raw block pinned again: each pin replaces the depth and name (the
+// record is written again without being read first), the same pin asked
+// again keeps it, and progress reports the one block each time.
+func TestRepinLocalLeaf(t *testing.T) {
+	n := newNode(t, ipfsnode.Config{})
+	ctx := testCtx(t, time.Minute)
+	c := add(t, n, []byte("a local leaf"), v1raw)
+	require.Equal(t, uint64(cid.Raw), c.Type())
+	steps := []ipfsnode.PinOptions{
+		{MaxDepth: -1, Name: "a"},
+		{MaxDepth: -1, Name: "a"},
+		{MaxDepth: 0, Name: "a"},
+		{MaxDepth: 0, Name: "b"},
+		{MaxDepth: -1},
+	}
+	for _, o := range steps {
+		var got []ipfsnode.Progress
+		o.Progress = func(p ipfsnode.Progress) { got = append(got, p) }
+		require.NoError(t, n.Pin(ctx, c, o))
+		require.Equal(t, []ipfsnode.Progress{{Blocks: 1, Bytes: uint64(len("a local leaf"))}}, got)
+		p, err := n.GetPin(ctx, c)
+		require.NoError(t, err)
+		require.Equal(t, ipfsnode.Pin{Cid: c, MaxDepth: o.MaxDepth, Name: o.Name}, p)
+	}
+	require.Len(t, pinList(t, n), 1)
+}
