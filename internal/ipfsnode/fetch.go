@@ -27,13 +27,22 @@ type Progress struct {
 // nil, is called after each block with the totals so far (serially, from
 // the fetching goroutines: keep it quick). The blocks are not pinned.
 func (n *Node) Fetch(ctx context.Context, root cid.Cid, maxDepth int, progress func(Progress)) error {
+	if maxDepth < -1 {
+		return fmt.Errorf("ipfsnode: fetch %s: max depth %d is invalid", root, maxDepth)
+	}
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	h := n.newHold()
+	defer h.release()
+	if n.fetchLocalLeaf(ctx, root, maxDepth, h, progress) {
+		return nil
+	}
 	ctx, cancel, err := n.opCtx(ctx)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	h := n.newHold()
-	defer h.release()
 	return n.ctxErr(n.fetch(ctx, root, maxDepth, h, progress))
 }
 
@@ -101,9 +110,6 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, maxDepth int, h *hold, p
 	if maxDepth < -1 {
 		return fmt.Errorf("ipfsnode: fetch %s: max depth %d is invalid", root, maxDepth)
 	}
-	if n.fetchLocalLeaf(ctx, root, maxDepth, h, progress) {
-		return nil
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w := &walker{
@@ -170,7 +176,7 @@ func (n *Node) fetch(ctx context.Context, root cid.Cid, maxDepth int, h *hold, p
 	return nil
 }
 
-// fetchLocalLeaf is fetch's fast path for a DAG that is its root alone (a
+// fetchLocalLeaf is the fast path of Fetch and Pin for a DAG that is its root alone (a
 // raw block, or depth 0) and already stored: it holds the root, reads and
 // verifies it as the walker would (the CID's hash allowed, the data
 // matching it), and reports whether that settled the fetch. Anything else
