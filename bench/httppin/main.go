@@ -66,10 +66,13 @@ import (
 	"github.com/pincluster/pincluster/connector/kubo"
 )
 
-// profile is -cpuprofile; direct is -direct.
+// profile is -cpuprofile; direct is -direct; batchSize and batchAge are
+// -batch-size and -batch-age (WithBatching; age 0: the default, adaptive).
 var (
-	profile string
-	direct  bool
+	profile   string
+	direct    bool
+	batchSize int
+	batchAge  time.Duration
 )
 
 func main() {
@@ -81,6 +84,8 @@ func main() {
 	singles := flag.Int("singles", 50, "single pins timed on the idle cluster after the burst")
 	flag.BoolVar(&direct, "direct", false, "call Cluster.Pin of peer 1 in process instead of POST /pins (to split HTTP from the rest)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the burst to this file")
+	flag.IntVar(&batchSize, "batch-size", 1000, "with -batch-age: the most pins per CRDT delta (WithBatching)")
+	flag.DurationVar(&batchAge, "batch-age", 0, "wait up to this long for a CRDT delta to fill (WithBatching); 0: the default adaptive group commit")
 	flag.Parse()
 	if memProfile != "" {
 		runtime.MemProfileRate = 64 << 10 // before the first allocation worth counting
@@ -353,6 +358,9 @@ func startPeer(ctx context.Context, dir, store, kuboAPI string, i int) (_ *bench
 		return nil, err
 	}
 	opts := []pincluster.Option{pincluster.WithReplication(-1, -1), pincluster.WithPeerName(fmt.Sprint("peer", i+1))}
+	if batchAge > 0 {
+		opts = append(opts, pincluster.WithBatching(batchSize, batchAge))
+	}
 	switch store {
 	case "badger":
 		opts = append(opts, pincluster.WithBadger(dir))
