@@ -90,11 +90,15 @@ type Cluster struct {
 	cardsMu sync.Mutex
 	cards   map[peer.ID]peerCard
 
-	// trustMu serialises the probes of acceptedByPeers; trustAt is when
-	// the last one ended and trustRefused its verdict.
+	// trustMu guards the verdict of acceptedByPeers' probes (see
+	// trustVerdict): trustAt is when the last probe ended, trustRefused
+	// its verdict, trustProbing whether a probe is under way; trustHook
+	// (tests) is called as a probe starts.
 	trustMu      sync.Mutex
 	trustAt      time.Time
 	trustRefused bool
+	trustProbing bool
+	trustHook    func()
 }
 
 // maxRecentAlerts bounds the alerts kept for Alerts.
@@ -162,20 +166,47 @@ func (c *Cluster) acceptedByPeers(ctx context.Context, op string) error {
 	if _, crdt := c.consensus.(*crdtConsensus); !crdt || c.remote == nil {
 		return nil // Raft forwards writes to a leader, which checks trust
 	}
-	c.trustMu.Lock()
-	defer c.trustMu.Unlock()
-	if time.Since(c.trustAt) >= c.cfg.monitorInterval {
-		c.trustRefused = c.probeTrust(ctx)
-		c.trustAt = time.Now()
-	}
-	if c.trustRefused {
+	if c.trustVerdict(ctx) {
 		return fmt.Errorf("pincluster: %s: the other peers do not trust this peer, its writes would be ignored: %w", op, ErrPermission)
 	}
 	return nil
 }
 
-// probeTrust reports whether the live peers asked all refused this peer.
-func (c *Cluster) probeTrust(ctx context.Context) (refused bool) {
+// trustVerdict returns whether the live peers refuse this peer. The first
+// call probes them while the other callers wait for its verdict; after
+// that, once the verdict is a monitor interval old, one caller probes
+// again and the others meanwhile take the previous verdict instead of
+// waiting on the network (a probe takes up to trustProbeTimeout per peer
+// asked).
+func (c *Cluster) trustVerdict(ctx context.Context) (refused bool) {
+	c.trustMu.Lock()
+	if c.trustAt.IsZero() {
+		defer c.trustMu.Unlock()
+		c.trustRefused = c.probeTrust(ctx, c.trustHook)
+		c.trustAt = time.Now()
+		return c.trustRefused
+	}
+	if c.trustProbing || time.Since(c.trustAt) < c.cfg.monitorInterval {
+		refused = c.trustRefused
+		c.trustMu.Unlock()
+		return refused
+	}
+	c.trustProbing = true
+	hook := c.trustHook
+	c.trustMu.Unlock()
+	refused = c.probeTrust(ctx, hook)
+	c.trustMu.Lock()
+	c.trustRefused, c.trustAt, c.trustProbing = refused, time.Now(), false
+	c.trustMu.Unlock()
+	return refused
+}
+
+// probeTrust reports whether the live peers asked all refused this peer;
+// hook, when not nil, is called first (tests).
+func (c *Cluster) probeTrust(ctx context.Context, hook func()) (refused bool) {
+	if hook != nil {
+		hook()
+	}
 	self := c.host.ID()
 	asked := 0
 	for _, p := range c.writers(ctx) {

@@ -272,6 +272,50 @@ func TestClusterOpsPinPath(t *testing.T) {
 	require.Zero(t, count())
 }
 
+// A write does not wait for another write's trust probe (acceptedByPeers
+// asks the peers over the network once per monitor interval): it takes
+// the previous verdict while the probe runs. Before, the probe ran under
+// the lock every write takes, so every write on the peer waited for it
+// (up to 2 s per peer asked, when they do not answer).
+func TestClusterWriteDoesNotWaitForTrustProbe(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Setup{N: 3, TrustEachOther: true})
+	ctx := t.Context()
+	p := c.Peer(0)
+	_, err := p.Pin(ctx, testCID(t, "probe-first"), pincluster.PinOptions{})
+	require.NoError(t, err) // the first verdict: trusted
+
+	entered, release := pincluster.HoldTrustProbe(p.Cluster)
+	defer release()
+	probing := make(chan error, 1)
+	go func() {
+		_, err := p.Pin(ctx, testCID(t, "probe-probing"), pincluster.PinOptions{})
+		probing <- err
+	}()
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second write did not probe the peers' trust")
+	}
+	other := make(chan error, 1)
+	go func() {
+		_, err := p.Pin(ctx, testCID(t, "probe-other"), pincluster.PinOptions{})
+		other <- err
+	}()
+	select {
+	case err := <-other:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("a write waited for another write's trust probe")
+	}
+	select {
+	case err := <-probing:
+		t.Fatalf("the probing write returned (%v) before its probe ended", err)
+	default:
+	}
+	release()
+	require.NoError(t, <-probing)
+}
+
 // RmPeer on a cluster whose peers trust only each other: the removed
 // peer's mutating RPC calls and its state writes are refused, and it no
 // longer counts among the peers; AddPeer restores all of it.

@@ -3,6 +3,8 @@ package pincluster
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	ds "github.com/ipfs/go-datastore"
 	host "github.com/libp2p/go-libp2p/core/host"
@@ -69,4 +71,20 @@ func NewNodeConnector(ctx context.Context, h host.Host, d ds.Batching) (IPFSConn
 		return nil, err
 	}
 	return newNodeConnector(ctx, h, nil, d, cfg)
+}
+
+// HoldTrustProbe makes c's trust verdict (acceptedByPeers) stale, so that
+// the next write probes the peers again, and makes that probe wait until
+// release is called; entered is closed when it starts.
+func HoldTrustProbe(c *Cluster) (entered <-chan struct{}, release func()) {
+	in, out := make(chan struct{}), make(chan struct{})
+	var started, released sync.Once
+	c.trustMu.Lock()
+	c.trustAt = time.Now().Add(-c.cfg.monitorInterval)
+	c.trustHook = func() {
+		started.Do(func() { close(in) })
+		<-out
+	}
+	c.trustMu.Unlock()
+	return in, func() { released.Do(func() { close(out) }) }
 }

@@ -163,6 +163,32 @@ func BenchmarkPinLocal10k(b *testing.B) {
 	}
 }
 
+// Pinning 1 KiB raw blocks that are already local (the HTTP pin
+// benchmark's pins), one at a time.
+func BenchmarkPinLocalRaw(b *testing.B) {
+	for _, store := range []string{"memory", "pebble"} {
+		b.Run(store, func(b *testing.B) {
+			cfg := ipfsnode.Config{}
+			if store == "pebble" {
+				cfg.Datastore = pebbleDS(b)
+			}
+			n := newNode(b, cfg)
+			ctx := testCtx(b, 5*time.Minute)
+			roots := make([]cid.Cid, b.N)
+			for i := range roots {
+				roots[i] = add(b, n, randBytes(uint64(i), 1024), ipfsnode.AddOptions{CIDVersion: 1, RawLeaves: true})
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for _, r := range roots {
+				if err := n.Pin(ctx, r, ipfsnode.PinOptions{MaxDepth: -1}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // GC of 1,000,000 blocks of which 10% are pinned (1,000 files of 100
 // raw 64-byte leaves + root, pinned recursively; 899,000 loose blocks).
 func BenchmarkGC1M(b *testing.B) {

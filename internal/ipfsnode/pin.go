@@ -78,18 +78,40 @@ func (n *Node) Pin(ctx context.Context, c cid.Cid, opts PinOptions) error {
 	if opts.MaxDepth < -1 {
 		return fmt.Errorf("ipfsnode: pin %s: max depth %d is invalid", c, opts.MaxDepth)
 	}
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	h := n.newHold()
+	defer h.release()
+	// A local root with nothing below it: no wait that closing the node
+	// must cut short, so no context of its own.
+	if n.fetchLocalLeaf(ctx, c, opts.MaxDepth, h, opts.Progress) {
+		return n.recordPin(ctx, c, opts)
+	}
 	ctx, cancel, err := n.opCtx(ctx)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	h := n.newHold()
-	defer h.release()
-	return n.pin(ctx, c, opts, h)
+	return n.pinDAG(ctx, c, opts, h)
 }
 
 // pin is Pin with the caller's hold (an import pins what it holds).
+//
+// A root with nothing below it that is already local costs one read to
+// verify: cheaper than asking first whether the same pin exists (which
+// spares the walk of a large DAG, not of one block). Such a pin asked
+// again is written again, the same record.
 func (n *Node) pin(ctx context.Context, c cid.Cid, opts PinOptions, h *hold) error {
+	if n.fetchLocalLeaf(ctx, c, opts.MaxDepth, h, opts.Progress) {
+		return n.recordPin(ctx, c, opts)
+	}
+	return n.pinDAG(ctx, c, opts, h)
+}
+
+// pinDAG is pin past the local-leaf case: nothing when the same pin is
+// recorded, else the DAG fetched (walked) and the pin recorded.
+func (n *Node) pinDAG(ctx context.Context, c cid.Cid, opts PinOptions, h *hold) error {
 	if old, err := n.GetPin(ctx, c); err == nil && old.MaxDepth == opts.MaxDepth {
 		if old.Name == opts.Name {
 			return nil
@@ -100,13 +122,18 @@ func (n *Node) pin(ctx context.Context, c cid.Cid, opts PinOptions, h *hold) err
 	if err := n.fetch(ctx, c, opts.MaxDepth, h, opts.Progress); err != nil {
 		return n.ctxErr(fmt.Errorf("ipfsnode: pin %s: %w", c, err))
 	}
+	return n.recordPin(ctx, c, opts)
+}
+
+// recordPin writes the pin record of c, whose blocks are local and held.
+func (n *Node) recordPin(ctx context.Context, c cid.Cid, opts PinOptions) error {
 	// Record under the GC read lock: a running GC has either marked
 	// from this record or still sees the holds.
 	n.gcMu.RLock()
 	err := n.putPin(ctx, Pin{Cid: c, MaxDepth: opts.MaxDepth, Name: opts.Name})
 	n.gcMu.RUnlock()
 	if err != nil {
-		return fmt.Errorf("ipfsnode: pin %s: %w", c, err)
+		return n.ctxErr(fmt.Errorf("ipfsnode: pin %s: %w", c, err))
 	}
 	if n.prov != nil {
 		n.prov.enqueue(c)

@@ -198,6 +198,15 @@ func TestCorruptBlock(t *testing.T) {
 	require.Equal(t, leaf, corrupt.Cid)
 	_, err = n.GetPin(ctx, root)
 	require.ErrorIs(t, err, ipfsnode.ErrNotPinned)
+	// The corrupt raw block pinned on its own (a root with nothing below
+	// it: no DAG walk), recursively and directly: refused the same way.
+	for _, depth := range []int{-1, 0} {
+		err = n.Pin(ctx, leaf, ipfsnode.PinOptions{MaxDepth: depth})
+		require.ErrorAs(t, err, &corrupt)
+		require.Equal(t, leaf, corrupt.Cid)
+		_, err = n.GetPin(ctx, leaf)
+		require.ErrorIs(t, err, ipfsnode.ErrNotPinned)
+	}
 
 	// Not served: a peer asking for it does not get it.
 	other := newNode(t, ipfsnode.Config{})
@@ -338,4 +347,31 @@ func TestPinStorageFull(t *testing.T) {
 	require.Less(t, time.Since(start), 30*time.Second)
 	_, err = b.GetPin(ctx, root)
 	require.ErrorIs(t, err, ipfsnode.ErrNotPinned)
+}
+
+// A local raw block pinned again: each pin replaces the depth and name (the
+// record is written again without being read first), the same pin asked
+// again keeps it, and progress reports the one block each time.
+func TestRepinLocalLeaf(t *testing.T) {
+	n := newNode(t, ipfsnode.Config{})
+	ctx := testCtx(t, time.Minute)
+	c := add(t, n, []byte("a local leaf"), v1raw)
+	require.Equal(t, uint64(cid.Raw), c.Type())
+	steps := []ipfsnode.PinOptions{
+		{MaxDepth: -1, Name: "a"},
+		{MaxDepth: -1, Name: "a"},
+		{MaxDepth: 0, Name: "a"},
+		{MaxDepth: 0, Name: "b"},
+		{MaxDepth: -1},
+	}
+	for _, o := range steps {
+		var got []ipfsnode.Progress
+		o.Progress = func(p ipfsnode.Progress) { got = append(got, p) }
+		require.NoError(t, n.Pin(ctx, c, o))
+		require.Equal(t, []ipfsnode.Progress{{Blocks: 1, Bytes: uint64(len("a local leaf"))}}, got)
+		p, err := n.GetPin(ctx, c)
+		require.NoError(t, err)
+		require.Equal(t, ipfsnode.Pin{Cid: c, MaxDepth: o.MaxDepth, Name: o.Name}, p)
+	}
+	require.Len(t, pinList(t, n), 1)
 }
