@@ -47,8 +47,12 @@
 //
 // # Replication
 //
-// After every local commit and every RebroadcastInterval (and right after
-// New) the heads are broadcast. Periodic rebroadcast heals lost messages
+// After local commits and every RebroadcastInterval (and right after
+// New) the heads are broadcast. A commit after a quiet spell is announced
+// at once; those made within BroadcastGap of the last announcement go
+// together in the next, so a replica that writes continuously sends one
+// message per gap rather than one per commit (each message costs every
+// other replica a signature check). Periodic rebroadcast heals lost messages
 // and is also how a newly connected peer learns the heads: no separate
 // exchange on connect. It is suppressed as in Trickle: a replica that
 // sent its heads during the interval, or heard two other replicas

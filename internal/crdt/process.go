@@ -522,7 +522,8 @@ func (s *Datastore) handleHeads(ctx context.Context, heads []cid.Cid) error {
 // leave out its periodic rebroadcast.
 const rebroadcastRedundancy = 2
 
-// broadcastLoop announces the heads after every local commit and once per
+// broadcastLoop announces the heads after local commits, at most once per
+// BroadcastGap (the commits of one gap share a message), and once per
 // RebroadcastInterval (also right after New, so a restarted peer announces
 // heads it may not have broadcast before stopping).
 //
@@ -552,6 +553,11 @@ func (s *Datastore) broadcastLoop(ctx context.Context) {
 			return
 		case <-s.bcastKick:
 			s.sendHeads(ctx)
+			// Commits made meanwhile kick again and are announced
+			// together once the gap has passed.
+			if !gorun.Sleep(ctx, s.cfg.BroadcastGap) {
+				return
+			}
 			continue
 		case <-s.snap.replyKick:
 			s.sendJoinReply(ctx)
