@@ -50,9 +50,13 @@ type inlineState struct {
 	mu       sync.Mutex
 	out      []inlineBlock
 	outBytes int
-	in       map[cid.Cid][]byte
-	inOrder  []cid.Cid
-	inBytes  int
+	// half holds a token once the outbox reaches half its bounds: the
+	// broadcast loop then ends its BroadcastGap early rather than let the
+	// oldest blocks drop. Taking the outbox takes the token.
+	half    chan struct{}
+	in      map[cid.Cid][]byte
+	inOrder []cid.Cid
+	inBytes int
 }
 
 // queueOutgoing keeps a committed local delta's block for the next
@@ -71,6 +75,12 @@ func (s *Datastore) queueOutgoing(id cid.Cid, raw []byte) {
 		st.outBytes -= len(st.out[0].raw)
 		st.out = st.out[1:]
 	}
+	if 2*st.outBytes >= maxInlineBytes || 2*len(st.out) >= maxInlineBlocks {
+		select {
+		case st.half <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // takeOutgoing returns the blocks to attach to a broadcast and empties
@@ -81,6 +91,10 @@ func (s *Datastore) takeOutgoing() []inlineBlock {
 	defer st.mu.Unlock()
 	out := st.out
 	st.out, st.outBytes = nil, 0
+	select {
+	case <-st.half:
+	default:
+	}
 	return out
 }
 

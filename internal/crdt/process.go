@@ -555,7 +555,7 @@ func (s *Datastore) broadcastLoop(ctx context.Context) {
 			s.sendHeads(ctx)
 			// Commits made meanwhile kick again and are announced
 			// together once the gap has passed.
-			if !gorun.Sleep(ctx, s.cfg.BroadcastGap) {
+			if !s.waitGap(ctx) {
 				return
 			}
 			continue
@@ -587,6 +587,22 @@ func (s *Datastore) broadcastLoop(ctx context.Context) {
 		s.trickle.reset()
 		t.Reset(trickleOffset(interval))
 	}
+}
+
+// waitGap waits BroadcastGap after a broadcast of local commits, or less
+// if the outbox of their blocks fills up to half its bounds meanwhile (a
+// block that does not fit is dropped, and every receiver then fetches it).
+// It returns false when ctx ends.
+func (s *Datastore) waitGap(ctx context.Context) bool {
+	t := time.NewTimer(s.cfg.BroadcastGap)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-s.inline.half:
+	}
+	return true
 }
 
 // trickleState counts, for the current rebroadcast interval, the heads
