@@ -304,6 +304,9 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 			}
 		}
 		s.answer(group, err)
+		if err == nil {
+			s.sendOverflow(ctx)
+		}
 	}
 }
 

@@ -146,3 +146,29 @@ func requireKeys(t *testing.T, r *replica, n int) {
 	}
 	require.Zero(t, r.Stats().Fetches, "every delta travelled with its announcement")
 }
+
+// When the broadcast loop cannot take the blocks in time (here it rests
+// after answering a join request; under load, it may not be scheduled),
+// the committer sends them once they fill three quarters of what one
+// message carries, so that none is dropped and fetched by every replica.
+func TestCommitterSendsWhenBlocksOverflow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		c := &cluster{t: t, net: crdttest.NewNetwork(), bus: crdttest.NewBus(1)}
+		w := c.open("w", newMapStore(), crdt.Config{})
+		r := c.open("r", newMapStore(), crdt.Config{})
+		require.NoError(t, w.Put(ctx, key(0), []byte("v")))
+		time.Sleep(crdt.DefaultBroadcastGap)
+		synctest.Wait()
+		req, err := crdt.EncodeJoinRequest(make([]byte, 16))
+		require.NoError(t, err)
+		require.NoError(t, c.bus.Endpoint("joiner").Broadcast(ctx, req))
+		synctest.Wait() // w answered and rests (no time passes)
+		for i := 1; i <= 80; i++ {
+			require.NoError(t, w.Put(ctx, key(i), []byte("v")))
+		}
+		time.Sleep(time.Second) // the rest and the gap end
+		synctest.Wait()
+		requireKeys(t, r, 81)
+	})
+}

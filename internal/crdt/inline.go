@@ -83,6 +83,15 @@ func (s *Datastore) queueOutgoing(id cid.Cid, raw []byte) {
 	}
 }
 
+// outboxFilling reports whether the outbox holds three quarters of its
+// bounds.
+func (s *Datastore) outboxFilling() bool {
+	st := &s.inline
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return 4*st.outBytes >= 3*maxInlineBytes || 4*len(st.out) >= 3*maxInlineBlocks
+}
+
 // takeOutgoing returns the blocks to attach to a broadcast and empties
 // the outbox.
 func (s *Datastore) takeOutgoing() []inlineBlock {

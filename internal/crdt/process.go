@@ -686,6 +686,26 @@ func (s *Datastore) headsAllHeard() bool {
 }
 
 func (s *Datastore) sendHeads(ctx context.Context) {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	s.sendHeadsLocked(ctx)
+}
+
+// sendOverflow sends the heads from the committer when the outbox of
+// fresh blocks has filled to three quarters although the broadcast loop
+// was told at half (it has not been scheduled since), unless a send is
+// already under way: blocks past the bounds would be dropped and fetched
+// by every replica.
+func (s *Datastore) sendOverflow(ctx context.Context) {
+	if !s.outboxFilling() || !s.sendMu.TryLock() {
+		return
+	}
+	defer s.sendMu.Unlock()
+	s.sendHeadsLocked(ctx)
+}
+
+// sendHeadsLocked is sendHeads with s.sendMu held.
+func (s *Datastore) sendHeadsLocked(ctx context.Context) {
 	if ann := s.announcement(); ann != nil {
 		s.broadcast(ctx, "announcement", ann)
 	}
