@@ -304,9 +304,6 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 			}
 		}
 		s.answer(group, err)
-		if err == nil {
-			s.sendOverflow(ctx)
-		}
 	}
 }
 

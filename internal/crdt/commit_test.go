@@ -147,11 +147,11 @@ func requireKeys(t *testing.T, r *replica, n int) {
 	require.Zero(t, r.Stats().Fetches, "every delta travelled with its announcement")
 }
 
-// When the broadcast loop cannot take the blocks in time (here it rests
-// after answering a join request; under load, it may not be scheduled),
-// the committer sends them once they fill three quarters of what one
-// message carries, so that none is dropped and fetched by every replica.
-func TestCommitterSendsWhenBlocksOverflow(t *testing.T) {
+// Blocks wait for a broadcast loop that cannot take them in time (here
+// it rests after answering a join request; under load, it may not be
+// scheduled for many commits) and then go out in as many messages as they
+// fill: none is dropped and fetched by every replica instead.
+func TestBlocksWaitForABusyBroadcastLoop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		c := &cluster{t: t, net: crdttest.NewNetwork(), bus: crdttest.NewBus(1)}
@@ -164,11 +164,17 @@ func TestCommitterSendsWhenBlocksOverflow(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, c.bus.Endpoint("joiner").Broadcast(ctx, req))
 		synctest.Wait() // w answered and rests (no time passes)
-		for i := 1; i <= 80; i++ {
+		sent0 := w.Stats().SentBroadcasts
+		const n = 200
+		for i := 1; i <= n; i++ {
 			require.NoError(t, w.Put(ctx, key(i), []byte("v")))
 		}
+		synctest.Wait()
+		require.Equal(t, sent0, w.Stats().SentBroadcasts, "the loop rests")
 		time.Sleep(time.Second) // the rest and the gap end
 		synctest.Wait()
-		requireKeys(t, r, 81)
+		sent := w.Stats().SentBroadcasts - sent0
+		require.GreaterOrEqual(t, sent, uint64(4), "%d blocks in %d messages of at most 64", n, sent)
+		requireKeys(t, r, n+1)
 	})
 }

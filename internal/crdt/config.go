@@ -49,7 +49,8 @@ type Config struct {
 	// BroadcastGap is the least time between two broadcasts that announce
 	// local commits. A commit after a quiet spell is announced at once;
 	// the commits made during the gap that follows are announced together
-	// by one message when it ends. Every message costs each other replica
+	// by one message when it ends (or earlier, once their blocks fill half
+	// of what one message carries). Every message costs each other replica
 	// a signature check (pubsub), so a replica that writes continuously
 	// sends one message per gap, not one per commit. Default: 1 ms.
 	BroadcastGap time.Duration

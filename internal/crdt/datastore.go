@@ -46,7 +46,6 @@ type Datastore struct {
 	writers   atomic.Int64 // writes submitted and not yet returned
 	syncs     syncState
 	bcastKick chan struct{}
-	sendMu    sync.Mutex // one heads message at a time (sendHeads)
 
 	proc   processor
 	st     counters

@@ -299,11 +299,12 @@
 // broadcast that follows local commits carries their delta blocks when
 // they are small (at most 64 blocks, 512 KiB): CBOR {"b": [block bytes,
 // ...], "h": [link (tag 42), ...], "v": 10}, where "h" names those of the
-// attached deltas that are still heads (all the heads when none is); a
-// receiver takes the CID of each block from its bytes, holds it (8 MiB at
-// most) and applies it without fetching it, storing it in its DAG as a
-// fetch would; a block not attached or not held any more is fetched as
-// before.
+// attached deltas that are still heads (all the heads when none is; when
+// the blocks waiting fill several messages, one with no head among its
+// deltas names its newest); a receiver takes the CID of each block from
+// its bytes, holds it (8 MiB at most) and applies it without fetching it,
+// storing it in its DAG as a fetch would; a block not attached or not
+// held any more is fetched as before.
 //
 // A snapshot root block is dag-cbor {"c": [covered-node chunk links],
 // "h": [head links, sorted], "k": rows, "n": covered nodes, "p": height,

@@ -27,6 +27,11 @@ const (
 	maxInlineBytes = 512 << 10
 	// maxInlineBlocks bounds how many blocks one broadcast carries.
 	maxInlineBlocks = 64
+	// maxOutboxBlocks and maxOutboxBytes bound the local blocks waiting
+	// for a broadcast (sent in as many messages as they fill): the
+	// broadcast loop may not be scheduled for many commits under load.
+	maxOutboxBlocks = 16 * maxInlineBlocks
+	maxOutboxBytes  = 8 << 20
 	// maxInlineHeld bounds the received blocks held until processed
 	// (bytes); past it the oldest are dropped (they are fetched instead).
 	maxInlineHeld = 8 << 20
@@ -60,8 +65,9 @@ type inlineState struct {
 }
 
 // queueOutgoing keeps a committed local delta's block for the next
-// broadcast; the oldest are dropped past maxInlineBytes or
-// maxInlineBlocks (their receivers fetch them).
+// broadcast; the oldest are dropped past maxOutboxBytes or
+// maxOutboxBlocks (their receivers fetch them). Once they fill half of
+// one message, the broadcast loop is told to end its BroadcastGap.
 func (s *Datastore) queueOutgoing(id cid.Cid, raw []byte) {
 	if s.cfg.NoInlineDeltas || len(raw) > maxInlineBytes {
 		return
@@ -71,7 +77,7 @@ func (s *Datastore) queueOutgoing(id cid.Cid, raw []byte) {
 	defer st.mu.Unlock()
 	st.out = append(st.out, inlineBlock{id, raw})
 	st.outBytes += len(raw)
-	for st.outBytes > maxInlineBytes || len(st.out) > maxInlineBlocks {
+	for st.outBytes > maxOutboxBytes || len(st.out) > maxOutboxBlocks {
 		st.outBytes -= len(st.out[0].raw)
 		st.out = st.out[1:]
 	}
@@ -81,15 +87,6 @@ func (s *Datastore) queueOutgoing(id cid.Cid, raw []byte) {
 		default:
 		}
 	}
-}
-
-// outboxFilling reports whether the outbox holds three quarters of its
-// bounds.
-func (s *Datastore) outboxFilling() bool {
-	st := &s.inline
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return 4*st.outBytes >= 3*maxInlineBytes || 4*len(st.out) >= 3*maxInlineBlocks
 }
 
 // takeOutgoing returns the blocks to attach to a broadcast and empties

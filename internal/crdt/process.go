@@ -686,26 +686,6 @@ func (s *Datastore) headsAllHeard() bool {
 }
 
 func (s *Datastore) sendHeads(ctx context.Context) {
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
-	s.sendHeadsLocked(ctx)
-}
-
-// sendOverflow sends the heads from the committer when the outbox of
-// fresh blocks has filled to three quarters although the broadcast loop
-// was told at half (it has not been scheduled since), unless a send is
-// already under way: blocks past the bounds would be dropped and fetched
-// by every replica.
-func (s *Datastore) sendOverflow(ctx context.Context) {
-	if !s.outboxFilling() || !s.sendMu.TryLock() {
-		return
-	}
-	defer s.sendMu.Unlock()
-	s.sendHeadsLocked(ctx)
-}
-
-// sendHeadsLocked is sendHeads with s.sendMu held.
-func (s *Datastore) sendHeadsLocked(ctx context.Context) {
 	if ann := s.announcement(); ann != nil {
 		s.broadcast(ctx, "announcement", ann)
 	}
@@ -713,31 +693,52 @@ func (s *Datastore) sendHeadsLocked(ctx context.Context) {
 	if len(heads) == 0 {
 		return
 	}
-	var data []byte
-	var err error
-	full := true // data announces every head
-	if blocks := s.takeOutgoing(); len(blocks) > 0 {
-		// Fresh local deltas travel with their announcement (inline.go),
-		// which names only those of them still heads: the other heads
-		// (mostly other writers' deltas, announced by them) go with the
-		// periodic rebroadcast. With many writers the heads are many,
-		// and each message would carry them all.
-		if fresh := freshHeads(heads, blocks); len(fresh) > 0 {
-			heads, full = fresh, false
+	blocks := s.takeOutgoing()
+	if len(blocks) == 0 {
+		data, err := EncodeMessage(heads)
+		if err != nil {
+			s.log.Error("crdt: encode heads", "err", err)
+			return
 		}
-		data, err = encodeDeltas(heads, blocks)
-	} else {
-		data, err = EncodeMessage(heads)
-	}
-	if err != nil {
-		s.log.Error("crdt: encode heads", "err", err)
+		s.broadcast(ctx, "heads", data)
+		s.trickle.sent.Store(true)
 		return
 	}
-	s.broadcast(ctx, "heads", data)
-	if full {
-		s.trickle.sent.Store(true)
-	} else {
-		s.trickle.record(heads) // announced: as if heard
+	// Fresh local deltas travel with their announcement (inline.go), at
+	// most maxInlineBlocks and maxInlineBytes per message, oldest first.
+	// Each message names only those of its deltas that are still heads:
+	// the other heads (mostly other writers' deltas, announced by them)
+	// go with the periodic rebroadcast (with many writers the heads are
+	// many, and each message would carry them all). A message none of
+	// whose deltas is a head names its newest delta when more follow (its
+	// receivers walk down from it), and every head when it is the last.
+	for len(blocks) > 0 {
+		n, size := 0, 0
+		for n < len(blocks) && n < maxInlineBlocks && size+len(blocks[n].raw) <= maxInlineBytes {
+			size += len(blocks[n].raw)
+			n++
+		}
+		chunk := blocks[:n]
+		blocks = blocks[n:]
+		named, full := freshHeads(heads, chunk), false
+		switch {
+		case len(named) > 0:
+		case len(blocks) > 0:
+			named = []cid.Cid{chunk[n-1].id}
+		default:
+			named, full = heads, true
+		}
+		data, err := encodeDeltas(named, chunk)
+		if err != nil {
+			s.log.Error("crdt: encode heads", "err", err)
+			return
+		}
+		s.broadcast(ctx, "heads", data)
+		if full {
+			s.trickle.sent.Store(true)
+		} else {
+			s.trickle.record(named) // announced: as if heard
+		}
 	}
 }
 
