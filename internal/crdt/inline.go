@@ -55,9 +55,9 @@ type inlineState struct {
 	mu       sync.Mutex
 	out      []inlineBlock
 	outBytes int
-	// half holds a token once the outbox reaches half its bounds: the
-	// broadcast loop then ends its BroadcastGap early rather than let the
-	// oldest blocks drop. Taking the outbox takes the token.
+	// half holds a token once the outbox fills half of one message: the
+	// broadcast loop then ends its BroadcastGap early. Taking the outbox
+	// takes the token.
 	half    chan struct{}
 	in      map[cid.Cid][]byte
 	inOrder []cid.Cid

@@ -590,9 +590,9 @@ func (s *Datastore) broadcastLoop(ctx context.Context) {
 }
 
 // waitGap waits BroadcastGap after a broadcast of local commits, or less
-// if the outbox of their blocks fills up to half its bounds meanwhile (a
-// block that does not fit is dropped, and every receiver then fetches it).
-// It returns false when ctx ends.
+// if the blocks of the commits made meanwhile fill half of one message (so
+// that they go out in one message rather than pile up). It returns false
+// when ctx ends.
 func (s *Datastore) waitGap(ctx context.Context) bool {
 	t := time.NewTimer(s.cfg.BroadcastGap)
 	defer t.Stop()
