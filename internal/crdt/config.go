@@ -15,6 +15,7 @@ import (
 // Defaults of Config. A zero field means its default.
 const (
 	DefaultRebroadcastInterval  = time.Second
+	DefaultBroadcastGap         = time.Millisecond
 	DefaultDAGSyncerTimeout     = 10 * time.Second
 	DefaultNumWorkers           = 16
 	DefaultMaxBatchSize         = 2000
@@ -44,6 +45,15 @@ type Config struct {
 	// again, so that lost messages heal and newly connected peers learn
 	// the heads. Default: 1 s.
 	RebroadcastInterval time.Duration
+
+	// BroadcastGap is the least time between two broadcasts that announce
+	// local commits. A commit after a quiet spell is announced at once;
+	// the commits made during the gap that follows are announced together
+	// by one message when it ends (or earlier, once their blocks fill half
+	// of what one message carries). Every message costs each other replica
+	// a signature check (pubsub), so a replica that writes continuously
+	// sends one message per gap, not one per commit. Default: 1 ms.
+	BroadcastGap time.Duration
 
 	// DAGSyncerTimeout bounds one DAG.Get. A fetch that times out is
 	// retried with backoff. Default: 10 s.
@@ -227,6 +237,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.Logger = defaults.Logger(c.Logger)
 	if err := errors.Join(
 		defaults.Set("RebroadcastInterval", &c.RebroadcastInterval, DefaultRebroadcastInterval),
+		defaults.Set("BroadcastGap", &c.BroadcastGap, DefaultBroadcastGap),
 		defaults.Set("DAGSyncerTimeout", &c.DAGSyncerTimeout, DefaultDAGSyncerTimeout),
 		defaults.Set("RetryMinBackoff", &c.RetryMinBackoff, DefaultRetryMinBackoff),
 		defaults.Set("RetryMaxBackoff", &c.RetryMaxBackoff, DefaultRetryMaxBackoff),

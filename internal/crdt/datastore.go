@@ -95,6 +95,7 @@ func New(ctx context.Context, store ds.Batching, dag DAG, bc Broadcaster, cfg Co
 		bcastKick: make(chan struct{}, 1),
 	}
 	s.hooks.kick = make(chan struct{}, 1)
+	s.inline.half = make(chan struct{}, 1)
 	if hook := c.SnapshotHook; hook != nil {
 		// A snapshot's key hooks run before its SnapshotHook.
 		s.cfg.SnapshotHook = func(info SnapshotInfo) {

@@ -47,8 +47,12 @@
 //
 // # Replication
 //
-// After every local commit and every RebroadcastInterval (and right after
-// New) the heads are broadcast. Periodic rebroadcast heals lost messages
+// After local commits and every RebroadcastInterval (and right after
+// New) the heads are broadcast. A commit after a quiet spell is announced
+// at once; those made within BroadcastGap of the last announcement go
+// together in the next, so a replica that writes continuously sends one
+// message per gap rather than one per commit (each message costs every
+// other replica a signature check). Periodic rebroadcast heals lost messages
 // and is also how a newly connected peer learns the heads: no separate
 // exchange on connect. It is suppressed as in Trickle: a replica that
 // sent its heads during the interval, or heard two other replicas
@@ -295,11 +299,12 @@
 // broadcast that follows local commits carries their delta blocks when
 // they are small (at most 64 blocks, 512 KiB): CBOR {"b": [block bytes,
 // ...], "h": [link (tag 42), ...], "v": 10}, where "h" names those of the
-// attached deltas that are still heads (all the heads when none is); a
-// receiver takes the CID of each block from its bytes, holds it (8 MiB at
-// most) and applies it without fetching it, storing it in its DAG as a
-// fetch would; a block not attached or not held any more is fetched as
-// before.
+// attached deltas that are still heads (all the heads when none is; when
+// the blocks waiting fill several messages, one with no head among its
+// deltas names its newest); a receiver takes the CID of each block from
+// its bytes, holds it (8 MiB at most) and applies it without fetching it,
+// storing it in its DAG as a fetch would; a block not attached or not
+// held any more is fetched as before.
 //
 // A snapshot root block is dag-cbor {"c": [covered-node chunk links],
 // "h": [head links, sorted], "k": rows, "n": covered nodes, "p": height,

@@ -27,6 +27,11 @@ const (
 	maxInlineBytes = 512 << 10
 	// maxInlineBlocks bounds how many blocks one broadcast carries.
 	maxInlineBlocks = 64
+	// maxOutboxBlocks and maxOutboxBytes bound the local blocks waiting
+	// for a broadcast (sent in as many messages as they fill): the
+	// broadcast loop may not be scheduled for many commits under load.
+	maxOutboxBlocks = 16 * maxInlineBlocks
+	maxOutboxBytes  = 8 << 20
 	// maxInlineHeld bounds the received blocks held until processed
 	// (bytes); past it the oldest are dropped (they are fetched instead).
 	maxInlineHeld = 8 << 20
@@ -50,14 +55,19 @@ type inlineState struct {
 	mu       sync.Mutex
 	out      []inlineBlock
 	outBytes int
-	in       map[cid.Cid][]byte
-	inOrder  []cid.Cid
-	inBytes  int
+	// half holds a token once the outbox fills half of one message: the
+	// broadcast loop then ends its BroadcastGap early. Taking the outbox
+	// takes the token.
+	half    chan struct{}
+	in      map[cid.Cid][]byte
+	inOrder []cid.Cid
+	inBytes int
 }
 
 // queueOutgoing keeps a committed local delta's block for the next
-// broadcast; the oldest are dropped past maxInlineBytes or
-// maxInlineBlocks (their receivers fetch them).
+// broadcast; the oldest are dropped past maxOutboxBytes or
+// maxOutboxBlocks (their receivers fetch them). Once they fill half of
+// one message, the broadcast loop is told to end its BroadcastGap.
 func (s *Datastore) queueOutgoing(id cid.Cid, raw []byte) {
 	if s.cfg.NoInlineDeltas || len(raw) > maxInlineBytes {
 		return
@@ -67,9 +77,15 @@ func (s *Datastore) queueOutgoing(id cid.Cid, raw []byte) {
 	defer st.mu.Unlock()
 	st.out = append(st.out, inlineBlock{id, raw})
 	st.outBytes += len(raw)
-	for st.outBytes > maxInlineBytes || len(st.out) > maxInlineBlocks {
+	for st.outBytes > maxOutboxBytes || len(st.out) > maxOutboxBlocks {
 		st.outBytes -= len(st.out[0].raw)
 		st.out = st.out[1:]
+	}
+	if 2*st.outBytes >= maxInlineBytes || 2*len(st.out) >= maxInlineBlocks {
+		select {
+		case st.half <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -81,6 +97,10 @@ func (s *Datastore) takeOutgoing() []inlineBlock {
 	defer st.mu.Unlock()
 	out := st.out
 	st.out, st.outBytes = nil, 0
+	select {
+	case <-st.half:
+	default:
+	}
 	return out
 }
 

@@ -522,7 +522,8 @@ func (s *Datastore) handleHeads(ctx context.Context, heads []cid.Cid) error {
 // leave out its periodic rebroadcast.
 const rebroadcastRedundancy = 2
 
-// broadcastLoop announces the heads after every local commit and once per
+// broadcastLoop announces the heads after local commits, at most once per
+// BroadcastGap (the commits of one gap share a message), and once per
 // RebroadcastInterval (also right after New, so a restarted peer announces
 // heads it may not have broadcast before stopping).
 //
@@ -552,6 +553,11 @@ func (s *Datastore) broadcastLoop(ctx context.Context) {
 			return
 		case <-s.bcastKick:
 			s.sendHeads(ctx)
+			// Commits made meanwhile kick again and are announced
+			// together once the gap has passed.
+			if !s.waitGap(ctx) {
+				return
+			}
 			continue
 		case <-s.snap.replyKick:
 			s.sendJoinReply(ctx)
@@ -581,6 +587,22 @@ func (s *Datastore) broadcastLoop(ctx context.Context) {
 		s.trickle.reset()
 		t.Reset(trickleOffset(interval))
 	}
+}
+
+// waitGap waits BroadcastGap after a broadcast of local commits, or less
+// if the blocks of the commits made meanwhile fill half of one message (so
+// that they go out in one message rather than pile up). It returns false
+// when ctx ends.
+func (s *Datastore) waitGap(ctx context.Context) bool {
+	t := time.NewTimer(s.cfg.BroadcastGap)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-s.inline.half:
+	}
+	return true
 }
 
 // trickleState counts, for the current rebroadcast interval, the heads
@@ -671,31 +693,52 @@ func (s *Datastore) sendHeads(ctx context.Context) {
 	if len(heads) == 0 {
 		return
 	}
-	var data []byte
-	var err error
-	full := true // data announces every head
-	if blocks := s.takeOutgoing(); len(blocks) > 0 {
-		// Fresh local deltas travel with their announcement (inline.go),
-		// which names only those of them still heads: the other heads
-		// (mostly other writers' deltas, announced by them) go with the
-		// periodic rebroadcast. With many writers the heads are many,
-		// and each message would carry them all.
-		if fresh := freshHeads(heads, blocks); len(fresh) > 0 {
-			heads, full = fresh, false
+	blocks := s.takeOutgoing()
+	if len(blocks) == 0 {
+		data, err := EncodeMessage(heads)
+		if err != nil {
+			s.log.Error("crdt: encode heads", "err", err)
+			return
 		}
-		data, err = encodeDeltas(heads, blocks)
-	} else {
-		data, err = EncodeMessage(heads)
-	}
-	if err != nil {
-		s.log.Error("crdt: encode heads", "err", err)
+		s.broadcast(ctx, "heads", data)
+		s.trickle.sent.Store(true)
 		return
 	}
-	s.broadcast(ctx, "heads", data)
-	if full {
-		s.trickle.sent.Store(true)
-	} else {
-		s.trickle.record(heads) // announced: as if heard
+	// Fresh local deltas travel with their announcement (inline.go), at
+	// most maxInlineBlocks and maxInlineBytes per message, oldest first.
+	// Each message names only those of its deltas that are still heads:
+	// the other heads (mostly other writers' deltas, announced by them)
+	// go with the periodic rebroadcast (with many writers the heads are
+	// many, and each message would carry them all). A message none of
+	// whose deltas is a head names its newest delta when more follow (its
+	// receivers walk down from it), and every head when it is the last.
+	for len(blocks) > 0 {
+		n, size := 0, 0
+		for n < len(blocks) && n < maxInlineBlocks && size+len(blocks[n].raw) <= maxInlineBytes {
+			size += len(blocks[n].raw)
+			n++
+		}
+		chunk := blocks[:n]
+		blocks = blocks[n:]
+		named, full := freshHeads(heads, chunk), false
+		switch {
+		case len(named) > 0:
+		case len(blocks) > 0:
+			named = []cid.Cid{chunk[n-1].id}
+		default:
+			named, full = heads, true
+		}
+		data, err := encodeDeltas(named, chunk)
+		if err != nil {
+			s.log.Error("crdt: encode heads", "err", err)
+			return
+		}
+		s.broadcast(ctx, "heads", data)
+		if full {
+			s.trickle.sent.Store(true)
+		} else {
+			s.trickle.record(named) // announced: as if heard
+		}
 	}
 }
 
