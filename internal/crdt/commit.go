@@ -208,9 +208,11 @@ func (s *Datastore) closeSyncs(ctx context.Context) {
 // adds every individual write already waiting (up to MaxBatchSize, and,
 // with MaxBatchAge > 0, waiting up to that long for more), commits them as
 // one delta, and answers them all; each writer then waits for its sync
-// (durable) while this loop commits the next group.
+// (durable) while this loop commits the next group. Under a stream of
+// writes (see gatherState) it waits up to GatherWait for more.
 func (s *Datastore) commitLoop(ctx context.Context) {
 	var held *writeReq
+	var gs gatherState
 	defer func() {
 		// Fail whatever is still queued.
 		if held != nil {
@@ -226,6 +228,7 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 			}
 		}
 	}()
+	adaptive := s.cfg.GatherWait > 0 && s.cfg.MaxBatchAge == 0
 	for {
 		var first *writeReq
 		if held != nil {
@@ -236,6 +239,10 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			}
+		}
+		quiet := true
+		if adaptive {
+			quiet = time.Since(gs.lastEnd) > s.cfg.GatherWait
 		}
 		group := []*writeReq{first}
 		if !first.batch {
@@ -253,6 +260,7 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 				timer = time.NewTimer(s.cfg.MaxBatchAge)
 				timeout = timer.C
 			}
+			target := 0 // requests that end a stream's gather early
 		gather:
 			for n < s.cfg.MaxBatchSize {
 				var r *writeReq
@@ -260,6 +268,13 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 					select {
 					case r = <-s.wq:
 					default:
+						if adaptive && target == 0 && !quiet && gs.streaming(s.writers.Load(), len(group)) {
+							if target = gs.target(); len(group) < target {
+								timer = time.NewTimer(s.cfg.GatherWait)
+								timeout = timer.C
+								continue
+							}
+						}
 						break gather
 					}
 				} else {
@@ -277,9 +292,17 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 				}
 				group = append(group, r)
 				n += len(r.ops)
+				if target > 0 && len(group) >= target {
+					// Larger than the recent groups: take what is
+					// queued and commit.
+					timeout = nil
+				}
 			}
 			if timer != nil {
 				timer.Stop()
+			}
+			if adaptive {
+				gs.record(len(group))
 			}
 		}
 		var ops []op
@@ -304,7 +327,58 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 			}
 		}
 		s.answer(group, err)
+		if adaptive {
+			gs.lastEnd = time.Now()
+		}
 	}
+}
+
+// gatherState is what the committer remembers of the recent groups to
+// tell a stream of writes from a lone or a sequential writer.
+//
+// A stream: writes arrive while others are still inside submit (queued,
+// committed and waiting for their sync, or delivering their hooks), or
+// the previous group held several, and the committer was not idle for
+// more than GatherWait. Then the committer waits up to GatherWait for more
+// writes, and ends the wait early once the group holds one request more
+// than the largest of the last groups (so a group grows while more writers
+// keep coming). Writers that come back one by one (clients in a network
+// round trip, each with one write at a time) are otherwise committed in
+// small groups, each a delta that costs every replica a commit, a sync, a
+// signature check and an apply.
+//
+// A lone write (the committer idle for longer than GatherWait) and a
+// sequential writer (no other writer inside submit, the previous group a
+// single write) are committed at once, as before.
+type gatherState struct {
+	lastEnd time.Time // when the previous group was answered
+	sizes   [8]int    // requests in the last groups (a ring)
+	next    int       // index in sizes of the next group
+	last    int       // requests in the previous group
+}
+
+// streaming reports whether the writes look like a stream: other writers
+// are inside submit than the inGroup requests taken, or the previous group
+// held several.
+func (g *gatherState) streaming(writers int64, inGroup int) bool {
+	return writers > int64(inGroup) || g.last >= 2
+}
+
+// target returns the group size that ends a wait early: one more than the
+// largest recent group.
+func (g *gatherState) target() int {
+	m := 1
+	for _, n := range g.sizes {
+		m = max(m, n)
+	}
+	return m + 1
+}
+
+// record notes a group of n requests.
+func (g *gatherState) record(n int) {
+	g.sizes[g.next] = n
+	g.next = (g.next + 1) % len(g.sizes)
+	g.last = n
 }
 
 // answer sends err to every request of group; when a writer stopped

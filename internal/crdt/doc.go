@@ -35,8 +35,10 @@
 // DAG, applied and the store synced. Writes are grouped adaptively (group
 // commit): on an idle store a write is committed at once; writes arriving
 // while a commit is in flight are committed together by the next one, up
-// to Config.MaxBatchSize operations (Config.MaxBatchAge adds an optional
-// wait). The sync is pipelined: while one sync makes committed groups
+// to Config.MaxBatchSize operations; while writes arrive as a stream
+// (others still in flight) the committer waits up to Config.GatherWait
+// for more, so that writers coming back one by one share a delta
+// (Config.MaxBatchAge replaces this with a fixed wait). The sync is pipelined: while one sync makes committed groups
 // durable, the next group is applied (and is visible to readers), and its
 // writers return after the next sync, one that began after their commit.
 // A writer whose group is committed while no sync runs syncs the store
