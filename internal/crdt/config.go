@@ -82,8 +82,9 @@ type Config struct {
 	// while others are still inside Put, or the previous delta held
 	// several. It ends the wait early once the group holds one write more
 	// than the largest of the last few groups. A write after a quiet spell
-	// of more than GatherWait and a sequential writer (one write at a time,
-	// no other writer) are committed at once. Each delta costs every
+	// of more than 20 × GatherWait and a sequential writer (one write at a
+	// time, no other writer) are committed at once; a write that follows a
+	// group of several sooner may wait up to GatherWait. Each delta costs every
 	// replica a commit, a sync, a signature check and an apply, so
 	// clients that come back one by one are cheaper in fewer, larger
 	// deltas. Default: 1 ms; negative: never wait (pure group commit).
