@@ -269,7 +269,7 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 					case r = <-s.wq:
 					default:
 						if adaptive && target == 0 && !quiet && gs.streaming(s.writers.Load(), len(group)) {
-							if target = gs.target(); len(group) < target {
+							if target = gs.target(); !s.gathered(group, target) {
 								timer = time.NewTimer(s.cfg.GatherWait)
 								timeout = timer.C
 								continue
@@ -292,9 +292,8 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 				}
 				group = append(group, r)
 				n += len(r.ops)
-				if target > 0 && len(group) >= target {
-					// Larger than the recent groups: take what is
-					// queued and commit.
+				if target > 0 && s.gathered(group, target) {
+					// Take what is queued and commit.
 					timeout = nil
 				}
 			}
@@ -348,7 +347,8 @@ const streamGap = 20
 // more than streamGap × GatherWait. Then the committer waits up to
 // GatherWait for more writes, and ends the wait early once the group holds
 // one request more than the largest of the last groups (so a group grows
-// while more writers keep coming). Writers that come back one by one (clients in a network
+// while more writers keep coming), or as many as the largest and no other
+// writer is inside submit (see gathered). Writers that come back one by one (clients in a network
 // round trip, each with one write at a time) are otherwise committed in
 // small groups, each a delta that costs every replica a commit, a sync, a
 // signature check and an apply.
@@ -378,6 +378,15 @@ func (g *gatherState) target() int {
 		m = max(m, n)
 	}
 	return m + 1
+}
+
+// gathered reports whether a stream's wait for group can end: it holds
+// target requests (one more than the largest recent group), or as many as
+// the largest recent group and no other writer is inside submit (all of
+// them are in the group: 64 goroutines writing in a loop, say).
+func (s *Datastore) gathered(group []*writeReq, target int) bool {
+	n := len(group)
+	return n >= target || n >= target-1 && s.writers.Load() <= int64(n)
 }
 
 // record notes a group of n requests.

@@ -81,7 +81,8 @@ type Config struct {
 	// they arrive as a stream (with MaxBatchAge zero): writes keep coming
 	// while others are still inside Put, or the previous delta held
 	// several. It ends the wait early once the group holds one write more
-	// than the largest of the last few groups. A write after a quiet spell
+	// than the largest of the last few groups, or as many and every
+	// writer inside Put is in it. A write after a quiet spell
 	// of more than 20 × GatherWait and a sequential writer (one write at a
 	// time, no other writer) are committed at once; a write that follows a
 	// group of several sooner may wait up to GatherWait. Each delta costs every
