@@ -28,6 +28,8 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,8 +64,12 @@ func main() {
 	snapshots := flag.Int("snapshots", -1, "WithSnapshots(n, false): a snapshot every n deltas (0: none; -1: the library's default)")
 	heapAt := flag.Int("heapprofile-at", 0, "write a heap profile to -dir/heap.pprof after this many pins")
 	limit := flag.Duration("for", 0, "write: stop starting pins after this long (0: no limit) and shut down cleanly, so that a run that will not finish in time leaves a directory -mode open can use")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060), to take CPU profiles at chosen steps of a long run")
 	flag.Parse()
 	snapshotEvery = *snapshots
+	if *pprofAddr != "" {
+		go func() { log.Printf("pprof: %v", http.ListenAndServe(*pprofAddr, nil)) }()
+	}
 	if *dir == "" {
 		log.Fatal("-dir is required")
 	}
