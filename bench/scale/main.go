@@ -43,9 +43,12 @@ import (
 	"time"
 
 	cid "github.com/ipfs/go-cid"
+	pebbleds "github.com/ipfs/go-ds-pebble"
 	libp2p "github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	libp2ppeer "github.com/libp2p/go-libp2p/core/peer"
 	mc "github.com/multiformats/go-multicodec"
 	mh "github.com/multiformats/go-multihash"
 
@@ -53,8 +56,8 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "write", "write (add -n pins from -from) or open (restart, list, status)")
-	store := flag.String("store", "badger", "state store: badger or pebble")
+	mode := flag.String("mode", "write", "write (add -n pins from -from), open (restart, list, status) or join (a fresh peer in a child process joins the peer of -dir)")
+	store := flag.String("store", "badger", "state store: badger, pebble, or pebble-default (Pebble with its own defaults, as WithPebble before issue 19's filters and cache)")
 	dir := flag.String("dir", "", "data directory (required)")
 	n := flag.Int("n", 1_000_000, "pins to write")
 	from := flag.Int("from", 0, "index of the first pin to write")
@@ -65,6 +68,11 @@ func main() {
 	heapAt := flag.Int("heapprofile-at", 0, "write a heap profile to -dir/heap.pprof after this many pins")
 	limit := flag.Duration("for", 0, "write: stop starting pins after this long (0: no limit) and shut down cleanly, so that a run that will not finish in time leaves a directory -mode open can use")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060), to take CPU profiles at chosen steps of a long run")
+	joinDir := flag.String("joindir", "", "join: the fresh peer's data directory (must not exist)")
+	joinStore := flag.String("joinstore", "", "join: the fresh peer's store (default: -store)")
+	connect := flag.String("connect", "", "joiner (the child of -mode join): the source peer's multiaddr")
+	height := flag.Uint64("height", 0, "joiner: the source's DAG height to reach")
+	want := flag.Int("want", 0, "joiner: the pins the source holds")
 	flag.Parse()
 	snapshotEvery = *snapshots
 	if *pprofAddr != "" {
@@ -79,6 +87,14 @@ func main() {
 		err = write(*store, *dir, *n, *from, *clients, *every, *heapAt, *limit)
 	case "open":
 		err = open(*store, *dir, *profDir)
+	case "join":
+		js := *joinStore
+		if js == "" {
+			js = *store
+		}
+		err = join(*store, *dir, js, *joinDir, *limit)
+	case "joiner":
+		err = joiner(*store, *dir, *connect, *height, *want, *limit)
 	default:
 		err = fmt.Errorf("-mode %q: want write or open", *mode)
 	}
@@ -98,6 +114,7 @@ func pinCID(i int) cid.Cid {
 // peer is the one cluster peer.
 type peer struct {
 	c    *pincluster.Cluster
+	h    host.Host
 	conn *fileConnector
 	stop func()
 }
@@ -105,7 +122,10 @@ type peer struct {
 // snapshotEvery is -snapshots.
 var snapshotEvery = -1
 
-func start(ctx context.Context, store, dir string) (*peer, error) {
+// start starts the peer on dir; with connect (a multiaddr with /p2p/), its
+// host connects there before the pubsub and the Cluster start, so that a
+// joining peer finds the other at once.
+func start(ctx context.Context, store, dir, connect string) (*peer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -117,6 +137,16 @@ func start(ctx context.Context, store, dir string) (*peer, error) {
 	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
 		return nil, err
+	}
+	if connect != "" {
+		ai, err := libp2ppeer.AddrInfoFromString(connect)
+		if err == nil {
+			err = h.Connect(ctx, *ai)
+		}
+		if err != nil {
+			_ = h.Close()
+			return nil, fmt.Errorf("connect to %s: %w", connect, err)
+		}
 	}
 	psCtx, psCancel := context.WithCancel(context.Background())
 	ps, err := pubsub.NewGossipSub(psCtx, h)
@@ -132,6 +162,7 @@ func start(ctx context.Context, store, dir string) (*peer, error) {
 		return nil, err
 	}
 	opts := []pincluster.Option{pincluster.WithReplication(1, 1), pincluster.WithConnector(conn)}
+	closeStore := func() {}
 	if snapshotEvery >= 0 {
 		opts = append(opts, pincluster.WithSnapshots(snapshotEvery, false))
 	}
@@ -140,20 +171,33 @@ func start(ctx context.Context, store, dir string) (*peer, error) {
 		opts = append(opts, pincluster.WithBadger(filepath.Join(dir, "state")))
 	case "pebble":
 		opts = append(opts, pincluster.WithPebble(filepath.Join(dir, "state")))
+	case "pebble-default":
+		// Pebble with its own defaults (8 MiB cache, no filters), as
+		// WithPebble opened it before issue 19's tuning: for comparisons.
+		pd, err := pebbleds.NewDatastore(filepath.Join(dir, "state"))
+		if err != nil {
+			psCancel()
+			_ = h.Close()
+			_ = conn.Close()
+			return nil, err
+		}
+		opts = append(opts, pincluster.WithDatastore(pd))
+		closeStore = func() { _ = pd.Close() }
 	default:
 		psCancel()
 		_ = h.Close()
 		_ = conn.Close()
-		return nil, fmt.Errorf("-store %q: want badger or pebble", store)
+		return nil, fmt.Errorf("-store %q: want badger, pebble or pebble-default", store)
 	}
 	c, err := pincluster.New(ctx, h, nil, ps, opts...)
 	if err != nil {
 		psCancel()
 		_ = h.Close()
 		_ = conn.Close()
+		closeStore()
 		return nil, err
 	}
-	return &peer{c: c, conn: conn, stop: func() {
+	return &peer{c: c, h: h, conn: conn, stop: func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		if err := c.Shutdown(sctx); err != nil {
@@ -162,6 +206,7 @@ func start(ctx context.Context, store, dir string) (*peer, error) {
 		psCancel()
 		_ = h.Close()
 		_ = conn.Close()
+		closeStore()
 	}}, nil
 }
 
@@ -169,7 +214,7 @@ func write(store, dir string, n, from, clients, every, heapAt int, limit time.Du
 	ctx := context.Background()
 	resetPeak()
 	t0 := time.Now()
-	p, err := start(ctx, store, dir)
+	p, err := start(ctx, store, dir, "")
 	if err != nil {
 		return err
 	}
@@ -255,7 +300,7 @@ func open(store, dir, profDir string) error {
 	ctx := context.Background()
 	resetPeak()
 	t0 := time.Now()
-	p, err := start(ctx, store, dir)
+	p, err := start(ctx, store, dir, "")
 	if err != nil {
 		return err
 	}
@@ -333,6 +378,104 @@ func open(store, dir, profDir string) error {
 	t1 := time.Now()
 	fmt.Printf("disk: %s\n", du(filepath.Join(dir, "state")))
 	_ = t1
+	return nil
+}
+
+// join opens the peer of dir (the source) and starts, in a child process
+// (so that its memory is measured alone), a fresh peer on joinDir that
+// connects to it and joins; the child reports until it is in sync.
+func join(store, dir, joinStore, joinDir string, limit time.Duration) error {
+	if joinDir == "" {
+		return errors.New("-joindir is required")
+	}
+	if _, err := os.Stat(joinDir); err == nil {
+		return fmt.Errorf("-joindir %s exists: a fresh peer needs a new directory", joinDir)
+	}
+	ctx := context.Background()
+	t0 := time.Now()
+	p, err := start(ctx, store, dir, "")
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	if err := p.c.WaitReady(ctx); err != nil {
+		return err
+	}
+	st, _ := p.c.ConsensusStats()
+	want := p.conn.count()
+	addrs := p.h.Addrs()
+	if len(addrs) == 0 {
+		return errors.New("source has no listen address")
+	}
+	addr := fmt.Sprintf("%s/p2p/%s", addrs[0], p.h.ID())
+	fmt.Printf("source %s: Ready in %v, %d pins, height %d, %d heads; load %s\n", store, time.Since(t0).Round(time.Millisecond), want, st.Height, st.Heads, loadavg())
+	args := []string{"-mode", "joiner", "-store", joinStore, "-dir", joinDir, "-connect", addr,
+		"-height", fmt.Sprint(st.Height), "-want", fmt.Sprint(want)}
+	if limit > 0 {
+		args = append(args, "-for", limit.String())
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cpu0 := cpuTime()
+	err = cmd.Run()
+	fmt.Printf("source CPU during the join %v; RSS %d MiB (anon %d, file %d); load %s\n",
+		(cpuTime() - cpu0).Round(time.Millisecond), func() int { r, _ := procStatus(); return r }(), func() int { a, _ := rssSplit(); return a }(), func() int { _, f := rssSplit(); return f }(), loadavg())
+	return err
+}
+
+// joiner is the child of join: a fresh peer that connects to the source
+// and waits until its DAG reaches the source's height with nothing
+// queued; then it counts its pins.
+func joiner(store, dir, connect string, height uint64, want int, limit time.Duration) error {
+	ctx := context.Background()
+	resetPeak()
+	mon := startMonitor()
+	t0, cpu0 := time.Now(), cpuTime()
+	p, err := start(ctx, store, dir, connect)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	if err := p.c.WaitReady(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("joiner %s: Ready in %v\n", store, time.Since(t0).Round(time.Millisecond))
+	lastPrint := time.Now()
+	for {
+		st, ok := p.c.ConsensusStats()
+		if ok && st.Height >= height && st.Heads == 1 && st.QueuedDeltas == 0 {
+			break
+		}
+		if limit > 0 && time.Since(t0) > limit {
+			return fmt.Errorf("not in sync after %v: %+v", limit, st)
+		}
+		if time.Since(lastPrint) >= 15*time.Second {
+			lastPrint = time.Now()
+			rss, hwm := procStatus()
+			anon, file := rssSplit()
+			fmt.Printf("  %v: height %d of %d, %d heads, %d deltas applied, %d queued; RSS %d MiB (anon %d, file %d), peak RSS %d MiB, peak heap %d MiB; load %s\n",
+				time.Since(t0).Round(time.Second), st.Height, height, st.Heads, st.RemoteDeltas, st.QueuedDeltas, rss, anon, file, hwm, mon.peakMiB(), loadavg())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	took, cpu := time.Since(t0), cpuTime()-cpu0
+	st, _ := p.c.ConsensusStats()
+	rss, hwm := procStatus()
+	anon, file := rssSplit()
+	fmt.Printf("joiner in sync in %v (CPU %v): height %d, %d deltas applied above the snapshot; RSS %d MiB (anon %d, file %d), peak RSS %d MiB, peak heap %d MiB; load %s\n",
+		took.Round(time.Millisecond), cpu.Round(time.Millisecond), st.Height, st.RemoteDeltas, rss, anon, file, hwm, mon.peakMiB(), loadavg())
+	mon.stop()
+	n := 0
+	for _, err := range p.c.Pins(ctx, pincluster.PinFilter{}) {
+		if err != nil {
+			return err
+		}
+		n++
+	}
+	fmt.Printf("joiner holds %d pins (source %d); disk: %s\n", n, want, du(filepath.Join(dir, "state")))
+	if n != want {
+		return fmt.Errorf("joiner holds %d pins, source %d", n, want)
+	}
 	return nil
 }
 
