@@ -42,6 +42,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	cid "github.com/ipfs/go-cid"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	libp2p "github.com/libp2p/go-libp2p"
@@ -73,6 +75,8 @@ func main() {
 	connect := flag.String("connect", "", "joiner (the child of -mode join): the source peer's multiaddr")
 	height := flag.Uint64("height", 0, "joiner: the source's DAG height to reach")
 	want := flag.Int("want", 0, "joiner: the pins the source holds")
+	flag.Int64Var(&pebbleCache, "pebblecache", 0, "-store pebble-default: Pebble's block cache in bytes (0: Pebble's default, 8 MiB)")
+	flag.BoolVar(&pebbleBloom, "pebblebloom", false, "-store pebble-default: Bloom filters (10 bits per key) on every level")
 	flag.Parse()
 	snapshotEvery = *snapshots
 	if *pprofAddr != "" {
@@ -121,6 +125,12 @@ type peer struct {
 
 // snapshotEvery is -snapshots.
 var snapshotEvery = -1
+
+// pebbleCache and pebbleBloom are -pebblecache and -pebblebloom.
+var (
+	pebbleCache int64
+	pebbleBloom bool
+)
 
 // start starts the peer on dir; with connect (a multiaddr with /p2p/), its
 // host connects there before the pubsub and the Cluster start, so that a
@@ -174,7 +184,13 @@ func start(ctx context.Context, store, dir, connect string) (*peer, error) {
 	case "pebble-default":
 		// Pebble with its own defaults (8 MiB cache, no filters), as
 		// WithPebble opened it before issue 19's tuning: for comparisons.
-		pd, err := pebbleds.NewDatastore(filepath.Join(dir, "state"))
+		po := &pebble.Options{CacheSize: pebbleCache}
+		if pebbleBloom {
+			for i := range po.Levels {
+				po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+			}
+		}
+		pd, err := pebbleds.NewDatastore(filepath.Join(dir, "state"), pebbleds.WithPebbleOpts(po))
 		if err != nil {
 			psCancel()
 			_ = h.Close()
