@@ -75,6 +75,7 @@ func main() {
 	connect := flag.String("connect", "", "joiner (the child of -mode join): the source peer's multiaddr")
 	height := flag.Uint64("height", 0, "joiner: the source's DAG height to reach")
 	want := flag.Int("want", 0, "joiner: the pins the source holds")
+	idleFor := flag.Duration("idle", 0, "open: after the idle RSS, stay idle this long and report the CPU used (the periodic state sync at this pinset)")
 	flag.Int64Var(&pebbleCache, "pebblecache", 0, "-store pebble-default: Pebble's block cache in bytes (0: Pebble's default, 8 MiB)")
 	flag.BoolVar(&pebbleBloom, "pebblebloom", false, "-store pebble-default: Bloom filters (10 bits per key) on every level")
 	flag.Parse()
@@ -90,7 +91,7 @@ func main() {
 	case "write":
 		err = write(*store, *dir, *n, *from, *clients, *every, *heapAt, *limit)
 	case "open":
-		err = open(*store, *dir, *profDir)
+		err = open(*store, *dir, *profDir, *idleFor)
 	case "join":
 		js := *joinStore
 		if js == "" {
@@ -312,7 +313,7 @@ func write(store, dir string, n, from, clients, every, heapAt int, limit time.Du
 	return nil
 }
 
-func open(store, dir, profDir string) error {
+func open(store, dir, profDir string, idleFor time.Duration) error {
 	ctx := context.Background()
 	resetPeak()
 	t0 := time.Now()
@@ -342,6 +343,18 @@ func open(store, dir, profDir string) error {
 	rss, hwm = procStatus()
 	anon, file = rssSplit()
 	fmt.Printf("idle at %v: RSS %d MiB (anon %d, file %d, of it dirty %d), peak RSS %d MiB, heap %d MiB; load %s\n", time.Since(t0).Round(time.Second), rss, anon, file, fileDirtyMiB(), hwm, heapMiB(), loadavg())
+
+	if idleFor > 0 {
+		// The peer's periodic work at this pinset (the state sync every
+		// minute by default, the expiry, metrics): CPU over idleFor.
+		cpu0, t := cpuTime(), time.Now()
+		time.Sleep(idleFor)
+		used := cpuTime() - cpu0
+		rss, hwm = procStatus()
+		anon, file = rssSplit()
+		fmt.Printf("idle for %v: CPU %v (%.0f %% of a core); RSS %d MiB (anon %d, file %d), peak RSS %d MiB; load %s\n",
+			time.Since(t).Round(time.Second), used.Round(time.Millisecond), 100*used.Seconds()/time.Since(t).Seconds(), rss, anon, file, hwm, loadavg())
+	}
 
 	phase := func(name string, seq func(yield func() bool)) {
 		runtime.GC()
