@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 	ds "github.com/ipfs/go-datastore"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 
@@ -184,7 +182,7 @@ func (c *config) openDatastore() (d ds.Batching, closer io.Closer, err error) {
 		}
 		return bd, bd, nil
 	case c.pebblePath != "":
-		pd, err := pebbleds.NewDatastore(c.pebblePath, pebbleds.WithPebbleOpts(pebbleOptions()))
+		pd, err := pebbleds.NewDatastore(c.pebblePath)
 		if err != nil {
 			return nil, nil, fmt.Errorf("pincluster: open pebble at %s: %w", c.pebblePath, err)
 		}
@@ -192,25 +190,6 @@ func (c *config) openDatastore() (d ds.Batching, closer io.Closer, err error) {
 	default:
 		return newMemStore(), nil, nil
 	}
-}
-
-// pebbleCacheSize is the block cache of the Pebble datastore WithPebble
-// opens (Pebble's default: 8 MiB).
-const pebbleCacheSize = 64 << 20
-
-// pebbleOptions are the Pebble options of WithPebble. Writing a pin reads
-// keys that do not exist yet (the pin's record, the CRDT's winner of its
-// key), and without filters Pebble answers each such miss by reading an
-// index and a data block of one table per level: with 8 MiB of cache the
-// CPU per pin grew with the pinset (issue 19). A Bloom filter (10 bits per
-// key, 1 % false positives) on every level answers most misses from the
-// filter, and a 64 MiB cache keeps the filters and indexes in memory.
-func pebbleOptions() *pebble.Options {
-	o := &pebble.Options{CacheSize: pebbleCacheSize}
-	for i := range o.Levels {
-		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
-	return o
 }
 
 // OpenBadger opens (creating it if needed) the Badger datastore in the
