@@ -59,7 +59,7 @@ import (
 
 func main() {
 	mode := flag.String("mode", "write", "write (add -n pins from -from), open (restart, list, status) or join (a fresh peer in a child process joins the peer of -dir)")
-	store := flag.String("store", "badger", "state store: badger, pebble, or pebble-default (Pebble with its own defaults, as WithPebble before issue 19's filters and cache)")
+	store := flag.String("store", "badger", "state store: badger, pebble (WithPebble), or pebble-default (Pebble opened here, with its own defaults changed by -pebblecache and -pebblebloom, given by WithDatastore)")
 	dir := flag.String("dir", "", "data directory (required)")
 	n := flag.Int("n", 1_000_000, "pins to write")
 	from := flag.Int("from", 0, "index of the first pin to write")
@@ -183,8 +183,8 @@ func start(ctx context.Context, store, dir, connect string) (*peer, error) {
 	case "pebble":
 		opts = append(opts, pincluster.WithPebble(filepath.Join(dir, "state")))
 	case "pebble-default":
-		// Pebble with its own defaults (8 MiB cache, no filters), as
-		// WithPebble opened it before issue 19's tuning: for comparisons.
+		// Pebble opened here, with its defaults (8 MiB cache, no
+		// filters) or -pebblecache and -pebblebloom: for comparisons.
 		po := &pebble.Options{CacheSize: pebbleCache}
 		if pebbleBloom {
 			for i := range po.Levels {
