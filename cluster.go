@@ -58,6 +58,12 @@ type Cluster struct {
 	changeLocks [64]sync.Mutex
 	changeAt    [64]uint64
 	changeSeq   atomic.Uint64
+	// changed[i] records the CIDs of stripe i changed while a state sync
+	// lists the state (under changeLocks[i]; nil when none lists);
+	// recording counts the syncs listing (under recordMu).
+	changed   [64]*changedSet
+	recordMu  sync.Mutex
+	recording int
 	// reservations holds the space promised to recent allocations.
 	reservations *reservationLedger
 	apis         []Component

@@ -75,6 +75,8 @@ func (c *Cluster) stateSyncOnce(ctx context.Context) error {
 			break
 		}
 	}
+	c.beginChangeRecord()
+	defer c.endChangeRecord()
 	start := c.changeSeq.Load()
 	for pin, err := range st.List(ctx) {
 		if ctx.Err() != nil {
@@ -123,10 +125,12 @@ func (c *Cluster) stateSyncOnce(ctx context.Context) error {
 // again. The per-CID lock orders the change against the state sync's
 // listing (syncListed).
 func (c *Cluster) onStateChange(ctx context.Context, pin Pin, removed bool) {
-	i := changeStripe(pin.Cid)
+	h := changeHash(pin.Cid)
+	i := stripeOf(h)
 	c.changeLocks[i].Lock()
 	defer c.changeLocks[i].Unlock()
 	c.changeAt[i] = c.changeSeq.Add(1)
+	c.changed[i].add(h)
 	c.applyPin(ctx, pin, removed)
 }
 
@@ -141,15 +145,21 @@ func (c *Cluster) recheck(ctx context.Context, ci cid.Cid) {
 
 // syncListed hands a pin read by the state sync's listing (which began
 // when changeSeq was start) to the tracker. The listing may be older than
-// a change applied meanwhile, which must not be undone: when a
-// notification of the pin's lock stripe came after start, the pin is
-// read again; otherwise the listed pin is current, as any later change
-// will be followed by its own notification.
+// a change applied meanwhile, which must not be undone: when the pin
+// itself changed after start (a notification of its lock stripe came
+// after start and the stripe's record of changed CIDs names it, or the
+// record overflowed), the pin is read again; otherwise the listed pin is
+// current, as any later change will be followed by its own notification.
+// Before, any change of the stripe made the pin be read again: while pins
+// were being written every stripe changed all the time, so each state
+// sync read the whole pinset a second time, one Get per pin, and the CPU
+// per written pin grew with the pinset (issue 19).
 func (c *Cluster) syncListed(ctx context.Context, pin Pin, start uint64) {
-	i := changeStripe(pin.Cid)
+	h := changeHash(pin.Cid)
+	i := stripeOf(h)
 	c.changeLocks[i].Lock()
 	defer c.changeLocks[i].Unlock()
-	if c.changeAt[i] > start {
+	if c.changeAt[i] > start && c.changed[i].has(h) {
 		c.applyCurrent(ctx, pin.Cid)
 		return
 	}
@@ -191,8 +201,82 @@ func (c *Cluster) applyPin(ctx context.Context, pin Pin, removed bool) {
 }
 
 // changeStripe picks the lock of a CID among Cluster.changeLocks.
-func changeStripe(ci cid.Cid) int {
-	h := fnv.New32a()
+func changeStripe(ci cid.Cid) int { return stripeOf(changeHash(ci)) }
+
+// changeHash is the 64-bit FNV-1a hash of a CID's bytes: its stripe and
+// its fingerprint in a changedSet.
+func changeHash(ci cid.Cid) uint64 {
+	h := fnv.New64a()
 	_, _ = h.Write(ci.Bytes())
-	return int(h.Sum32() % uint32(len(Cluster{}.changeLocks)))
+	return h.Sum64()
+}
+
+// stripeOf is the stripe of a CID of hash h.
+func stripeOf(h uint64) int { return int(h % uint64(len(Cluster{}.changeLocks))) }
+
+// maxChangedPerStripe bounds a changedSet: 64 stripes of 8,192
+// fingerprints, about 12 MB, hold the changes of a sync's listing at
+// thousands of writes a second for a minute or more; past it the stripe
+// falls back to reading every listed pin of it again.
+const maxChangedPerStripe = 8192
+
+// changedSet records the fingerprints (changeHash) of the CIDs of one
+// stripe changed while a state sync lists the state. A fingerprint shared
+// by two CIDs only makes a pin be read again needlessly.
+type changedSet struct {
+	fps      map[uint64]struct{}
+	overflow bool
+}
+
+// add records h; a nil set (no sync listing) records nothing.
+func (s *changedSet) add(h uint64) {
+	switch {
+	case s == nil || s.overflow:
+	case len(s.fps) >= maxChangedPerStripe:
+		s.overflow, s.fps = true, nil
+	default:
+		s.fps[h] = struct{}{}
+	}
+}
+
+// has reports whether h may have changed since the set was made: true
+// when recorded, when the set overflowed, or when there is no set.
+func (s *changedSet) has(h uint64) bool {
+	if s == nil || s.overflow {
+		return true
+	}
+	_, ok := s.fps[h]
+	return ok
+}
+
+// beginChangeRecord makes every stripe record its changed CIDs until the
+// matching endChangeRecord (syncs may overlap: the record then holds the
+// changes since the first began, more than each needs).
+func (c *Cluster) beginChangeRecord() {
+	c.recordMu.Lock()
+	defer c.recordMu.Unlock()
+	c.recording++
+	if c.recording > 1 {
+		return
+	}
+	for i := range c.changeLocks {
+		c.changeLocks[i].Lock()
+		c.changed[i] = &changedSet{fps: map[uint64]struct{}{}}
+		c.changeLocks[i].Unlock()
+	}
+}
+
+// endChangeRecord ends a beginChangeRecord; the last one drops the record.
+func (c *Cluster) endChangeRecord() {
+	c.recordMu.Lock()
+	defer c.recordMu.Unlock()
+	c.recording--
+	if c.recording > 0 {
+		return
+	}
+	for i := range c.changeLocks {
+		c.changeLocks[i].Lock()
+		c.changed[i] = nil
+		c.changeLocks[i].Unlock()
+	}
 }

@@ -28,6 +28,8 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,10 +42,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	cid "github.com/ipfs/go-cid"
+	pebbleds "github.com/ipfs/go-ds-pebble"
 	libp2p "github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	libp2ppeer "github.com/libp2p/go-libp2p/core/peer"
 	mc "github.com/multiformats/go-multicodec"
 	mh "github.com/multiformats/go-multihash"
 
@@ -51,8 +58,8 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "write", "write (add -n pins from -from) or open (restart, list, status)")
-	store := flag.String("store", "badger", "state store: badger or pebble")
+	mode := flag.String("mode", "write", "write (add -n pins from -from), open (restart, list, status) or join (a fresh peer in a child process joins the peer of -dir)")
+	store := flag.String("store", "badger", "state store: badger, pebble (WithPebble), or pebble-default (Pebble opened here, with its own defaults changed by -pebblecache and -pebblebloom, given by WithDatastore)")
 	dir := flag.String("dir", "", "data directory (required)")
 	n := flag.Int("n", 1_000_000, "pins to write")
 	from := flag.Int("from", 0, "index of the first pin to write")
@@ -62,8 +69,20 @@ func main() {
 	snapshots := flag.Int("snapshots", -1, "WithSnapshots(n, false): a snapshot every n deltas (0: none; -1: the library's default)")
 	heapAt := flag.Int("heapprofile-at", 0, "write a heap profile to -dir/heap.pprof after this many pins")
 	limit := flag.Duration("for", 0, "write: stop starting pins after this long (0: no limit) and shut down cleanly, so that a run that will not finish in time leaves a directory -mode open can use")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060), to take CPU profiles at chosen steps of a long run")
+	joinDir := flag.String("joindir", "", "join: the fresh peer's data directory (must not exist)")
+	joinStore := flag.String("joinstore", "", "join: the fresh peer's store (default: -store)")
+	connect := flag.String("connect", "", "joiner (the child of -mode join): the source peer's multiaddr")
+	height := flag.Uint64("height", 0, "joiner: the source's DAG height to reach")
+	want := flag.Int("want", 0, "joiner: the pins the source holds")
+	idleFor := flag.Duration("idle", 0, "open: after the idle RSS, stay idle this long and report the CPU used (the periodic state sync at this pinset)")
+	flag.Int64Var(&pebbleCache, "pebblecache", 0, "-store pebble-default: Pebble's block cache in bytes (0: Pebble's default, 8 MiB)")
+	flag.BoolVar(&pebbleBloom, "pebblebloom", false, "-store pebble-default: Bloom filters (10 bits per key) on every level")
 	flag.Parse()
 	snapshotEvery = *snapshots
+	if *pprofAddr != "" {
+		go func() { log.Printf("pprof: %v", http.ListenAndServe(*pprofAddr, nil)) }()
+	}
 	if *dir == "" {
 		log.Fatal("-dir is required")
 	}
@@ -72,7 +91,15 @@ func main() {
 	case "write":
 		err = write(*store, *dir, *n, *from, *clients, *every, *heapAt, *limit)
 	case "open":
-		err = open(*store, *dir, *profDir)
+		err = open(*store, *dir, *profDir, *idleFor)
+	case "join":
+		js := *joinStore
+		if js == "" {
+			js = *store
+		}
+		err = join(*store, *dir, js, *joinDir, *limit)
+	case "joiner":
+		err = joiner(*store, *dir, *connect, *height, *want, *limit)
 	default:
 		err = fmt.Errorf("-mode %q: want write or open", *mode)
 	}
@@ -92,6 +119,7 @@ func pinCID(i int) cid.Cid {
 // peer is the one cluster peer.
 type peer struct {
 	c    *pincluster.Cluster
+	h    host.Host
 	conn *fileConnector
 	stop func()
 }
@@ -99,7 +127,16 @@ type peer struct {
 // snapshotEvery is -snapshots.
 var snapshotEvery = -1
 
-func start(ctx context.Context, store, dir string) (*peer, error) {
+// pebbleCache and pebbleBloom are -pebblecache and -pebblebloom.
+var (
+	pebbleCache int64
+	pebbleBloom bool
+)
+
+// start starts the peer on dir; with connect (a multiaddr with /p2p/), its
+// host connects there before the pubsub and the Cluster start, so that a
+// joining peer finds the other at once.
+func start(ctx context.Context, store, dir, connect string) (*peer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -111,6 +148,16 @@ func start(ctx context.Context, store, dir string) (*peer, error) {
 	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
 		return nil, err
+	}
+	if connect != "" {
+		ai, err := libp2ppeer.AddrInfoFromString(connect)
+		if err == nil {
+			err = h.Connect(ctx, *ai)
+		}
+		if err != nil {
+			_ = h.Close()
+			return nil, fmt.Errorf("connect to %s: %w", connect, err)
+		}
 	}
 	psCtx, psCancel := context.WithCancel(context.Background())
 	ps, err := pubsub.NewGossipSub(psCtx, h)
@@ -126,6 +173,7 @@ func start(ctx context.Context, store, dir string) (*peer, error) {
 		return nil, err
 	}
 	opts := []pincluster.Option{pincluster.WithReplication(1, 1), pincluster.WithConnector(conn)}
+	closeStore := func() {}
 	if snapshotEvery >= 0 {
 		opts = append(opts, pincluster.WithSnapshots(snapshotEvery, false))
 	}
@@ -134,20 +182,39 @@ func start(ctx context.Context, store, dir string) (*peer, error) {
 		opts = append(opts, pincluster.WithBadger(filepath.Join(dir, "state")))
 	case "pebble":
 		opts = append(opts, pincluster.WithPebble(filepath.Join(dir, "state")))
+	case "pebble-default":
+		// Pebble opened here, with its defaults (8 MiB cache, no
+		// filters) or -pebblecache and -pebblebloom: for comparisons.
+		po := &pebble.Options{CacheSize: pebbleCache}
+		if pebbleBloom {
+			for i := range po.Levels {
+				po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+			}
+		}
+		pd, err := pebbleds.NewDatastore(filepath.Join(dir, "state"), pebbleds.WithPebbleOpts(po))
+		if err != nil {
+			psCancel()
+			_ = h.Close()
+			_ = conn.Close()
+			return nil, err
+		}
+		opts = append(opts, pincluster.WithDatastore(pd))
+		closeStore = func() { _ = pd.Close() }
 	default:
 		psCancel()
 		_ = h.Close()
 		_ = conn.Close()
-		return nil, fmt.Errorf("-store %q: want badger or pebble", store)
+		return nil, fmt.Errorf("-store %q: want badger, pebble or pebble-default", store)
 	}
 	c, err := pincluster.New(ctx, h, nil, ps, opts...)
 	if err != nil {
 		psCancel()
 		_ = h.Close()
 		_ = conn.Close()
+		closeStore()
 		return nil, err
 	}
-	return &peer{c: c, conn: conn, stop: func() {
+	return &peer{c: c, h: h, conn: conn, stop: func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		if err := c.Shutdown(sctx); err != nil {
@@ -156,6 +223,7 @@ func start(ctx context.Context, store, dir string) (*peer, error) {
 		psCancel()
 		_ = h.Close()
 		_ = conn.Close()
+		closeStore()
 	}}, nil
 }
 
@@ -163,7 +231,7 @@ func write(store, dir string, n, from, clients, every, heapAt int, limit time.Du
 	ctx := context.Background()
 	resetPeak()
 	t0 := time.Now()
-	p, err := start(ctx, store, dir)
+	p, err := start(ctx, store, dir, "")
 	if err != nil {
 		return err
 	}
@@ -190,10 +258,10 @@ func write(store, dir string, n, from, clients, every, heapAt int, limit time.Du
 		rss, hwm := procStatus()
 		anon, file := rssSplit()
 		cpu := cpuTime()
-		fmt.Printf("  %9d pins  %7.0f/s (last %d: %7.0f/s, %.0f CPU-us/pin)  RSS %5d MiB (anon %d, file %d)  peak RSS %5d MiB  heap %5d MiB  peak heap %5d MiB  load %s\n",
+		fmt.Printf("  %9d pins  %7.0f/s (last %d: %7.0f/s, %.0f CPU-us/pin)  RSS %5d MiB (anon %d, file %d, of it dirty %d)  peak RSS %5d MiB  heap %5d MiB  peak heap %5d MiB  load %s\n",
 			k, float64(k)/now.Sub(start).Seconds(), k-last, float64(k-last)/now.Sub(lastAt).Seconds(),
 			float64((cpu-lastCPU).Microseconds())/float64(k-last),
-			rss, anon, file, hwm, heapMiB(), mon.peakMiB(), loadavg())
+			rss, anon, file, fileDirtyMiB(), hwm, heapMiB(), mon.peakMiB(), loadavg())
 		last, lastAt, lastCPU = k, now, cpu
 		if heapAt > 0 && k == heapAt {
 			if err := writeHeap(filepath.Join(dir, "heap.pprof")); err != nil {
@@ -245,11 +313,11 @@ func write(store, dir string, n, from, clients, every, heapAt int, limit time.Du
 	return nil
 }
 
-func open(store, dir, profDir string) error {
+func open(store, dir, profDir string, idleFor time.Duration) error {
 	ctx := context.Background()
 	resetPeak()
 	t0 := time.Now()
-	p, err := start(ctx, store, dir)
+	p, err := start(ctx, store, dir, "")
 	if err != nil {
 		return err
 	}
@@ -274,7 +342,19 @@ func open(store, dir, profDir string) error {
 	time.Sleep(10 * time.Second)
 	rss, hwm = procStatus()
 	anon, file = rssSplit()
-	fmt.Printf("idle at %v: RSS %d MiB (anon %d, file %d), peak RSS %d MiB, heap %d MiB; load %s\n", time.Since(t0).Round(time.Second), rss, anon, file, hwm, heapMiB(), loadavg())
+	fmt.Printf("idle at %v: RSS %d MiB (anon %d, file %d, of it dirty %d), peak RSS %d MiB, heap %d MiB; load %s\n", time.Since(t0).Round(time.Second), rss, anon, file, fileDirtyMiB(), hwm, heapMiB(), loadavg())
+
+	if idleFor > 0 {
+		// The peer's periodic work at this pinset (the state sync every
+		// minute by default, the expiry, metrics): CPU over idleFor.
+		cpu0, t := cpuTime(), time.Now()
+		time.Sleep(idleFor)
+		used := cpuTime() - cpu0
+		rss, hwm = procStatus()
+		anon, file = rssSplit()
+		fmt.Printf("idle for %v: CPU %v (%.0f %% of a core); RSS %d MiB (anon %d, file %d), peak RSS %d MiB; load %s\n",
+			time.Since(t).Round(time.Second), used.Round(time.Millisecond), 100*used.Seconds()/time.Since(t).Seconds(), rss, anon, file, hwm, loadavg())
+	}
 
 	phase := func(name string, seq func(yield func() bool)) {
 		runtime.GC()
@@ -327,6 +407,104 @@ func open(store, dir, profDir string) error {
 	t1 := time.Now()
 	fmt.Printf("disk: %s\n", du(filepath.Join(dir, "state")))
 	_ = t1
+	return nil
+}
+
+// join opens the peer of dir (the source) and starts, in a child process
+// (so that its memory is measured alone), a fresh peer on joinDir that
+// connects to it and joins; the child reports until it is in sync.
+func join(store, dir, joinStore, joinDir string, limit time.Duration) error {
+	if joinDir == "" {
+		return errors.New("-joindir is required")
+	}
+	if _, err := os.Stat(joinDir); err == nil {
+		return fmt.Errorf("-joindir %s exists: a fresh peer needs a new directory", joinDir)
+	}
+	ctx := context.Background()
+	t0 := time.Now()
+	p, err := start(ctx, store, dir, "")
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	if err := p.c.WaitReady(ctx); err != nil {
+		return err
+	}
+	st, _ := p.c.ConsensusStats()
+	want := p.conn.count()
+	addrs := p.h.Addrs()
+	if len(addrs) == 0 {
+		return errors.New("source has no listen address")
+	}
+	addr := fmt.Sprintf("%s/p2p/%s", addrs[0], p.h.ID())
+	fmt.Printf("source %s: Ready in %v, %d pins, height %d, %d heads; load %s\n", store, time.Since(t0).Round(time.Millisecond), want, st.Height, st.Heads, loadavg())
+	args := []string{"-mode", "joiner", "-store", joinStore, "-dir", joinDir, "-connect", addr,
+		"-height", fmt.Sprint(st.Height), "-want", fmt.Sprint(want)}
+	if limit > 0 {
+		args = append(args, "-for", limit.String())
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cpu0 := cpuTime()
+	err = cmd.Run()
+	fmt.Printf("source CPU during the join %v; RSS %d MiB (anon %d, file %d); load %s\n",
+		(cpuTime() - cpu0).Round(time.Millisecond), func() int { r, _ := procStatus(); return r }(), func() int { a, _ := rssSplit(); return a }(), func() int { _, f := rssSplit(); return f }(), loadavg())
+	return err
+}
+
+// joiner is the child of join: a fresh peer that connects to the source
+// and waits until its DAG reaches the source's height with nothing
+// queued; then it counts its pins.
+func joiner(store, dir, connect string, height uint64, want int, limit time.Duration) error {
+	ctx := context.Background()
+	resetPeak()
+	mon := startMonitor()
+	t0, cpu0 := time.Now(), cpuTime()
+	p, err := start(ctx, store, dir, connect)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	if err := p.c.WaitReady(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("joiner %s: Ready in %v\n", store, time.Since(t0).Round(time.Millisecond))
+	lastPrint := time.Now()
+	for {
+		st, ok := p.c.ConsensusStats()
+		if ok && st.Height >= height && st.Heads == 1 && st.QueuedDeltas == 0 {
+			break
+		}
+		if limit > 0 && time.Since(t0) > limit {
+			return fmt.Errorf("not in sync after %v: %+v", limit, st)
+		}
+		if time.Since(lastPrint) >= 15*time.Second {
+			lastPrint = time.Now()
+			rss, hwm := procStatus()
+			anon, file := rssSplit()
+			fmt.Printf("  %v: height %d of %d, %d heads, %d deltas applied, %d queued; RSS %d MiB (anon %d, file %d), peak RSS %d MiB, peak heap %d MiB; load %s\n",
+				time.Since(t0).Round(time.Second), st.Height, height, st.Heads, st.RemoteDeltas, st.QueuedDeltas, rss, anon, file, hwm, mon.peakMiB(), loadavg())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	took, cpu := time.Since(t0), cpuTime()-cpu0
+	st, _ := p.c.ConsensusStats()
+	rss, hwm := procStatus()
+	anon, file := rssSplit()
+	fmt.Printf("joiner in sync in %v (CPU %v): height %d, %d deltas applied above the snapshot; RSS %d MiB (anon %d, file %d), peak RSS %d MiB, peak heap %d MiB; load %s\n",
+		took.Round(time.Millisecond), cpu.Round(time.Millisecond), st.Height, st.RemoteDeltas, rss, anon, file, hwm, mon.peakMiB(), loadavg())
+	mon.stop()
+	n := 0
+	for _, err := range p.c.Pins(ctx, pincluster.PinFilter{}) {
+		if err != nil {
+			return err
+		}
+		n++
+	}
+	fmt.Printf("joiner holds %d pins (source %d); disk: %s\n", n, want, du(filepath.Join(dir, "state")))
+	if n != want {
+		return fmt.Errorf("joiner holds %d pins, source %d", n, want)
+	}
 	return nil
 }
 
@@ -411,6 +589,35 @@ func procStatus() (rss, hwm int) {
 func rssSplit() (anon, file int) {
 	v := procStatusMiB("RssAnon", "RssFile")
 	return v[0], v[1]
+}
+
+// fileDirtyMiB returns the dirty part of the process's file-backed
+// mappings (/proc/self/smaps: Shared_Dirty + Private_Dirty of mappings of
+// a path): the rest of RssFile is clean page cache mapped into the
+// process, which the kernel can drop without writing anything.
+func fileDirtyMiB() int {
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		return -1
+	}
+	kb, file := 0, false
+	for l := range strings.Lines(string(b)) {
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		if strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			// A mapping's header: address perms offset dev inode [path].
+			file = len(f) >= 6 && strings.HasPrefix(f[5], "/")
+			continue
+		}
+		if file && (f[0] == "Shared_Dirty:" || f[0] == "Private_Dirty:") && len(f) >= 2 {
+			var v int
+			fmt.Sscan(f[1], &v)
+			kb += v
+		}
+	}
+	return kb >> 10
 }
 
 // procStatusMiB returns the named fields of /proc/self/status (given in

@@ -1,0 +1,197 @@
+package pincluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"sync"
+	"testing"
+
+	cid "github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
+)
+
+// syncState is a ReadOnly over a fixed list of pins that counts Get and,
+// while listing, calls during once after the first pin.
+type syncState struct {
+	ReadOnly
+	mu     sync.Mutex
+	pins   map[cid.Cid]Pin
+	order  []cid.Cid
+	gets   int
+	during func()
+}
+
+func (s *syncState) Get(_ context.Context, c cid.Cid) (Pin, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gets++
+	p, ok := s.pins[c]
+	if !ok {
+		return Pin{}, fmt.Errorf("%s: %w", c, ErrNotFound)
+	}
+	return p, nil
+}
+
+func (s *syncState) Has(_ context.Context, c cid.Cid) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.pins[c]
+	return ok, nil
+}
+
+// List yields the pins as they were when it began (a snapshot, as a
+// datastore's query): changes made meanwhile are not seen.
+func (s *syncState) List(context.Context) iter.Seq2[Pin, error] {
+	s.mu.Lock()
+	snap := make([]Pin, 0, len(s.order))
+	for _, c := range s.order {
+		snap = append(snap, s.pins[c])
+	}
+	s.mu.Unlock()
+	return func(yield func(Pin, error) bool) {
+		for i, p := range snap {
+			if !yield(p, nil) {
+				return
+			}
+			if i == 0 && s.during != nil {
+				s.during()
+			}
+		}
+	}
+}
+
+type syncConsensus struct {
+	Consensus
+	st *syncState
+}
+
+func (c syncConsensus) State(context.Context) (ReadOnly, error) { return c.st, nil }
+
+// syncTracker keeps the last pin it was given for each CID.
+type syncTracker struct {
+	PinTracker
+	mu      sync.Mutex
+	tracked map[cid.Cid]Pin
+}
+
+func (t *syncTracker) Track(_ context.Context, p Pin) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.tracked[p.Cid] = p
+	return nil
+}
+
+func (t *syncTracker) Untrack(_ context.Context, c cid.Cid) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.tracked, c)
+	return nil
+}
+
+func (t *syncTracker) SyncAll(context.Context) iter.Seq2[PinInfo, error] {
+	return func(func(PinInfo, error) bool) {}
+}
+
+func (t *syncTracker) StatusAll(context.Context, TrackerStatus) iter.Seq2[PinInfo, error] {
+	return func(func(PinInfo, error) bool) {}
+}
+
+func syncTestCID(t *testing.T, s string) cid.Cid {
+	t.Helper()
+	h, err := mh.Sum([]byte(s), mh.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cid.NewCidV1(cid.Raw, h)
+}
+
+// TestStateSyncDuringWritesRereadsOnlyChangedPins: a state sync lists
+// 1,000 pins while writes land on every lock stripe (64 new pins, one per
+// stripe) and on one listed pin. Only that pin is read again (the listed
+// copy is older than its change, which must not be undone); the 999 others
+// are handed to the tracker as listed. Before, a change anywhere in a
+// stripe made every listed pin of that stripe be read again: with writes
+// going on, the whole pinset, once per state sync (issue 19: the CPU per
+// written pin grew with the pinset).
+func TestStateSyncDuringWritesRereadsOnlyChangedPins(t *testing.T) {
+	ctx := context.Background()
+	st := &syncState{pins: map[cid.Cid]Pin{}}
+	for i := range 1000 {
+		c := syncTestCID(t, fmt.Sprint("listed-", i))
+		st.pins[c] = NewPin(c, PinOptions{Name: "v1"})
+		st.order = append(st.order, c)
+	}
+	tr := &syncTracker{tracked: map[cid.Cid]Pin{}}
+	c := &Cluster{
+		consensus: syncConsensus{st: st},
+		tracker:   tr,
+		index:     newPinIndex(),
+		log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	changed := st.order[500]
+	st.during = func() {
+		// Writes after the listing began: one new pin on every stripe...
+		seen := map[int]bool{}
+		for i := 0; len(seen) < len(c.changeLocks); i++ {
+			n := syncTestCID(t, fmt.Sprint("new-", i))
+			if seen[changeStripe(n)] {
+				continue
+			}
+			seen[changeStripe(n)] = true
+			p := NewPin(n, PinOptions{Name: "new"})
+			st.mu.Lock()
+			st.pins[n] = p
+			st.mu.Unlock()
+			c.onStateChange(ctx, p, false)
+		}
+		// ... and a new version of a listed pin.
+		p := NewPin(changed, PinOptions{Name: "v2"})
+		st.mu.Lock()
+		st.pins[changed] = p
+		st.mu.Unlock()
+		c.onStateChange(ctx, p, false)
+	}
+	if err := c.stateSyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.tracked[changed].Name; got != "v2" {
+		t.Fatalf("the pin changed during the listing is tracked as %q, want v2 (the listed copy undid the change)", got)
+	}
+	for _, ci := range st.order {
+		if _, ok := tr.tracked[ci]; !ok {
+			t.Fatalf("listed pin %s not handed to the tracker", ci)
+		}
+	}
+	if st.gets != 1 {
+		t.Fatalf("the state sync read %d pins again, want 1 (only the pin changed during the listing)", st.gets)
+	}
+	for i := range c.changed {
+		if c.changed[i] != nil {
+			t.Fatalf("stripe %d still records changes after the sync", i)
+		}
+	}
+}
+
+// A stripe whose record overflows reads every listed pin of it again
+// (correct, as before), and records nothing more.
+func TestChangedSetOverflow(t *testing.T) {
+	s := &changedSet{fps: map[uint64]struct{}{}}
+	for h := range uint64(maxChangedPerStripe) {
+		s.add(h)
+	}
+	if s.has(maxChangedPerStripe) || !s.has(1) {
+		t.Fatal("a full set must name exactly what it recorded")
+	}
+	s.add(maxChangedPerStripe)
+	if !s.overflow || s.fps != nil || !s.has(1<<40) {
+		t.Fatalf("past %d entries the set must overflow and answer true for anything", maxChangedPerStripe)
+	}
+	var none *changedSet
+	none.add(1)
+	if !none.has(1) {
+		t.Fatal("no record must answer true (read again)")
+	}
+}
