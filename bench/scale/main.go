@@ -135,7 +135,8 @@ var (
 
 // start starts the peer on dir; with connect (a multiaddr with /p2p/), its
 // host connects there before the pubsub and the Cluster start, so that a
-// joining peer finds the other at once.
+// joining peer finds the other at once. It returns once the Cluster is
+// Ready.
 func start(ctx context.Context, store, dir, connect string) (*peer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -214,7 +215,7 @@ func start(ctx context.Context, store, dir, connect string) (*peer, error) {
 		closeStore()
 		return nil, err
 	}
-	return &peer{c: c, h: h, conn: conn, stop: func() {
+	p := &peer{c: c, h: h, conn: conn, stop: func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		if err := c.Shutdown(sctx); err != nil {
@@ -224,7 +225,12 @@ func start(ctx context.Context, store, dir, connect string) (*peer, error) {
 		_ = h.Close()
 		_ = conn.Close()
 		closeStore()
-	}}, nil
+	}}
+	if err := c.WaitReady(ctx); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
 }
 
 func write(store, dir string, n, from, clients, every, heapAt int, limit time.Duration) error {
@@ -233,9 +239,6 @@ func write(store, dir string, n, from, clients, every, heapAt int, limit time.Du
 	t0 := time.Now()
 	p, err := start(ctx, store, dir, "")
 	if err != nil {
-		return err
-	}
-	if err := p.c.WaitReady(ctx); err != nil {
 		return err
 	}
 	fmt.Printf("write %s: %d pins from %d, %d callers; ready in %v\n", store, n, from, clients, time.Since(t0).Round(time.Millisecond))
@@ -322,9 +325,6 @@ func open(store, dir, profDir string, idleFor time.Duration) error {
 		return err
 	}
 	defer p.stop()
-	if err := p.c.WaitReady(ctx); err != nil {
-		return err
-	}
 	ready := time.Since(t0)
 	rss, hwm := procStatus()
 	anon, file := rssSplit()
@@ -427,9 +427,6 @@ func join(store, dir, joinStore, joinDir string, limit time.Duration) error {
 		return err
 	}
 	defer p.stop()
-	if err := p.c.WaitReady(ctx); err != nil {
-		return err
-	}
 	st, _ := p.c.ConsensusStats()
 	want := p.conn.count()
 	addrs := p.h.Addrs()
@@ -465,9 +462,6 @@ func joiner(store, dir, connect string, height uint64, want int, limit time.Dura
 		return err
 	}
 	defer p.stop()
-	if err := p.c.WaitReady(ctx); err != nil {
-		return err
-	}
 	fmt.Printf("joiner %s: Ready in %v\n", store, time.Since(t0).Round(time.Millisecond))
 	lastPrint := time.Now()
 	for {
