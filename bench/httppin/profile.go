@@ -36,19 +36,18 @@ func startExtraProfiles() (stop func() error) {
 		runtime.SetMutexProfileFraction(10)
 	}
 	return func() error {
-		write := writeProfile
 		runtime.SetBlockProfileRate(0)
 		runtime.SetMutexProfileFraction(0)
-		if err := write("block", blockProfile); err != nil {
+		if err := writeProfile("block", blockProfile); err != nil {
 			return err
 		}
-		if err := write("mutex", mutexProfile); err != nil {
+		if err := writeProfile("mutex", mutexProfile); err != nil {
 			return err
 		}
 		if memProfile != "" {
 			runtime.GC()
 		}
-		return write("allocs", memProfile)
+		return writeProfile("allocs", memProfile)
 	}
 }
 

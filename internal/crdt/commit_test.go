@@ -87,14 +87,7 @@ func TestCommitSyncError(t *testing.T) {
 func TestSequentialWritesShareBroadcasts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		// In-memory maps: pebble's background work cannot run inside a
-		// synctest bubble.
-		c := &cluster{t: t, net: crdttest.NewNetwork(), bus: crdttest.NewBus(1)}
-		w := c.open("w", newMapStore(), crdt.Config{})
-		r := c.open("r", newMapStore(), crdt.Config{})
-		synctest.Wait()
-		sent0 := w.Stats().SentBroadcasts
-		sent := func() uint64 { synctest.Wait(); return w.Stats().SentBroadcasts - sent0 }
+		w, r, sent := writerAndReader(t, crdt.Config{})
 		const n = 20
 		require.NoError(t, w.Put(ctx, key(0), []byte("v")))
 		require.Equal(t, uint64(1), sent(), "the first write is announced at once")
@@ -114,14 +107,7 @@ func TestSequentialWritesShareBroadcasts(t *testing.T) {
 func TestBroadcastGapEndsEarlyWhenBlocksPileUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		// In-memory maps: pebble's background work cannot run inside a
-		// synctest bubble.
-		c := &cluster{t: t, net: crdttest.NewNetwork(), bus: crdttest.NewBus(1)}
-		w := c.open("w", newMapStore(), crdt.Config{BroadcastGap: time.Hour})
-		r := c.open("r", newMapStore(), crdt.Config{})
-		synctest.Wait()
-		sent0 := w.Stats().SentBroadcasts
-		sent := func() uint64 { synctest.Wait(); return w.Stats().SentBroadcasts - sent0 }
+		w, r, sent := writerAndReader(t, crdt.Config{BroadcastGap: time.Hour})
 		require.NoError(t, w.Put(ctx, key(0), []byte("v")))
 		require.Equal(t, uint64(1), sent())
 		for i := 1; i < 32; i++ {
@@ -132,6 +118,19 @@ func TestBroadcastGapEndsEarlyWhenBlocksPileUp(t *testing.T) {
 		require.Equal(t, uint64(2), sent(), "32 blocks end the gap")
 		requireKeys(t, r, 33)
 	})
+}
+
+// writerAndReader opens, inside a synctest bubble, a writer configured by
+// cfg and a reader, on in-memory maps (pebble's background work cannot
+// run inside a bubble). sent returns the writer's broadcasts since, once
+// the bubble has settled.
+func writerAndReader(t *testing.T, cfg crdt.Config) (w, r *replica, sent func() uint64) {
+	c := &cluster{t: t, net: crdttest.NewNetwork(), bus: crdttest.NewBus(1)}
+	w = c.open("w", newMapStore(), cfg)
+	r = c.open("r", newMapStore(), crdt.Config{})
+	synctest.Wait()
+	sent0 := w.Stats().SentBroadcasts
+	return w, r, func() uint64 { synctest.Wait(); return w.Stats().SentBroadcasts - sent0 }
 }
 
 // requireKeys checks that replica r holds keys 0..n-1, applied from the

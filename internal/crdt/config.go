@@ -252,6 +252,9 @@ type Config struct {
 
 func (c Config) withDefaults() (Config, error) {
 	c.Logger = defaults.Logger(c.Logger)
+	if c.GatherWait == 0 { // negative: never wait
+		c.GatherWait = DefaultGatherWait
+	}
 	if err := errors.Join(
 		defaults.Set("RebroadcastInterval", &c.RebroadcastInterval, DefaultRebroadcastInterval),
 		defaults.Set("BroadcastGap", &c.BroadcastGap, DefaultBroadcastGap),
@@ -261,7 +264,6 @@ func (c Config) withDefaults() (Config, error) {
 		defaults.Set("SnapshotWait", &c.SnapshotWait, DefaultSnapshotWait),
 		defaults.Set("CompactInterval", &c.CompactInterval, DefaultCompactInterval),
 		defaults.NotNegative("MaxBatchAge", c.MaxBatchAge),
-		gatherWait(&c.GatherWait),
 		defaults.Set("NumWorkers", &c.NumWorkers, DefaultNumWorkers),
 		defaults.Set("MaxBatchSize", &c.MaxBatchSize, DefaultMaxBatchSize),
 		defaults.Set("MaxBlockSize", &c.MaxBlockSize, DefaultMaxBlockSize),
@@ -297,12 +299,4 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("crdt: config: MaxLinks %d too large for MaxBlockSize %d", c.MaxLinks, c.MaxBlockSize)
 	}
 	return c, nil
-}
-
-// gatherWait defaults GatherWait; a negative one stays (never wait).
-func gatherWait(v *time.Duration) error {
-	if *v == 0 {
-		*v = DefaultGatherWait
-	}
-	return nil
 }
