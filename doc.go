@@ -286,6 +286,7 @@
 //	api/rest           IPFS Cluster's REST API (ipfs-cluster-ctl works against it)
 //	api/pinsvc         the IPFS Pinning Service API (ipfs pin remote)
 //	api/ipfsproxy      IPFS Cluster's IPFS proxy (Kubo's RPC API, pins going to the cluster)
+//	api/server         the HTTP server all three run (limits, Start, Shutdown)
 //	clustertest        the test kit: mock connector, static informers, N peers on mocknet
 //	connector/connectortest  the conformance suite every IPFSConnector passes
 //	bench/             benchmark programs: httppin (the HTTP pin path), scale (a large pinset)

@@ -30,7 +30,6 @@ import (
 	"log/slog"
 	"mime"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -44,7 +43,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pincluster/pincluster"
-	"github.com/pincluster/pincluster/api/internal/httpx"
+	"github.com/pincluster/pincluster/api/server"
 	"github.com/pincluster/pincluster/internal/defaults"
 )
 
@@ -134,13 +133,15 @@ var Routes = []string{"/api/v0/pin/add", "/api/v0/pin/rm", "/api/v0/pin/update",
 // REST and Pinning Service APIs. It is a pincluster.Component, for
 // pincluster.WithAPI.
 type Proxy struct {
+	// Server runs the proxy: Handler, Serve, Start, Addr and Shutdown are
+	// its methods, the same on every HTTP API of the module.
+	*server.Server
+
 	backend Backend
 	cfg     Config
 	log     *slog.Logger
 	node    *url.URL
 	fwd     *httputil.ReverseProxy
-	handler http.Handler
-	server  *httpx.Server
 
 	// logLimit bounds the logs that clients can cause (a Kubo that is
 	// down, a peer that does not answer).
@@ -167,16 +168,6 @@ func New(backend Backend, cfg Config) (*Proxy, error) {
 	); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	// The other server limits take httpx's defaults, as in both APIs.
-	sc := httpx.ServerConfig{
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		ReadTimeout:       cfg.ReadTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
-		MaxConns:          cfg.MaxConns,
-	}
-	if err := sc.Defaults(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
-	}
 	cfg.Logger = defaults.Logger(cfg.Logger)
 	u, err := url.Parse(cfg.NodeURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -195,31 +186,20 @@ func New(backend Backend, cfg Config) (*Proxy, error) {
 			writeError(w, http.StatusBadGateway, "ipfs proxy: IPFS daemon unreachable: "+err.Error())
 		},
 	}
-	p.handler = p.routes()
-	sc.Middleware, sc.Name = cfg.Middleware, "ipfsproxy"
-	p.server = httpx.NewServer(p.handler, sc)
+	// The other server limits take api/server's defaults, as in both APIs.
+	if p.Server, err = server.New(p.routes(), server.Config{
+		ListenAddr:        cfg.ListenAddr,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxConns:          cfg.MaxConns,
+		Middleware:        cfg.Middleware,
+		Name:              "ipfsproxy",
+	}); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
 	return p, nil
 }
-
-// Handler returns the proxy's http.Handler (without Config.Middleware).
-func (p *Proxy) Handler() http.Handler { return p.handler }
-
-// Serve serves the proxy on l until Shutdown, then returns
-// http.ErrServerClosed.
-func (p *Proxy) Serve(l net.Listener) error { return p.server.Serve(l) }
-
-// Start listens on Config.ListenAddr and serves in the background until
-// Shutdown. After Shutdown it returns http.ErrServerClosed.
-func (p *Proxy) Start() error { return p.server.Listen(p.cfg.ListenAddr) }
-
-// Addr returns the address the proxy serves on (the first listener of
-// Start or Serve), or nil before.
-func (p *Proxy) Addr() net.Addr { return p.server.Addr() }
-
-// Shutdown stops listening, waits for the requests in progress and
-// returns; ctx.Err() if ctx ends first. A second call returns an error
-// wrapping net.ErrClosed.
-func (p *Proxy) Shutdown(ctx context.Context) error { return p.server.Shutdown(ctx) }
 
 func (p *Proxy) routes() http.Handler {
 	intercepted := map[string]http.HandlerFunc{

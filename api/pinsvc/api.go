@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 
 	"github.com/pincluster/pincluster"
 	"github.com/pincluster/pincluster/api/internal/auth"
 	"github.com/pincluster/pincluster/api/internal/httpx"
+	"github.com/pincluster/pincluster/api/server"
 )
 
 // ErrConfig is wrapped by the errors New returns for an impossible Config.
@@ -24,13 +23,15 @@ var ErrConfig = errors.New("pinsvc: invalid config")
 // package api/rest's. It is a pincluster.Component: NewAPI starts it with
 // a Cluster (WithAPI).
 type API struct {
+	// Server runs the API: Handler, Serve, Start, Addr and Shutdown are
+	// its methods, the same on every HTTP API of the module.
+	*server.Server
+
 	backend Backend
 	cfg     Config
 	auth    atomic.Pointer[auth.Authenticator]
 	log     *slog.Logger
 	store   *store
-	handler http.Handler
-	server  *httpx.Server
 
 	// writeMu serialises changes to requests and the cluster pins they
 	// hold (reference counting per CID).
@@ -63,9 +64,9 @@ func New(backend Backend, cfg Config) (*API, error) {
 	}
 	api := &API{backend: backend, cfg: cfg, log: cfg.Logger, store: st}
 	api.auth.Store(a)
-	api.handler = api.routes()
-	sc.Middleware, sc.Name = cfg.Middleware, "pinsvc"
-	api.server = httpx.NewServer(api.handler, sc)
+	if api.Server, err = server.New(api.routes(), sc); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
 	return api, nil
 }
 
@@ -88,32 +89,12 @@ func (a *API) SetTokens(tokens map[string]string) error {
 	return nil
 }
 
-// NewAPI returns a constructor for pincluster.WithAPI: New on the Cluster,
-// then Start (listening on cfg.ListenAddr) once the cluster is built; the
-// Cluster's Shutdown shuts the API down first.
+// NewAPI returns a constructor for pincluster.WithAPI that serves the
+// Pinning Service API of the Cluster on cfg.ListenAddr: New, then Start,
+// once the Cluster is built. The Cluster's Shutdown shuts it down first.
 func NewAPI(cfg Config) func(*pincluster.Cluster) (pincluster.Component, error) {
 	return httpx.Started(func(c *pincluster.Cluster) (*API, error) { return New(c, cfg) })
 }
-
-// Handler returns the API's http.Handler, for a server of the caller's.
-func (a *API) Handler() http.Handler { return a.handler }
-
-// Serve serves the API on l until Shutdown, then returns
-// http.ErrServerClosed.
-func (a *API) Serve(l net.Listener) error { return a.server.Serve(l) }
-
-// Start listens on Config.ListenAddr and serves in the background until
-// Shutdown. After Shutdown it returns http.ErrServerClosed.
-func (a *API) Start() error { return a.server.Listen(a.cfg.ListenAddr) }
-
-// Addr returns the address the API serves on (the first listener of Start
-// or Serve), or nil before.
-func (a *API) Addr() net.Addr { return a.server.Addr() }
-
-// Shutdown stops listening, waits for the requests in progress and
-// returns; ctx.Err() if ctx ends first. A second call returns an error
-// wrapping net.ErrClosed. The datastore is the caller's and stays open.
-func (a *API) Shutdown(ctx context.Context) error { return a.server.Shutdown(ctx) }
 
 // RevokeToken refuses a JWT signed with Config.JWTKey from now on, until
 // it expires: it adds it to Config.Revocations, so the APIs given the same

@@ -11,7 +11,7 @@ import (
 	dssync "github.com/ipfs/go-datastore/sync"
 
 	"github.com/pincluster/pincluster/api/internal/auth"
-	"github.com/pincluster/pincluster/api/internal/httpx"
+	"github.com/pincluster/pincluster/api/server"
 	"github.com/pincluster/pincluster/internal/defaults"
 )
 
@@ -75,7 +75,7 @@ type Config struct {
 	// MaxConns bounds the connections open at once on each listener of
 	// Serve and Start; one beyond it is answered 503 (Retry-After) and
 	// closed without being read. Negative: no limit. Default: 1024
-	// (httpx's DefaultMaxConns, as the REST API's).
+	// (server.DefaultMaxConns, as the REST API's).
 	MaxConns int
 	// AuthFailureBurst is how many wrong tokens one client address (IPv6:
 	// its /64) may present in a row; after that its requests with a
@@ -101,7 +101,7 @@ type Config struct {
 // Config.Revocations; the same type as rest.Revocations.
 type Revocations = auth.Revocations
 
-func (c Config) withDefaults() (Config, httpx.ServerConfig, error) {
+func (c Config) withDefaults() (Config, server.Config, error) {
 	if c.ListenAddr == "" {
 		c.ListenAddr = DefaultListenAddr
 	}
@@ -110,7 +110,7 @@ func (c Config) withDefaults() (Config, httpx.ServerConfig, error) {
 		defaults.Set("ReadTimeout", &c.ReadTimeout, 30*time.Second),
 		defaults.Set("WriteTimeout", &c.WriteTimeout, 60*time.Second),
 	); err != nil {
-		return c, httpx.ServerConfig{}, err
+		return c, server.Config{}, err
 	}
 	if c.Datastore == nil {
 		c.Datastore = dssync.MutexWrap(ds.NewMapDatastore())
@@ -123,18 +123,17 @@ func (c Config) withDefaults() (Config, httpx.ServerConfig, error) {
 		c.Revocations = auth.NewRevocations()
 	}
 	if c.JWTKey != nil && len(c.JWTKey) < auth.MinJWTKeyLen {
-		return c, httpx.ServerConfig{}, fmt.Errorf("JWTKey of %d bytes, need at least %d", len(c.JWTKey), auth.MinJWTKeyLen)
+		return c, server.Config{}, fmt.Errorf("JWTKey of %d bytes, need at least %d", len(c.JWTKey), auth.MinJWTKeyLen)
 	}
-	sc := httpx.ServerConfig{
+	return c, server.Config{
+		ListenAddr:        c.ListenAddr,
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
 		ReadTimeout:       c.ReadTimeout,
 		WriteTimeout:      c.WriteTimeout,
 		IdleTimeout:       c.IdleTimeout,
 		MaxHeaderBytes:    c.MaxHeaderBytes,
 		MaxConns:          c.MaxConns,
-	}
-	if err := sc.Defaults(); err != nil {
-		return c, sc, err
-	}
-	return c, sc, nil
+		Middleware:        c.Middleware,
+		Name:              "pinsvc",
+	}, nil
 }

@@ -1,16 +1,14 @@
 package rest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 
 	"github.com/pincluster/pincluster"
 	"github.com/pincluster/pincluster/api/internal/auth"
 	"github.com/pincluster/pincluster/api/internal/httpx"
+	"github.com/pincluster/pincluster/api/server"
 )
 
 // ErrConfig is wrapped by the errors New returns for an impossible Config.
@@ -21,12 +19,14 @@ var ErrConfig = errors.New("rest: invalid config")
 // and server methods have the same shape as package api/pinsvc's. It is a
 // pincluster.Component: NewAPI starts it with a Cluster (WithAPI).
 type API struct {
+	// Server runs the API: Handler, Serve, Start, Addr and Shutdown are
+	// its methods, the same on every HTTP API of the module.
+	*server.Server
+
 	backend Backend
 	cfg     Config
 	auth    *auth.Authenticator
 	log     *slog.Logger
-	handler http.Handler
-	server  *httpx.Server
 }
 
 var _ pincluster.Component = (*API)(nil)
@@ -39,10 +39,6 @@ func New(backend Backend, cfg Config) (*API, error) {
 		return nil, fmt.Errorf("%w: nil backend", ErrConfig)
 	}
 	cfg, err := cfg.withDefaults()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
-	}
-	sc, err := cfg.serverConfig()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
@@ -61,45 +57,25 @@ func New(backend Backend, cfg Config) (*API, error) {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	api := &API{backend: backend, cfg: cfg, auth: a, log: cfg.Logger}
-	api.handler = httpx.CORS(httpx.CORSConfig{
+	handler := httpx.CORS(httpx.CORSConfig{
 		AllowedOrigins:   cfg.CORS.AllowedOrigins,
 		AllowedMethods:   cfg.CORS.AllowedMethods,
 		AllowedHeaders:   cfg.CORS.AllowedHeaders,
 		AllowCredentials: cfg.CORS.AllowCredentials,
 		MaxAge:           cfg.CORS.MaxAge,
 	}, api.routes())
-	sc.Middleware, sc.Name = cfg.Middleware, "rest"
-	api.server = httpx.NewServer(api.handler, sc)
+	if api.Server, err = server.New(handler, cfg.serverConfig()); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
 	return api, nil
 }
 
-// NewAPI returns a constructor for pincluster.WithAPI: New on the Cluster,
-// then Start (listening on cfg.ListenAddr) once the cluster is built; the
-// Cluster's Shutdown shuts the API down first.
+// NewAPI returns a constructor for pincluster.WithAPI that serves IPFS
+// Cluster's REST API of the Cluster on cfg.ListenAddr: New, then Start,
+// once the Cluster is built. The Cluster's Shutdown shuts it down first.
 func NewAPI(cfg Config) func(*pincluster.Cluster) (pincluster.Component, error) {
 	return httpx.Started(func(c *pincluster.Cluster) (*API, error) { return New(c, cfg) })
 }
-
-// Handler returns the API's http.Handler (routes, authentication, CORS),
-// for use with a server of the caller's own.
-func (a *API) Handler() http.Handler { return a.handler }
-
-// Serve serves the API on l until Shutdown, then returns
-// http.ErrServerClosed.
-func (a *API) Serve(l net.Listener) error { return a.server.Serve(l) }
-
-// Start listens on Config.ListenAddr and serves in the background until
-// Shutdown. After Shutdown it returns http.ErrServerClosed.
-func (a *API) Start() error { return a.server.Listen(a.cfg.ListenAddr) }
-
-// Addr returns the address the API serves on (the first listener of Start
-// or Serve), or nil before.
-func (a *API) Addr() net.Addr { return a.server.Addr() }
-
-// Shutdown stops listening, waits for the requests in progress and
-// returns; ctx.Err() if ctx ends first. A second call returns an error
-// wrapping net.ErrClosed.
-func (a *API) Shutdown(ctx context.Context) error { return a.server.Shutdown(ctx) }
 
 // IssueToken signs a JWT for user, as POST /token does.
 func (a *API) IssueToken(user string) (string, error) {

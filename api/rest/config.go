@@ -12,7 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/pincluster/pincluster/api/internal/auth"
-	"github.com/pincluster/pincluster/api/internal/httpx"
+	"github.com/pincluster/pincluster/api/server"
 	"github.com/pincluster/pincluster/internal/defaults"
 )
 
@@ -37,7 +37,7 @@ const (
 	DefaultWriteTimeout = 60 * time.Second
 	// DefaultMaxConns bounds the connections open at once on one
 	// listener; more are answered 503 and closed.
-	DefaultMaxConns = httpx.DefaultMaxConns
+	DefaultMaxConns = server.DefaultMaxConns
 	// DefaultResolveTimeout bounds POST and DELETE of /pins/ipfs/<path>:
 	// resolving the path (which may have to fetch blocks from the
 	// network) and pinning the result.
@@ -199,17 +199,17 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-func (c Config) serverConfig() (httpx.ServerConfig, error) {
-	sc := httpx.ServerConfig{
+// serverConfig is the address and limits of the API's server.
+func (c Config) serverConfig() server.Config {
+	return server.Config{
+		ListenAddr:        c.ListenAddr,
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
 		ReadTimeout:       c.ReadTimeout,
 		MaxConns:          c.MaxConns,
 		WriteTimeout:      c.WriteTimeout,
 		IdleTimeout:       c.IdleTimeout,
 		MaxHeaderBytes:    c.MaxHeaderBytes,
+		Middleware:        c.Middleware,
+		Name:              "rest",
 	}
-	if err := sc.Defaults(); err != nil {
-		return sc, fmt.Errorf("rest: %w", err)
-	}
-	return sc, nil
 }

@@ -348,11 +348,13 @@ func newServer(t *testing.T, a *API) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	require.NoError(t, a.server.Start(l))
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(l) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		require.NoError(t, a.Shutdown(ctx))
+		require.ErrorIs(t, <-served, http.ErrServerClosed)
 	})
 	return "http://" + l.Addr().String()
 }

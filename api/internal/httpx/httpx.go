@@ -1,219 +1,22 @@
-// Package httpx holds the HTTP plumbing shared by api/rest and api/pinsvc:
-// a server runner with timeouts and limits, NDJSON streaming with the
-// X-Stream-Error trailer, CORS, and CID/path parameter parsing.
+// Package httpx holds the HTTP plumbing shared by api/rest, api/pinsvc
+// and api/ipfsproxy: the write deadlines and connection cap that
+// api/server's Server applies, NDJSON streaming with the X-Stream-Error
+// trailer, CORS, and CID/path parameter parsing.
 package httpx
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
-	"net"
 	"net/http"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/pincluster/pincluster/internal/defaults"
 )
-
-// ServerConfig holds the limits of a Server. Zero fields take the
-// defaults named on each.
-type ServerConfig struct {
-	// ReadHeaderTimeout bounds reading a request's headers (slow-loris).
-	// Default: 5s.
-	ReadHeaderTimeout time.Duration
-	// ReadTimeout bounds reading a whole request, body included, from the
-	// start of its headers. 0: none. A handler gives a longer deadline to
-	// an authenticated upload with ExtendReadDeadline, never before it
-	// has checked the credentials.
-	ReadTimeout time.Duration
-	// WriteTimeout bounds each write of a response: the connection's write
-	// deadline is pushed to now + WriteTimeout whenever the handler writes
-	// (at most every WriteTimeout/8), so a client that stops reading is
-	// cut off after about WriteTimeout, while a long NDJSON stream, or an
-	// answer that took longer than WriteTimeout to compute, still goes
-	// out. 0: none.
-	WriteTimeout time.Duration
-	// IdleTimeout bounds keep-alive idleness. Default: 2m.
-	IdleTimeout time.Duration
-	// MaxHeaderBytes bounds request headers; larger ones get 431.
-	// Default: 16 KiB.
-	MaxHeaderBytes int
-	// MaxConns bounds the connections open at once on each listener
-	// given to Serve or Start. A connection beyond it is answered 503
-	// Service Unavailable (Connection: close, Retry-After) and closed at
-	// once, without reading it, so that a flood is shed rather than
-	// queued. Negative: no limit. Default: DefaultMaxConns.
-	MaxConns int
-	// Middleware, when set, wraps the handler the Server runs (the
-	// caller's metrics or logging), inside the write deadlines. Default:
-	// none.
-	Middleware func(http.Handler) http.Handler
-	// Name prefixes the errors of Listen and Shutdown ("rest: listen:
-	// ..."): the package of the API. Default: "httpx".
-	Name string
-}
-
-// DefaultMaxConns is the default ServerConfig.MaxConns: connections open
-// at once on one listener. Each costs a file descriptor and a goroutine.
-const DefaultMaxConns = 1024
-
-// Defaults fills zero fields and rejects negative ones.
-func (c *ServerConfig) Defaults() error {
-	if c.MaxConns == 0 { // negative: no limit
-		c.MaxConns = DefaultMaxConns
-	}
-	if c.Name == "" {
-		c.Name = "httpx"
-	}
-	return errors.Join(
-		defaults.Set("ReadHeaderTimeout", &c.ReadHeaderTimeout, 5*time.Second),
-		defaults.Set("IdleTimeout", &c.IdleTimeout, 2*time.Minute),
-		defaults.Set("MaxHeaderBytes", &c.MaxHeaderBytes, 16<<10),
-		defaults.NotNegative("ReadTimeout", c.ReadTimeout),
-		defaults.NotNegative("WriteTimeout", c.WriteTimeout),
-	)
-}
-
-// Server runs an http.Handler on listeners until Shutdown: the server
-// lifecycle of every HTTP API of the module (api/rest, api/pinsvc,
-// api/ipfsproxy), whose Serve, Start, Addr and Shutdown methods are these.
-type Server struct {
-	srv      *http.Server
-	maxConns int
-	name     string
-
-	mu     sync.Mutex
-	closed bool
-	addr   net.Addr // of the first listener served
-	wg     sync.WaitGroup
-}
-
-// NewServer returns a Server for h with the limits of cfg (defaults
-// filled by the caller).
-func NewServer(h http.Handler, cfg ServerConfig) *Server {
-	if cfg.Middleware != nil {
-		h = cfg.Middleware(h)
-	}
-	if cfg.WriteTimeout > 0 {
-		h = deadlines(cfg, h)
-	}
-	return &Server{maxConns: cfg.MaxConns, name: cfg.Name, srv: &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		ReadTimeout:       cfg.ReadTimeout,
-		WriteTimeout:      cfg.WriteTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-	}}
-}
-
-// limit wraps l in the connection cap of the Server, if any.
-func (s *Server) limit(l net.Listener) net.Listener {
-	if s.maxConns <= 0 {
-		return l
-	}
-	return LimitListener(l, s.maxConns)
-}
-
-// Serve serves on l until Shutdown; it then returns http.ErrServerClosed
-// (at once, closing l, when Shutdown already began).
-func (s *Server) Serve(l net.Listener) error {
-	if err := s.add(l); err != nil {
-		return err
-	}
-	defer s.wg.Done()
-	return s.srv.Serve(s.limit(l))
-}
-
-// add counts one more listener served, or closes l and returns
-// http.ErrServerClosed after Shutdown.
-func (s *Server) add(l net.Listener) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		l.Close()
-		return http.ErrServerClosed
-	}
-	if s.addr == nil {
-		s.addr = l.Addr()
-	}
-	s.wg.Add(1)
-	return nil
-}
-
-// Listen listens on the TCP address addr ("host:port"; port 0 picks a
-// free one, which Addr then reports) and serves there in the background,
-// as Start.
-func (s *Server) Listen(addr string) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("%s: listen: %w", s.name, err)
-	}
-	if err := s.Start(l); err != nil {
-		return fmt.Errorf("%s: %w", s.name, err)
-	}
-	return nil
-}
-
-// Addr returns the address of the first listener given to Serve, Start or
-// Listen, or nil before.
-func (s *Server) Addr() net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.addr
-}
-
-// Start serves on l in a goroutine that Shutdown waits for. After
-// Shutdown it closes l and returns http.ErrServerClosed.
-func (s *Server) Start(l net.Listener) error {
-	if err := s.add(l); err != nil {
-		return err
-	}
-	go func() {
-		defer s.wg.Done()
-		_ = s.srv.Serve(s.limit(l)) // ErrServerClosed after Shutdown
-	}()
-	return nil
-}
-
-// Shutdown stops the listeners, waits for active requests and for the
-// goroutines started by Start, or returns ctx.Err() (wrapped). A second
-// call returns an error wrapping net.ErrClosed.
-func (s *Server) Shutdown(ctx context.Context) error {
-	if err := s.shutdown(ctx); err != nil {
-		return fmt.Errorf("%s: %w", s.name, err)
-	}
-	return nil
-}
-
-func (s *Server) shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return fmt.Errorf("shutdown: %w", net.ErrClosed)
-	}
-	s.closed = true
-	s.mu.Unlock()
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		s.srv.Close()
-	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return err
-}
 
 // ExtendReadDeadline gives the request of w d from now to send the rest
 // of its body, in place of the server's ReadTimeout: for an upload route.
@@ -234,12 +37,12 @@ func Refuse(w http.ResponseWriter) {
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
-// deadlines wraps h so that each request gets a write deadline refreshed
-// at every write (see ServerConfig).
-func deadlines(cfg ServerConfig, h http.Handler) http.Handler {
+// WriteDeadlines wraps h so that each request gets a write deadline of
+// d, refreshed at every write (see api/server's Config.WriteTimeout).
+func WriteDeadlines(d time.Duration, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
-		w = &deadlineWriter{ResponseWriter: w, rc: rc, d: cfg.WriteTimeout}
+		w = &deadlineWriter{ResponseWriter: w, rc: rc, d: d}
 		h.ServeHTTP(w, r)
 	})
 }

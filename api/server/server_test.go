@@ -1,4 +1,4 @@
-package httpx
+package server
 
 import (
 	"bufio"
@@ -8,24 +8,24 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pincluster/pincluster/api/internal/httpx"
 )
 
 // serve runs h on a loopback Server with cfg until the test ends.
-func serve(t *testing.T, h http.Handler, cfg ServerConfig) string {
+func serve(t *testing.T, h http.Handler, cfg Config) string {
 	t.Helper()
-	if err := cfg.Defaults(); err != nil {
-		t.Fatal(err)
-	}
-	s := NewServer(h, cfg)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	cfg.ListenAddr = "127.0.0.1:0"
+	s, err := New(h, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Start(l); err != nil {
+	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -35,7 +35,7 @@ func serve(t *testing.T, h http.Handler, cfg ServerConfig) string {
 			t.Error(err)
 		}
 	})
-	return l.Addr().String()
+	return s.Addr().String()
 }
 
 // TestWriteTimeoutPerWrite: WriteTimeout bounds each write, not the
@@ -47,7 +47,7 @@ func TestWriteTimeoutPerWrite(t *testing.T) {
 	h := http.NewServeMux()
 	h.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		<-time.After(2 * wt) // computing the answer
-		WriteJSON(w, http.StatusOK, map[string]string{"ok": "yes"})
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"ok": "yes"})
 	})
 	h.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
 		seq := func(yield func(int, error) bool) {
@@ -60,9 +60,9 @@ func TestWriteTimeoutPerWrite(t *testing.T) {
 				}
 			}
 		}
-		StreamNDJSON(w, seq, func(i int) any { return i }, func(error) {})
+		httpx.StreamNDJSON(w, seq, func(i int) any { return i }, func(error) {})
 	})
-	addr := serve(t, h, ServerConfig{WriteTimeout: wt})
+	addr := serve(t, h, Config{WriteTimeout: wt})
 
 	resp, err := http.Get("http://" + addr + "/slow")
 	if err != nil {
@@ -83,7 +83,7 @@ func TestWriteTimeoutPerWrite(t *testing.T) {
 	if err != nil || strings.Count(string(b), "\n") != 8 {
 		t.Fatalf("stream of 3.5×WriteTimeout cut: %v, %q", err, b)
 	}
-	if got := resp.Trailer.Get(StreamErrorTrailer); got != "" {
+	if got := resp.Trailer.Get(httpx.StreamErrorTrailer); got != "" {
 		t.Fatalf("stream error trailer %q", got)
 	}
 }
@@ -104,7 +104,7 @@ func TestWriteTimeoutStalledReader(t *testing.T) {
 			}
 		}
 	})
-	addr := serve(t, h, ServerConfig{WriteTimeout: wt})
+	addr := serve(t, h, Config{WriteTimeout: wt})
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -127,20 +127,20 @@ func TestWriteTimeoutStalledReader(t *testing.T) {
 	}
 }
 
-// TestExtendReadDeadline: ExtendReadDeadline gives one request a longer
-// body deadline than ReadTimeout, and TimeoutBody marks the deadline's
-// errors with ErrBodyTimeout.
+// TestExtendReadDeadline: httpx.ExtendReadDeadline gives one request a longer
+// body deadline than ReadTimeout, and httpx.TimeoutBody marks the deadline's
+// errors with httpx.ErrBodyTimeout.
 func TestExtendReadDeadline(t *testing.T) {
 	const rt = 200 * time.Millisecond
 	got := make(chan error, 2)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/long" {
-			ExtendReadDeadline(w, time.Minute)
+			httpx.ExtendReadDeadline(w, time.Minute)
 		}
-		_, err := io.ReadAll(TimeoutBody(r.Body))
+		_, err := io.ReadAll(httpx.TimeoutBody(r.Body))
 		got <- err
 	})
-	addr := serve(t, h, ServerConfig{ReadTimeout: rt})
+	addr := serve(t, h, Config{ReadTimeout: rt})
 	send := func(path string) error {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -162,38 +162,45 @@ func TestExtendReadDeadline(t *testing.T) {
 		}
 		return <-got
 	}
-	if err := send("/short"); !errors.Is(err, ErrBodyTimeout) {
-		t.Fatalf("slow body on /short: %v, want ErrBodyTimeout", err)
+	if err := send("/short"); !errors.Is(err, httpx.ErrBodyTimeout) {
+		t.Fatalf("slow body on /short: %v, want httpx.ErrBodyTimeout", err)
 	}
 	if err := send("/long"); err != nil {
 		t.Fatalf("slow body on /long within its own timeout: %v", err)
 	}
 }
 
-// TestServerLifecycle: Listen serves on a free port that Addr reports,
-// through the Middleware; Shutdown stops it, a second Shutdown wraps
-// net.ErrClosed, and serving after Shutdown is refused with
-// http.ErrServerClosed.
+// TestServerLifecycle: Start serves on a free port that Addr reports,
+// through the Middleware, while Handler is the bare handler; Shutdown
+// stops it, a second Shutdown wraps net.ErrClosed, and serving after
+// Shutdown is refused with http.ErrServerClosed. A bad address or a
+// negative limit is an error, not a panic.
 func TestServerLifecycle(t *testing.T) {
-	cfg := ServerConfig{Middleware: func(h http.Handler) http.Handler {
+	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	cfg := Config{ListenAddr: "127.0.0.1:0", Name: "test", Middleware: func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Middleware", "yes")
 			h.ServeHTTP(w, r)
 		})
 	}}
-	if err := cfg.Defaults(); err != nil {
+	s, err := New(bare, cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }), cfg)
 	if s.Addr() != nil {
-		t.Fatalf("Addr before Listen: %v", s.Addr())
+		t.Fatalf("Addr before Start: %v", s.Addr())
 	}
-	if err := s.Listen("127.0.0.1:0"); err != nil {
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if rec.Code != http.StatusNoContent || rec.Header().Get("X-Middleware") != "" {
+		t.Fatalf("Handler: %d, middleware header %q; want the bare handler", rec.Code, rec.Header().Get("X-Middleware"))
+	}
+	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
 	addr := s.Addr()
 	if addr == nil || strings.HasSuffix(addr.String(), ":0") {
-		t.Fatalf("Addr after Listen: %v", addr)
+		t.Fatalf("Addr after Start: %v", addr)
 	}
 	res, err := http.Get("http://" + addr.String() + "/")
 	if err != nil {
@@ -203,22 +210,37 @@ func TestServerLifecycle(t *testing.T) {
 	if res.StatusCode != http.StatusNoContent || res.Header.Get("X-Middleware") != "yes" {
 		t.Fatalf("answer %d, middleware header %q", res.StatusCode, res.Header.Get("X-Middleware"))
 	}
-	if err := s.Listen("not an address"); err == nil {
-		t.Fatal("Listen on a bad address succeeded")
-	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Shutdown(ctx); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("second Shutdown: %v, want net.ErrClosed", err)
+	if err := s.Shutdown(ctx); !errors.Is(err, net.ErrClosed) || !strings.HasPrefix(err.Error(), "test: ") {
+		t.Fatalf("second Shutdown: %v, want net.ErrClosed prefixed by the Name", err)
 	}
 	if _, err := http.Get("http://" + addr.String() + "/"); err == nil {
 		t.Fatal("still serving after Shutdown")
 	}
-	if err := s.Listen("127.0.0.1:0"); !errors.Is(err, http.ErrServerClosed) {
-		t.Fatalf("Listen after Shutdown: %v, want http.ErrServerClosed", err)
+	if err := s.Start(); !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Start after Shutdown: %v, want http.ErrServerClosed", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve after Shutdown: %v, want http.ErrServerClosed", err)
+	}
+
+	bad, err := New(bare, Config{ListenAddr: "not an address"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.Start(); err == nil {
+		t.Fatal("Start on a bad address succeeded")
+	}
+	if _, err := New(bare, Config{ReadTimeout: -time.Second}); err == nil || !strings.Contains(err.Error(), "ReadTimeout") {
+		t.Fatalf("New with a negative ReadTimeout: %v, want an error naming it", err)
 	}
 }
