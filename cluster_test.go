@@ -813,6 +813,16 @@ func TestClusterFreeSpaceCountsQueuedPins(t *testing.T) {
 // it reserves the size the allocating peer recorded in the pin, and
 // nothing for pins made without an allocation (replication -1, whose size
 // nobody asked).
+//
+// The holder's pins report no progress during the test, so the free space
+// it publishes is exactly 20 - 3 GiB. (It once waited for at most 17 GiB
+// with pins reporting 1/1000 of their DAG a second: the reservation is the
+// size less what was fetched, and the mock's repo size counts a pin only
+// once it completes, so only a publication gathered after the three pins
+// reached the holder's tracker and before the first of them reported
+// progress showed 17 GiB. On a loaded machine the pins sometimes reached it
+// on either side of a publication, the next one came after that first
+// report, and the wait timed out on 17 GiB + 1/1000 GiB and more.)
 func TestReservationAsksNoDAGSizeOnHolders(t *testing.T) {
 	const gib = 1 << 30
 	c := clustertest.NewCluster(t, 2)
@@ -830,10 +840,11 @@ func TestReservationAsksNoDAGSizeOnHolders(t *testing.T) {
 		for _, p := range c.Peers {
 			p.Mock.SetSize(ci, gib) // every node could tell
 		}
-		holder.Mock.SlowPin(ci, 1000, time.Second)
+		holder.Mock.SlowPin(ci, 1, time.Hour) // in flight, nothing fetched
 	}
-	freeOnPeer0 := func() int64 { return freeSpaceSeen(ctx, c.Peer(0), holder.ID()) }
-	c.WaitFor("peer 0 sees 20 GiB free on peer 1", 20*time.Second, func() bool { return freeOnPeer0() == 20*gib })
+	c.WaitFor("peer 0 sees 20 GiB free on peer 1", 20*time.Second, func() bool {
+		return freeSpaceSeen(ctx, c.Peer(0), holder.ID()) == 20*gib
+	})
 	for _, ci := range allocated {
 		_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: 2, ReplicationMax: 2})
 		require.NoError(t, err)
@@ -842,24 +853,60 @@ func TestReservationAsksNoDAGSizeOnHolders(t *testing.T) {
 		_, err := c.Peer(0).Pin(ctx, ci, pincluster.PinOptions{ReplicationMin: -1, ReplicationMax: -1})
 		require.NoError(t, err)
 	}
-	c.WaitFor("peer 1 publishes its reservation", 20*time.Second, func() bool {
-		f := freeOnPeer0()
-		return f >= 0 && f <= 17*gib
+	c.WaitFor("peer 1's tracker has the 6 pins in flight", 20*time.Second, func() bool {
+		st, _ := holder.TrackerStats()
+		return st.PinsQueued+st.PinsInFlight == len(allocated)+len(everywhere)
 	})
+	// Not the first value at most 17 GiB: a publication gathered while the
+	// pins arrived one by one shows some of them only (with a holder that
+	// wrongly reserved the replication -1 pins too, 17 GiB for the first
+	// three to arrive, on the way down to 14).
+	f := freeSpaceGatheredAfter(ctx, c, c.Peer(0), holder)
+	require.Equal(t, int64(17*gib), f, "3 GiB reserved for the allocated pins, none for the others")
 	require.Zero(t, holder.Mock.Calls(clustertest.MethodDAGSize), "DAGSize calls on the holder")
 	require.Equal(t, len(allocated), c.Peer(0).Mock.Calls(clustertest.MethodDAGSize), "DAGSize calls on the allocating peer: one per allocated pin")
-	f := freeOnPeer0()
-	require.True(t, f >= 17*gib && f < 18*gib, "3 GiB reserved for the allocated pins, none for the others: %d bytes free", f)
 	require.Zero(t, holder.Mock.PinCount(), "nothing was pinned yet")
+}
+
+// freeSpaceGatheredAfter returns the free space that observer holds from
+// a publication of p gathered after the call, so that it reflects p's
+// state at the call or later. p's monitor publishes one round at a time,
+// stamping ValidUntil (ever later) as it stores each metric it publishes,
+// and gathers the next round after that: p's own metric newer than the
+// one stored at the call was stored after it, and a metric newer still was
+// gathered after that.
+func freeSpaceGatheredAfter(ctx context.Context, c *clustertest.Cluster, observer, p *clustertest.Peer) int64 {
+	own := func() time.Time { return freeSpaceMetric(ctx, p, p.ID()).ValidUntil }
+	before := own()
+	var stored time.Time
+	c.WaitFor(fmt.Sprintf("peer %d publishes its free space again", p.Index), 20*time.Second, func() bool {
+		stored = own()
+		return stored.After(before)
+	})
+	var m pincluster.Metric
+	c.WaitFor(fmt.Sprintf("peer %d receives the free space peer %d publishes next", observer.Index, p.Index), 20*time.Second, func() bool {
+		m = freeSpaceMetric(ctx, observer, p.ID())
+		return m.ValidUntil.After(stored)
+	})
+	return m.Weight
+}
+
+// freeSpaceMetric returns observer's latest valid free-space metric of p,
+// or the zero Metric.
+func freeSpaceMetric(ctx context.Context, observer *clustertest.Peer, p peer.ID) pincluster.Metric {
+	for _, m := range observer.Metrics(ctx, pincluster.MetricFreeSpace) {
+		if m.Peer == p {
+			return m
+		}
+	}
+	return pincluster.Metric{}
 }
 
 // freeSpaceSeen returns the free space that observer holds as p's latest
 // metric, or -1 when it holds none.
 func freeSpaceSeen(ctx context.Context, observer *clustertest.Peer, p peer.ID) int64 {
-	for _, m := range observer.Metrics(ctx, pincluster.MetricFreeSpace) {
-		if m.Peer == p {
-			return m.Weight
-		}
+	if m := freeSpaceMetric(ctx, observer, p); m.Name != "" {
+		return m.Weight
 	}
 	return -1
 }
