@@ -502,12 +502,14 @@ func (s *Datastore) commitDelta(ctx context.Context, ops []op) error {
 	}
 	d := &Delta{}
 	removeBytes := 0
+	recs := make(map[string]keyRecord, len(keys)) // read once: applyDelta takes them
 	for _, k := range keys {
 		o := final[k]
-		ids, err := s.liveIDs(ctx, k)
+		rec, ids, err := s.liveIDs(ctx, k)
 		if err != nil {
 			return fmt.Errorf("read %q: %w", truncate(k), err)
 		}
+		recs[k] = rec
 		if len(ids) > 0 {
 			d.Removes = append(d.Removes, Remove{Key: k, IDs: ids})
 			removeBytes += len(ids) * 40
@@ -543,7 +545,7 @@ func (s *Datastore) commitDelta(ctx context.Context, ops []op) error {
 		return err
 	}
 	var ch nodeChanges
-	if err := s.applyDelta(ctx, b, id, d, true, &ch); err != nil {
+	if err := s.applyDelta(ctx, b, id, d, true, recs, &ch); err != nil {
 		return fmt.Errorf("apply local delta %s: %w", id, err)
 	}
 	if err := s.markProcessed(ctx, b, id, d.Priority, d.Links, &ch); err != nil {
