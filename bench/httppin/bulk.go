@@ -14,16 +14,18 @@ import (
 )
 
 // bulkStreams is -bulk: the number of parallel POST /pins/stream requests
-// that carry the pins (0: one POST /pins/{cid} per pin).
-var bulkStreams int
+// that carry the pins (0: one POST /pins/{cid} per pin). bulkFlushEvery is
+// -bulk-flush: how many lines a stream writes between flushes (the server
+// pins what it has received, so the lines arrive in batches).
+var (
+	bulkStreams    int
+	bulkFlushEvery int
+)
 
 func init() {
 	flag.IntVar(&bulkStreams, "bulk", 0, "send the pins as NDJSON lines through this many parallel POST /pins/stream requests instead of one POST /pins/{cid} each")
+	flag.IntVar(&bulkFlushEvery, "bulk-flush", 512, "with -bulk: lines each stream writes between flushes")
 }
-
-// bulkFlushEvery is how many lines a stream writes between flushes: the
-// server pins what it has received, so the lines arrive in batches.
-const bulkFlushEvery = 512
 
 // driveBulk sends the CIDs through streams parallel POST /pins/stream
 // requests (stream w sends cids[w], cids[w+streams], ...) and waits for

@@ -243,6 +243,7 @@ func run(n, clients int, store, kuboAddrs, target string, singles int) error {
 		res = drive(peers[0].url, cids, clients)
 	}
 	acked.Store(true)
+	cpuAck := cpuSeconds() - cpu0
 	res.print(n)
 	if cs := peers[0].consensusStats(); cs.LocalDeltas > cs0.LocalDeltas {
 		d := cs.LocalDeltas - cs0.LocalDeltas
@@ -250,7 +251,10 @@ func run(n, clients int, store, kuboAddrs, target string, singles int) error {
 			d, float64(n)/float64(d), cs.SentBroadcasts-cs0.SentBroadcasts)
 	}
 	st := <-stateDone
+	cpuState := cpuSeconds() - cpu0
 	fmt.Printf("state holds N on peers 1,2,3 after %v (from the start; last ack at %v)\n", st, res.elapsed.Round(time.Millisecond))
+	fmt.Printf("process CPU to the last ack %.2f s (%.0f µs/pin), to all states holding N %.2f s (%.0f µs/pin)\n",
+		cpuAck, cpuAck*1e6/float64(n), cpuState, cpuState*1e6/float64(n))
 	pt := <-pinnedDone
 	fmt.Printf("pinned on peers 1,2,3 after %v (as their trackers know it)\n", pt)
 	if kubos != nil {

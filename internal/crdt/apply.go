@@ -30,7 +30,10 @@ type nodeChanges struct {
 // The result depends only on the set of deltas applied so far, never on
 // their order: tombstones are kept for ids whose element has not arrived
 // yet, and the winner is the maximum over live elements.
-func (s *Datastore) applyDelta(ctx context.Context, b ds.Batch, id cid.Cid, d *Delta, local bool, ch *nodeChanges) error {
+//
+// known, when not nil (a local delta), holds the key records the caller
+// read under the same hold of applyMu: they are not read again.
+func (s *Datastore) applyDelta(ctx context.Context, b ds.Batch, id cid.Cid, d *Delta, local bool, known map[string]keyRecord, ch *nodeChanges) error {
 	type keyOps struct {
 		put     *KV
 		removes []cid.Cid
@@ -55,19 +58,25 @@ func (s *Datastore) applyDelta(ctx context.Context, b ds.Batch, id cid.Cid, d *D
 	}
 	for _, k := range order {
 		o := ops[k]
-		if err := s.applyKey(ctx, b, id, d.Priority, k, o.put, o.removes, local, ch); err != nil {
+		rec, ok := known[k]
+		if !ok {
+			var err error
+			if rec, err = s.readRecord(ctx, encKey(k)); err != nil {
+				return fmt.Errorf("key %q: %w", truncate(k), err)
+			}
+		}
+		if err := s.applyKey(ctx, b, id, d.Priority, k, rec, o.put, o.removes, local, ch); err != nil {
 			return fmt.Errorf("key %q: %w", truncate(k), err)
 		}
 	}
 	return nil
 }
 
-func (s *Datastore) applyKey(ctx context.Context, b ds.Batch, id cid.Cid, prio uint64, k string, put *KV, removes []cid.Cid, local bool, ch *nodeChanges) error {
+// applyKey applies to key k, whose record is rec, delta id's put and
+// removes.
+func (s *Datastore) applyKey(ctx context.Context, b ds.Batch, id cid.Cid, prio uint64, k string, rec keyRecord, put *KV, removes []cid.Cid, local bool, ch *nodeChanges) error {
 	ek := encKey(k)
-	rec, err := s.readRecord(ctx, ek)
-	if err != nil {
-		return err
-	}
+	var err error
 	next := rec // the new record
 	removed := make(map[cid.Cid]struct{}, len(removes))
 	for _, rid := range removes {
@@ -75,9 +84,13 @@ func (s *Datastore) applyKey(ctx context.Context, b ds.Batch, id cid.Cid, prio u
 			continue // a delta cannot remove its own element
 		}
 		removed[rid] = struct{}{}
-		has, err := s.store.Has(ctx, elemKey(ek, rid))
-		if err != nil {
-			return err
+		// A local delta removes the live elements its writer just read
+		// (under the same hold of applyMu): they are there.
+		has := local
+		if !local {
+			if has, err = s.store.Has(ctx, elemKey(ek, rid)); err != nil {
+				return err
+			}
 		}
 		if has {
 			// The element's delta is processed (element and /b marker
@@ -241,17 +254,17 @@ func (s *Datastore) scanElems(ctx context.Context, ek string, fn func(id cid.Cid
 	return nil
 }
 
-// liveIDs returns the ids of the live elements of k (what a local put or
-// delete observes and removes).
-func (s *Datastore) liveIDs(ctx context.Context, k string) ([]cid.Cid, error) {
+// liveIDs returns the record of k and the ids of its live elements (what
+// a local put or delete observes and removes).
+func (s *Datastore) liveIDs(ctx context.Context, k string) (keyRecord, []cid.Cid, error) {
 	ek := encKey(k)
 	rec, err := s.readRecord(ctx, ek)
 	if err != nil || !rec.hasWinner {
-		return nil, err
+		return rec, nil, err
 	}
 	var ids []cid.Cid
 	err = s.scanElems(ctx, ek, func(id cid.Cid, _ uint64, _ []byte) { ids = append(ids, id) })
-	return ids, err
+	return rec, ids, err
 }
 
 // markProcessed records node id as processed in b: DAG bookkeeping (heads,

@@ -70,6 +70,36 @@ func BenchmarkWrites(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
 	})
+	// Four bulk importers at once, each committing batches of 250.
+	b.Run("explicit-batch=250x4", func(b *testing.B) {
+		s := newCluster(b, 1, 1, crdt.Config{}).rs[0]
+		ctx := context.Background()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		b.ResetTimer()
+		start := time.Now()
+		for range 4 {
+			wg.Go(func() {
+				for {
+					i := int(next.Add(250)) - 250
+					if i >= b.N {
+						return
+					}
+					bt, _ := s.Batch(ctx)
+					for j := i; j < i+250 && j < b.N; j++ {
+						_ = bt.Put(ctx, key(j), pinValue)
+					}
+					if err := bt.Commit(ctx); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+		b.ReportMetric(float64(b.N)/float64(s.Stats().LocalDeltas), "ops/delta")
+	})
 }
 
 // BenchmarkSequentialPut is one writer, one write at a time (latency of a

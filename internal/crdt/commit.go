@@ -209,7 +209,9 @@ func (s *Datastore) closeSyncs(ctx context.Context) {
 // with MaxBatchAge > 0, waiting up to that long for more), commits them as
 // one delta, and answers them all; each writer then waits for its sync
 // (durable) while this loop commits the next group. Under a stream of
-// writes (see gatherState) it waits up to GatherWait for more.
+// writes (see gatherState) it waits up to GatherWait for more. A batch
+// takes the batches and writes already waiting behind it, without waiting
+// for more (commitGroup keeps each batch that fits in a delta in one).
 func (s *Datastore) commitLoop(ctx context.Context) {
 	var held *writeReq
 	var gs gatherState
@@ -303,29 +305,42 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 			if adaptive {
 				gs.record(len(group))
 			}
+		} else {
+			// Batches (bulk imports, several at once) and writes queued
+			// behind this batch join its group: one commit round and one
+			// sync for all, and small batches share deltas.
+			n := len(first.ops)
+		batches:
+			for n < batchGroupOps*s.cfg.MaxBatchSize {
+				select {
+				case r := <-s.wq:
+					group = append(group, r)
+					n += len(r.ops)
+				default:
+					break batches
+				}
+			}
 		}
-		var ops []op
-		for _, r := range group {
-			ops = append(ops, r.ops...)
-		}
+		ok := 0
 		err := s.waitJoined(ctx)
 		if err != nil {
 			err = ErrClosed
 		} else {
-			err = s.commitOps(ctx, ops)
+			ok, err = s.commitGroup(ctx, group)
 		}
-		if err == nil {
+		if ok > 0 {
 			// Committed, not yet durable: each writer waits for a sync
 			// begun after this commit (durable).
 			s.syncs.mu.Lock()
 			s.syncs.committed++
 			seq := s.syncs.committed
 			s.syncs.mu.Unlock()
-			for _, r := range group {
+			for _, r := range group[:ok] {
 				r.seq = seq
 			}
 		}
-		s.answer(group, err)
+		s.answer(group[:ok], nil)
+		s.answer(group[ok:], err)
 		if adaptive {
 			gs.lastEnd = time.Now()
 		}
@@ -411,6 +426,41 @@ func (s *Datastore) answer(group []*writeReq, err error) {
 	}
 }
 
+// batchGroupOps, times MaxBatchSize, is how many operations of queued
+// batches the committer takes into one group (it takes a batch whole).
+const batchGroupOps = 8
+
+// commitGroup commits the requests of group, in order, and returns how
+// many of them (a prefix) were committed. Consecutive requests share a
+// delta while together they fit in one (MaxBatchSize, MaxBlockSize), so
+// that a batch that fits in a delta is never split across two; a request
+// too large for one is split by commitOps, as when alone. On an error the
+// requests from the one whose delta failed on are not committed (a batch
+// split across deltas may be in part).
+func (s *Datastore) commitGroup(ctx context.Context, group []*writeReq) (int, error) {
+	budget := s.cfg.MaxBlockSize - s.cfg.MaxLinks*48 - 1024
+	var ops []op
+	from, size := 0, 0 // the first request of ops; its size in bytes
+	for i, r := range group {
+		rsize := 0
+		for _, o := range r.ops {
+			rsize += len(o.key) + len(o.value) + 16
+		}
+		if len(ops) > 0 && (len(ops)+len(r.ops) > s.cfg.MaxBatchSize || size+rsize > budget) {
+			if err := s.commitOps(ctx, ops); err != nil {
+				return from, err
+			}
+			ops, from, size = ops[:0], i, 0
+		}
+		ops = append(ops, r.ops...)
+		size += rsize
+	}
+	if err := s.commitOps(ctx, ops); err != nil {
+		return from, err
+	}
+	return len(group), nil
+}
+
 // commitOps commits ops, in order, as one or more deltas (split by
 // MaxBatchSize and MaxBlockSize).
 func (s *Datastore) commitOps(ctx context.Context, ops []op) error {
@@ -452,12 +502,14 @@ func (s *Datastore) commitDelta(ctx context.Context, ops []op) error {
 	}
 	d := &Delta{}
 	removeBytes := 0
+	recs := make(map[string]keyRecord, len(keys)) // read once: applyDelta takes them
 	for _, k := range keys {
 		o := final[k]
-		ids, err := s.liveIDs(ctx, k)
+		rec, ids, err := s.liveIDs(ctx, k)
 		if err != nil {
 			return fmt.Errorf("read %q: %w", truncate(k), err)
 		}
+		recs[k] = rec
 		if len(ids) > 0 {
 			d.Removes = append(d.Removes, Remove{Key: k, IDs: ids})
 			removeBytes += len(ids) * 40
@@ -493,7 +545,7 @@ func (s *Datastore) commitDelta(ctx context.Context, ops []op) error {
 		return err
 	}
 	var ch nodeChanges
-	if err := s.applyDelta(ctx, b, id, d, true, &ch); err != nil {
+	if err := s.applyDelta(ctx, b, id, d, true, recs, &ch); err != nil {
 		return fmt.Errorf("apply local delta %s: %w", id, err)
 	}
 	if err := s.markProcessed(ctx, b, id, d.Priority, d.Links, &ch); err != nil {
@@ -528,7 +580,9 @@ func (s *Datastore) kickBroadcast() {
 
 // Batch returns a batch whose Commit writes all its operations as one delta
 // (several if they exceed MaxBatchSize or MaxBlockSize; the split is not
-// atomic). Commit returns once they are durable.
+// atomic). Batches and writes committed at the same time share deltas and
+// syncs: the delta of a batch may hold other writes. Commit returns once
+// its operations are durable.
 func (s *Datastore) Batch(ctx context.Context) (ds.Batch, error) {
 	if err := s.enter("batch"); err != nil {
 		return nil, err

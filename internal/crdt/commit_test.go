@@ -258,3 +258,58 @@ func TestCommitGathersAStreamOfWrites(t *testing.T) {
 		require.Equal(t, syncTime, time.Since(start), "a lone write after the stream")
 	})
 }
+
+// Batches committed at the same time (several bulk imports) share a
+// commit and their deltas: each batch that fits in a delta is in one, with
+// the others that fit beside it, and every batch is durable when Commit
+// returns. (Each batch was committed on its own, in a delta of its own:
+// small batches from many streams made as many deltas, issue 16.)
+func TestConcurrentBatchesShareDeltas(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		c := &cluster{t: t, net: crdttest.NewNetwork(), bus: crdttest.NewBus(1)}
+		const maxBatch = 25
+		w := c.open("w", slowSync{newMapStore()}, crdt.Config{MaxBatchSize: maxBatch})
+		synctest.Wait()
+		deltas0 := w.Stats().LocalDeltas
+
+		const streams, batches, size = 8, 10, 10
+		errs := make(chan error, streams)
+		for i := range streams {
+			go func() {
+				for j := range batches {
+					b, err := w.Batch(ctx)
+					if err == nil {
+						for k := range size {
+							if err = b.Put(ctx, key((i*batches+j)*size+k), []byte("v")); err != nil {
+								break
+							}
+						}
+					}
+					if err == nil {
+						err = b.Commit(ctx)
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range streams {
+			require.NoError(t, <-errs)
+		}
+		deltas := w.Stats().LocalDeltas - deltas0
+		t.Logf("%d batches of %d in %d deltas", streams*batches, size, deltas)
+		require.LessOrEqual(t, deltas, uint64(streams*batches*3/4), "batches committed at the same time share deltas")
+		// Two batches of 10 fill a delta of 25: a batch that fits is not
+		// split to fill the rest (that would make 800/25 = 32 deltas).
+		require.GreaterOrEqual(t, deltas, uint64(streams*batches/2), "a batch split across deltas")
+		for i := range streams * batches * size {
+			v, err := w.Get(ctx, key(i))
+			require.NoError(t, err)
+			require.Equal(t, []byte("v"), v)
+		}
+	})
+}

@@ -390,7 +390,7 @@ func (s *Datastore) applyRemote(ctx context.Context, c cid.Cid, d *Delta) ([]cid
 		return nil, err
 	}
 	var ch nodeChanges
-	if err := s.applyDelta(ctx, b, c, d, false, &ch); err != nil {
+	if err := s.applyDelta(ctx, b, c, d, false, nil, &ch); err != nil {
 		return nil, fmt.Errorf("apply %s: %w", c, err)
 	}
 	if err := s.markProcessed(ctx, b, c, d.Priority, d.Links, &ch); err != nil {

@@ -29,6 +29,7 @@ import (
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pincluster/pincluster/internal/badgerds"
 	"github.com/pincluster/pincluster/internal/ipfsnode"
 	"github.com/pincluster/pincluster/internal/kubotest"
 )
@@ -184,6 +185,50 @@ func BenchmarkPinLocalRaw(b *testing.B) {
 				if err := n.Pin(ctx, r, ipfsnode.PinOptions{MaxDepth: -1}); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// Pinning 1 KiB raw blocks that are already local from 8 goroutines at
+// once (the tracker's workers during a burst), on each datastore; cpu-ns/op
+// is the process's CPU time per pin.
+func BenchmarkPinLocalRawParallel(b *testing.B) {
+	for _, store := range []string{"memory", "pebble", "badger"} {
+		b.Run(store, func(b *testing.B) {
+			cfg := ipfsnode.Config{}
+			switch store {
+			case "pebble":
+				cfg.Datastore = pebbleDS(b)
+			case "badger":
+				d, err := badgerds.New(b.TempDir(), nil)
+				require.NoError(b, err)
+				b.Cleanup(func() { _ = d.Close() })
+				cfg.Datastore = d
+			}
+			n := newNode(b, cfg)
+			ctx := testCtx(b, 5*time.Minute)
+			roots := make([]cid.Cid, b.N)
+			for i := range roots {
+				roots[i] = add(b, n, randBytes(uint64(i), 1024), v1raw)
+			}
+			var next atomic.Int64
+			b.SetParallelism(max(1, 8/runtime.GOMAXPROCS(0)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := processCPU()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					r := roots[next.Add(1)-1]
+					if err := n.Pin(ctx, r, ipfsnode.PinOptions{MaxDepth: -1}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			if cpu >= 0 {
+				b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
 			}
 		})
 	}

@@ -55,6 +55,8 @@ type Node struct {
 	holds  map[string]int
 	// pinMu serialises reads-then-writes of pin records.
 	pinMu sync.Mutex
+	// pinq gathers concurrent pin record writes into batches (putPin).
+	pinq pinWrites
 
 	prov *provider
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"sync"
 
 	cid "github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
@@ -258,10 +259,97 @@ func (n *Node) Pins(ctx context.Context) iter.Seq2[Pin, error] {
 
 func pinKey(c cid.Cid) ds.Key { return pinsPrefix.ChildString(c.String()) }
 
+// pinWrites gathers the pin records written at the same time into one
+// datastore batch (group commit): while one writer writes a batch, the
+// records of the others queue, and the first of them writes the whole
+// queue as the next batch. Pins of local leaves come from many tracker
+// workers at once; one datastore commit each, taken in turn under pinMu,
+// made them wait for each other's commits.
+type pinWrites struct {
+	mu      sync.Mutex
+	queue   []*pinWrite // records waiting for the next batch
+	writing bool        // a batch is being written (queue waits for it)
+}
+
+// pinWrite is one record waiting in pinWrites.
+type pinWrite struct {
+	key  ds.Key
+	val  []byte
+	done chan pinWriteDone // buffered: the writer of its batch never waits
+}
+
+// pinWriteDone answers a pinWrite: its batch was written (err: the
+// batch's error), or lead: the writer writes the queue (its record first)
+// as the next batch.
+type pinWriteDone struct {
+	err  error
+	lead bool
+}
+
+// putPin writes the pin record of p, in one batch with the records
+// written at the same time, and returns once that batch is written.
 func (n *Node) putPin(ctx context.Context, p Pin) error {
+	w := &pinWrite{key: pinKey(p.Cid), val: encodePin(p), done: make(chan pinWriteDone, 1)}
+	q := &n.pinq
+	q.mu.Lock()
+	q.queue = append(q.queue, w)
+	if q.writing {
+		q.mu.Unlock()
+		// Not cut short by ctx: the batch holding w may already be
+		// written, and the wait is one datastore commit.
+		d := <-w.done
+		if !d.lead {
+			return d.err
+		}
+		q.mu.Lock() // w leads: it is first in the queue
+	}
+	q.writing = true
+	batch := q.queue
+	q.queue = nil
+	q.mu.Unlock()
+
+	err := n.writePins(context.WithoutCancel(ctx), batch)
+
+	q.mu.Lock()
+	if len(q.queue) > 0 {
+		q.queue[0].done <- pinWriteDone{lead: true}
+	} else {
+		q.writing = false
+	}
+	q.mu.Unlock()
+	for _, o := range batch {
+		if o != w {
+			o.done <- pinWriteDone{err: err}
+		}
+	}
+	return err
+}
+
+// writePins writes batch's records (the last one of a key wins) under
+// pinMu, in one datastore batch when there are several.
+func (n *Node) writePins(ctx context.Context, batch []*pinWrite) error {
 	n.pinMu.Lock()
 	defer n.pinMu.Unlock()
-	return n.ds.Put(ctx, pinKey(p.Cid), encodePin(p))
+	if len(batch) == 1 {
+		return n.ds.Put(ctx, batch[0].key, batch[0].val)
+	}
+	last := make(map[ds.Key]int, len(batch))
+	for i, w := range batch {
+		last[w.key] = i
+	}
+	b, err := n.ds.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	for i, w := range batch {
+		if last[w.key] != i {
+			continue
+		}
+		if err := b.Put(ctx, w.key, w.val); err != nil {
+			return err
+		}
+	}
+	return b.Commit(ctx)
 }
 
 // Pin record: version byte 1, varint MaxDepth, then the name.
