@@ -75,6 +75,9 @@ type config struct {
 	compaction        bool
 	stateSyncInterval time.Duration
 	expiryInterval    time.Duration
+	// nodeStorageMax is the in-process node's StorageMax (0: its
+	// default); set by tests only.
+	nodeStorageMax uint64
 }
 
 // defaultConfig returns every default of the library. It is the only place

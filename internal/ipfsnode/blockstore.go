@@ -25,6 +25,9 @@ import (
 var (
 	blocksPrefix = ds.NewKey("/ipfsnode/blocks")
 	pinsPrefix   = ds.NewKey("/ipfsnode/pins")
+	// sysPrefix holds the system blocks (see Node.SysBlockPut), apart
+	// from the user's blocks, uncounted and never swept by GC.
+	sysPrefix = ds.NewKey("/ipfsnode/sysblocks")
 )
 
 // store is the node's blockstore: blocks keyed by multihash (like boxo's and
@@ -32,6 +35,7 @@ var (
 // blocks stored counted and bounded by StorageMax.
 type store struct {
 	d   ds.Batching // namespaced to blocksPrefix
+	sys ds.Batching // namespaced to sysPrefix: system blocks, not counted
 	max uint64
 	g   *gorun.Group
 	// gcMu is the node's GC lock (see Node.gcMu).
@@ -51,7 +55,7 @@ type store struct {
 var _ blockstore.Blockstore = (*store)(nil)
 
 func newStore(ctx context.Context, d ds.Batching, max uint64, g *gorun.Group) (*store, error) {
-	s := &store{d: namespace.Wrap(d, blocksPrefix), max: max, g: g, gcMu: new(sync.RWMutex), seed: maphash.MakeSeed()}
+	s := &store{d: namespace.Wrap(d, blocksPrefix), sys: namespace.Wrap(d, sysPrefix), max: max, g: g, gcMu: new(sync.RWMutex), seed: maphash.MakeSeed()}
 	// Count what is already there (KeysOnly + sizes: no block data read).
 	res, err := s.d.Query(ctx, dsq.Query{KeysOnly: true, ReturnsSizes: true})
 	if err != nil {
@@ -284,4 +288,164 @@ func (s *store) AllKeysChan(ctx context.Context) (<-chan cid.Cid, error) {
 		return nil, ErrClosed
 	}
 	return out, nil
+}
+
+// System blocks: blocks the node's owner stores for itself (the cluster's
+// consensus). They live under their own namespace, are not counted in
+// used/count (so neither charged against StorageMax nor reported by
+// RepoStat), and GC never sweeps them; bitswap serves them like any block.
+
+// getIn reads the block of c from d (a namespace of the store's), checked
+// against c.
+func getIn(ctx context.Context, d ds.Datastore, c cid.Cid) (blocks.Block, error) {
+	data, err := d.Get(ctx, dshelp.MultihashToDsKey(c.Hash()))
+	if errors.Is(err, ds.ErrNotFound) {
+		return nil, ipld.ErrNotFound{Cid: c}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ipfsnode: blockstore get %s: %w", c, err)
+	}
+	if err := verify(c, data); err != nil {
+		return nil, err
+	}
+	return blocks.NewBlockWithCid(data, c)
+}
+
+// sysPut stores a system block, after checking its bytes against its CID.
+// No limit applies; storing a block already there rewrites it.
+func (s *store) sysPut(ctx context.Context, b blocks.Block) error {
+	c, data := b.Cid(), b.RawData()
+	if err := verify(c, data); err != nil {
+		return err
+	}
+	if _, ok := inline(c); ok {
+		return nil
+	}
+	if err := s.sys.Put(ctx, dshelp.MultihashToDsKey(c.Hash()), data); err != nil {
+		return fmt.Errorf("ipfsnode: system block put %s: %w", c, err)
+	}
+	return nil
+}
+
+// sysDelete removes a system block (a missing one is not an error).
+func (s *store) sysDelete(ctx context.Context, c cid.Cid) error {
+	if err := s.sys.Delete(ctx, dshelp.MultihashToDsKey(c.Hash())); err != nil && !errors.Is(err, ds.ErrNotFound) {
+		return fmt.Errorf("ipfsnode: system block delete %s: %w", c, err)
+	}
+	return nil
+}
+
+// either reads a block from first, then, when missing there, from second.
+func either(ctx context.Context, c cid.Cid, first, second func(context.Context, cid.Cid) (blocks.Block, error)) (blocks.Block, error) {
+	b, err := first(ctx, c)
+	if !ipld.IsNotFound(err) {
+		return b, err
+	}
+	return second(ctx, c)
+}
+
+func (s *store) sysGet(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	if data, ok := inline(c); ok {
+		return blocks.NewBlockWithCid(data, c)
+	}
+	if !c.Defined() {
+		return nil, ipld.ErrNotFound{Cid: c}
+	}
+	return getIn(ctx, s.sys, c)
+}
+
+func (s *store) sysHas(ctx context.Context, c cid.Cid) (bool, error) {
+	ok, err := s.sys.Has(ctx, dshelp.MultihashToDsKey(c.Hash()))
+	if err != nil {
+		return false, fmt.Errorf("ipfsnode: system block has %s: %w", c, err)
+	}
+	return ok, nil
+}
+
+func (s *store) sysGetSize(ctx context.Context, c cid.Cid) (int, error) {
+	n, err := s.sys.GetSize(ctx, dshelp.MultihashToDsKey(c.Hash()))
+	if errors.Is(err, ds.ErrNotFound) {
+		return -1, ipld.ErrNotFound{Cid: c}
+	}
+	if err != nil {
+		return -1, fmt.Errorf("ipfsnode: system block getsize %s: %w", c, err)
+	}
+	return n, nil
+}
+
+// servedStore is the blockstore bitswap serves from: the user's blocks,
+// then the system blocks. Writes go to the user's blocks (counted).
+type servedStore struct{ *store }
+
+var _ blockstore.Blockstore = servedStore{}
+
+func (s servedStore) Has(ctx context.Context, c cid.Cid) (bool, error) {
+	if ok, err := s.store.Has(ctx, c); ok || err != nil {
+		return ok, err
+	}
+	return s.sysHas(ctx, c)
+}
+
+func (s servedStore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	return either(ctx, c, s.store.Get, s.sysGet)
+}
+
+func (s servedStore) GetSize(ctx context.Context, c cid.Cid) (int, error) {
+	n, err := s.store.GetSize(ctx, c)
+	if !ipld.IsNotFound(err) {
+		return n, err
+	}
+	return s.sysGetSize(ctx, c)
+}
+
+// sysStore is the blockstore of the system blocks' block service: reads
+// look in the system blocks, then in the user's (where the consensus's
+// blocks were stored before system blocks existed: still found, still
+// counted, until GC or compaction removes them); writes (blocks fetched
+// from peers) are system blocks.
+type sysStore struct{ *store }
+
+var _ blockstore.Blockstore = sysStore{}
+
+func (s sysStore) Has(ctx context.Context, c cid.Cid) (bool, error) {
+	if _, ok := inline(c); ok {
+		return true, nil
+	}
+	if ok, err := s.sysHas(ctx, c); ok || err != nil {
+		return ok, err
+	}
+	return s.store.Has(ctx, c)
+}
+
+func (s sysStore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	return either(ctx, c, s.sysGet, s.store.Get)
+}
+
+func (s sysStore) GetSize(ctx context.Context, c cid.Cid) (int, error) {
+	if data, ok := inline(c); ok {
+		return len(data), nil
+	}
+	n, err := s.sysGetSize(ctx, c)
+	if !ipld.IsNotFound(err) {
+		return n, err
+	}
+	return s.store.GetSize(ctx, c)
+}
+
+func (s sysStore) Put(ctx context.Context, b blocks.Block) error { return s.sysPut(ctx, b) }
+
+func (s sysStore) PutMany(ctx context.Context, bs []blocks.Block) error {
+	for _, b := range bs {
+		if err := s.sysPut(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s sysStore) DeleteBlock(ctx context.Context, c cid.Cid) error { return s.sysDelete(ctx, c) }
+
+// AllKeysChan is not offered for system blocks.
+func (s sysStore) AllKeysChan(context.Context) (<-chan cid.Cid, error) {
+	return nil, errors.New("ipfsnode: system blocks are not listed")
 }

@@ -43,6 +43,9 @@ type Node struct {
 	bswap *bitswap.Bitswap
 	bserv blockservice.BlockService
 	dag   ipld.DAGService
+	// sysServ fetches and stores system blocks (see SysBlockPut), over
+	// the same bitswap.
+	sysServ blockservice.BlockService
 
 	// gcMu: GC holds it exclusively from mark to the end of sweep; a pin
 	// records itself (and releases its holds) under the read lock, so a
@@ -88,8 +91,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	st.onFull = n.storageFull
 	// bitswap lives until Close; its context is the group's.
-	n.bswap = bitswap.New(g.Context(), bsnet.NewFromIpfsHost(cfg.Host), cfg.Routing, st)
+	n.bswap = bitswap.New(g.Context(), bsnet.NewFromIpfsHost(cfg.Host), cfg.Routing, servedStore{st})
 	n.bserv = blockservice.New(st, n.bswap)
+	n.sysServ = blockservice.New(sysStore{st}, n.bswap) // never closed: bserv closes bitswap
 	n.dag = merkledag.NewDAGService(n.bserv)
 	if cfg.Routing != nil {
 		n.prov = newProvider(n)
@@ -185,7 +189,8 @@ func (n *Node) Wantlist() []cid.Cid {
 	return st.Wantlist
 }
 
-// RepoStat is the node's storage usage.
+// RepoStat is the node's storage usage. System blocks (SysBlockPut) are
+// not counted.
 type RepoStat struct {
 	// RepoSize is the bytes of block data stored.
 	RepoSize uint64
@@ -251,6 +256,56 @@ func (n *Node) putBlock(ctx context.Context, b blocks.Block) error {
 		n.log.Debug("ipfsnode: notify new block", "cid", b.Cid(), "err", err)
 	}
 	return nil
+}
+
+// SysBlockPut stores a system block, after checking its bytes against its
+// CID (*CorruptBlockError otherwise). System blocks are the node's owner's
+// own data (the cluster's consensus stores its deltas and snapshots
+// there), kept apart from the user's blocks as IPFS Cluster keeps its
+// consensus data out of the IPFS repository: they are not charged against
+// StorageMax nor counted by RepoStat, GC never removes them (only
+// SysBlockDelete does), and bitswap serves them to peers like any block.
+func (n *Node) SysBlockPut(ctx context.Context, b blocks.Block) error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	if err := n.store.sysPut(ctx, b); err != nil {
+		return err
+	}
+	if err := n.bswap.NotifyNewBlocks(ctx, b); err != nil {
+		n.log.Debug("ipfsnode: notify new block", "cid", b.Cid(), "err", err)
+	}
+	return nil
+}
+
+// SysBlockGet returns the bytes of a system block: stored as one, else
+// among the user's blocks (where a node of an earlier version stored its
+// owner's blocks), else fetched from the network through bitswap (until
+// ctx ends) and stored as a system block. Errors are BlockGet's.
+func (n *Node) SysBlockGet(ctx context.Context, c cid.Cid) ([]byte, error) {
+	ctx, cancel, err := n.opCtx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	b, err := n.sysServ.GetBlock(ctx, c)
+	if err != nil {
+		return nil, n.ctxErr(n.getErr(ctx, c, err))
+	}
+	return b.RawData(), nil
+}
+
+// SysBlockDelete removes a system block, and its copy among the user's
+// blocks if there is one (see SysBlockGet; as Blockstore().DeleteBlock
+// would); a missing block is not an error.
+func (n *Node) SysBlockDelete(ctx context.Context, c cid.Cid) error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	if err := n.store.sysDelete(ctx, c); err != nil {
+		return err
+	}
+	return n.store.DeleteBlock(ctx, c)
 }
 
 // BlockGet returns the bytes of one block, from the store or, when
