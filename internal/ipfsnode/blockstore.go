@@ -2,9 +2,11 @@ package ipfsnode
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"sync"
 	"sync/atomic"
 
@@ -28,6 +30,9 @@ var (
 	// sysPrefix holds the system blocks (see Node.SysBlockPut), apart
 	// from the user's blocks, uncounted and never swept by GC.
 	sysPrefix = ds.NewKey("/ipfsnode/sysblocks")
+	// usageKey holds the user's blocks' totals, written by a clean Close
+	// and removed at start (see newStore).
+	usageKey = ds.NewKey("/ipfsnode/usage")
 )
 
 // store is the node's blockstore: blocks keyed by multihash (like boxo's and
@@ -45,8 +50,13 @@ type store struct {
 	// for the block instead).
 	onFull func(c cid.Cid, err error)
 
+	meta ds.Datastore // the node's datastore, for usageKey
+
 	used  atomic.Int64
 	count atomic.Int64
+	// closed is set by close with every stripe locked, and read under
+	// one: no block is written or deleted after the totals are saved.
+	closed bool
 
 	seed    maphash.Seed
 	stripes [256]sync.Mutex
@@ -54,28 +64,102 @@ type store struct {
 
 var _ blockstore.Blockstore = (*store)(nil)
 
+// newStore opens the blockstore over d. The totals of the user's blocks
+// (used, count) come from usageKey when the last Close saved them there;
+// otherwise (first start, a crash, a version before the key) every block
+// is counted, which at millions of blocks takes seconds. The key is
+// removed, durably, before any block is written, so that a crash always
+// leads to a count at the next start: the totals are exact or recounted,
+// never stale.
 func newStore(ctx context.Context, d ds.Batching, max uint64, g *gorun.Group) (*store, error) {
-	s := &store{d: namespace.Wrap(d, blocksPrefix), sys: namespace.Wrap(d, sysPrefix), max: max, g: g, gcMu: new(sync.RWMutex), seed: maphash.MakeSeed()}
-	// Count what is already there (KeysOnly + sizes: no block data read).
+	s := &store{d: namespace.Wrap(d, blocksPrefix), sys: namespace.Wrap(d, sysPrefix), meta: d, max: max, g: g, gcMu: new(sync.RWMutex), seed: maphash.MakeSeed()}
+	v, err := d.Get(ctx, usageKey)
+	switch {
+	case errors.Is(err, ds.ErrNotFound):
+		return s, s.countAll(ctx)
+	case err != nil:
+		return nil, fmt.Errorf("ipfsnode: reading the saved block totals: %w", err)
+	}
+	if err := d.Delete(ctx, usageKey); err != nil {
+		return nil, fmt.Errorf("ipfsnode: removing the saved block totals: %w", err)
+	}
+	if err := d.Sync(ctx, usageKey); err != nil {
+		return nil, fmt.Errorf("ipfsnode: removing the saved block totals: %w", err)
+	}
+	used, count, ok := decodeUsage(v)
+	if !ok {
+		return s, s.countAll(ctx)
+	}
+	s.used.Store(used)
+	s.count.Store(count)
+	return s, nil
+}
+
+// countAll counts the user's blocks (KeysOnly + sizes: no block data
+// read, though a datastore may read it to know the size).
+func (s *store) countAll(ctx context.Context) error {
 	res, err := s.d.Query(ctx, dsq.Query{KeysOnly: true, ReturnsSizes: true})
 	if err != nil {
-		return nil, fmt.Errorf("ipfsnode: counting blocks: %w", err)
+		return fmt.Errorf("ipfsnode: counting blocks: %w", err)
 	}
 	defer res.Close()
 	for r := range res.Next() {
 		if r.Error != nil {
-			return nil, fmt.Errorf("ipfsnode: counting blocks: %w", r.Error)
+			return fmt.Errorf("ipfsnode: counting blocks: %w", r.Error)
 		}
 		size := r.Size
 		if size < 0 {
 			if size, err = s.d.GetSize(ctx, ds.RawKey(r.Key)); err != nil {
-				return nil, fmt.Errorf("ipfsnode: counting blocks: %w", err)
+				return fmt.Errorf("ipfsnode: counting blocks: %w", err)
 			}
 		}
 		s.used.Add(int64(size))
 		s.count.Add(1)
 	}
-	return s, nil
+	return nil
+}
+
+// usageVersion starts the encoding of the saved totals.
+const usageVersion = 1
+
+func encodeUsage(used, count int64) []byte {
+	b := []byte{usageVersion}
+	b = binary.AppendUvarint(b, uint64(max(used, 0)))
+	return binary.AppendUvarint(b, uint64(max(count, 0)))
+}
+
+func decodeUsage(b []byte) (used, count int64, ok bool) {
+	if len(b) == 0 || b[0] != usageVersion {
+		return 0, 0, false
+	}
+	u, n := binary.Uvarint(b[1:])
+	if n <= 0 || u > math.MaxInt64 {
+		return 0, 0, false
+	}
+	c, m := binary.Uvarint(b[1+n:])
+	if m <= 0 || c > math.MaxInt64 || 1+n+m != len(b) {
+		return 0, 0, false
+	}
+	return int64(u), int64(c), true
+}
+
+// close stops every write and delete of user blocks and saves the totals
+// under usageKey (synced), for the next start. A second close does
+// nothing.
+func (s *store) close(ctx context.Context) error {
+	unlock := s.lockAll()
+	defer unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.meta.Put(ctx, usageKey, encodeUsage(s.used.Load(), s.count.Load())); err != nil {
+		return fmt.Errorf("ipfsnode: saving the block totals: %w", err)
+	}
+	if err := s.meta.Sync(ctx, usageKey); err != nil {
+		return fmt.Errorf("ipfsnode: saving the block totals: %w", err)
+	}
+	return nil
 }
 
 // lockAll locks every stripe (in order) and returns the unlock.
@@ -197,6 +281,9 @@ func (s *store) Put(ctx context.Context, b blocks.Block) error {
 }
 
 func (s *store) putLocked(ctx context.Context, c cid.Cid, data []byte) error {
+	if s.closed {
+		return ErrClosed
+	}
 	k := dshelp.MultihashToDsKey(c.Hash())
 	has, err := s.d.Has(ctx, k)
 	if err != nil {
@@ -240,6 +327,9 @@ func (s *store) deleteKey(ctx context.Context, k ds.Key, h mh.Multihash) (int, b
 	mu := s.stripe(h)
 	mu.Lock()
 	defer mu.Unlock()
+	if s.closed {
+		return 0, false, ErrClosed
+	}
 	size, err := s.d.GetSize(ctx, k)
 	if errors.Is(err, ds.ErrNotFound) {
 		return 0, false, nil

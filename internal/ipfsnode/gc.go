@@ -192,6 +192,9 @@ func (n *Node) gcDelete(ctx context.Context, cands []gcCandidate, res *GCResult)
 	defer n.holdMu.Unlock()
 	unlock := n.store.lockAll()
 	defer unlock()
+	if n.store.closed {
+		return ErrClosed
+	}
 	b, err := n.store.d.Batch(ctx)
 	if err != nil {
 		return err

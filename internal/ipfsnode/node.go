@@ -67,7 +67,8 @@ type Node struct {
 }
 
 // New starts a node on cfg.Host over cfg.Datastore. ctx bounds start-up
-// only (counting the blocks already stored); the node runs until Close.
+// only (counting the blocks already stored, when the last run did not end
+// with Close); the node runs until Close.
 func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.withDefaults(); err != nil {
 		return nil, err
@@ -108,8 +109,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 }
 
 // Close stops bitswap, the provider and every goroutine of the node, and
-// waits for them (or returns ctx's error at its deadline). It closes
-// neither the host nor the datastore. A second Close returns ErrClosed.
+// waits for them (or returns ctx's error at its deadline). It then stops
+// every write of blocks and saves the totals of the stored blocks in the
+// datastore, so that the next New need not count them. It closes neither
+// the host nor the datastore. A second Close returns ErrClosed.
 func (n *Node) Close(ctx context.Context) error {
 	if n.closed.Swap(true) {
 		return ErrClosed
@@ -119,7 +122,9 @@ func (n *Node) Close(ctx context.Context) error {
 	if gerr := n.g.Wait(ctx); gerr != nil {
 		err = errors.Join(err, fmt.Errorf("ipfsnode: close: %w", gerr))
 	}
-	return err
+	// Quick, and what makes the next start quick: done even past ctx's
+	// deadline.
+	return errors.Join(err, n.store.close(context.WithoutCancel(ctx)))
 }
 
 // opCtx returns a context cancelled when ctx is or when the node closes.
@@ -201,7 +206,7 @@ type RepoStat struct {
 }
 
 // RepoStat reports the node's storage usage (kept up to date in memory;
-// counted from the datastore at New).
+// at New, read from what the last Close saved, or counted).
 func (n *Node) RepoStat(context.Context) (RepoStat, error) {
 	if n.closed.Load() {
 		return RepoStat{}, ErrClosed
