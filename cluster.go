@@ -64,6 +64,12 @@ type Cluster struct {
 	changed   [64]*changedSet
 	recordMu  sync.Mutex
 	recording int
+	// watching is set once every state change reaches onStateChange (the
+	// consensus is a StateWatcher); syncMisses counts the changes the
+	// tracker could not be given since the last full state sync began.
+	// Together they let the periodic state sync skip listing the state.
+	watching   atomic.Bool
+	syncMisses atomic.Uint64
 	// reservations holds the space promised to recent allocations.
 	reservations *reservationLedger
 	apis         []Component

@@ -20,8 +20,9 @@ import (
 
 // nodeConnector is the default IPFSConnector: the in-process IPFS node
 // (internal/ipfsnode) on the cluster's own host, its blocks and pins in the
-// cluster's datastore. It also carries the CRDT consensus's delta blocks
-// (crdt.DAG), which survive GC through extraRoots.
+// cluster's datastore. It also carries the CRDT consensus's blocks
+// (crdt.DAG) as system blocks; the heads (extraRoots) keep older delta
+// blocks, stored among the user's blocks by earlier versions, from GC.
 type nodeConnector struct {
 	node *ipfsnode.Node
 	// extraRoots is set by the consensus: the CRDT heads.
@@ -38,9 +39,10 @@ var (
 func newNodeConnector(ctx context.Context, h host.Host, r routing.Routing, d ds.Batching, cfg *config) (*nodeConnector, error) {
 	nc := &nodeConnector{}
 	ncfg := ipfsnode.Config{
-		Host:      h,
-		Datastore: d,
-		Logger:    cfg.logger.With("component", "ipfsnode"),
+		Host:       h,
+		Datastore:  d,
+		StorageMax: cfg.nodeStorageMax,
+		Logger:     cfg.logger.With("component", "ipfsnode"),
 		ExtraRoots: func(context.Context) ([]cid.Cid, error) {
 			if f := nc.extraRoots.Load(); f != nil {
 				return (*f)(), nil
@@ -258,18 +260,24 @@ func (n *nodeConnector) Add(ctx context.Context, files iter.Seq2[string, io.Read
 	return importFiles(ctx, files, p, importer{dir: n.node.AddDirectory, file: n.node.Add, wrap: nodeErr})
 }
 
-// nodeDAG is the crdt.DAG over the node's blocks: Get fetches through
-// bitswap when the block is not local.
+// nodeDAG is the crdt.DAG over the node's system blocks: the consensus's
+// deltas and snapshots are not the user's data, so they are not charged
+// against the node's StorageMax nor reported in RepoStat (IPFS Cluster
+// keeps them in its own datastore, out of Kubo's repository), and GC
+// never removes them. Get fetches through bitswap when the block is not
+// local.
 type nodeDAG struct{ n *ipfsnode.Node }
 
-func (d nodeDAG) Get(ctx context.Context, c cid.Cid) ([]byte, error) { return d.n.BlockGet(ctx, c) }
+func (d nodeDAG) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	return d.n.SysBlockGet(ctx, c)
+}
 
 func (d nodeDAG) Put(ctx context.Context, c cid.Cid, data []byte) error {
 	b, err := blocks.NewBlockWithCid(data, c)
 	if err != nil {
 		return err
 	}
-	return d.n.PutBlock(ctx, b)
+	return d.n.SysBlockPut(ctx, b)
 }
 
 var _ Catter = (*nodeConnector)(nil)
@@ -282,5 +290,5 @@ func (n *nodeConnector) Cat(ctx context.Context, c cid.Cid) (io.ReadSeekCloser, 
 
 // Delete implements crdt.DAGDeleter: compaction removes old deltas.
 func (d nodeDAG) Delete(ctx context.Context, c cid.Cid) error {
-	return d.n.Blockstore().DeleteBlock(ctx, c)
+	return d.n.SysBlockDelete(ctx, c)
 }

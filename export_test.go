@@ -2,6 +2,7 @@ package pincluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -19,6 +20,21 @@ func SnapshotsLoaded(c *Cluster) uint64 {
 		return 0
 	}
 	return cc.store.Stats().SnapshotsLoaded
+}
+
+// Snapshot makes the default CRDT consensus of c write a snapshot now.
+func Snapshot(ctx context.Context, c *Cluster) error {
+	cc, ok := c.consensus.(*crdtConsensus)
+	if !ok {
+		return errors.New("not the CRDT consensus")
+	}
+	_, err := cc.store.Snapshot(ctx)
+	return err
+}
+
+// WithNodeStorageMax sets the in-process node's StorageMax (bytes).
+func WithNodeStorageMax(n uint64) Option {
+	return func(c *config) error { c.nodeStorageMax = n; return nil }
 }
 
 // CRDTStats describes the default CRDT consensus's counters (for test

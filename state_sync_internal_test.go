@@ -21,6 +21,7 @@ type syncState struct {
 	pins   map[cid.Cid]Pin
 	order  []cid.Cid
 	gets   int
+	lists  int
 	during func()
 }
 
@@ -46,6 +47,7 @@ func (s *syncState) Has(_ context.Context, c cid.Cid) (bool, error) {
 // datastore's query): changes made meanwhile are not seen.
 func (s *syncState) List(context.Context) iter.Seq2[Pin, error] {
 	s.mu.Lock()
+	s.lists++
 	snap := make([]Pin, 0, len(s.order))
 	for _, c := range s.order {
 		snap = append(snap, s.pins[c])
@@ -70,16 +72,23 @@ type syncConsensus struct {
 
 func (c syncConsensus) State(context.Context) (ReadOnly, error) { return c.st, nil }
 
-// syncTracker keeps the last pin it was given for each CID.
+// syncTracker keeps the last pin it was given for each CID. While fail is
+// set, Track fails; SyncAll reports nodeChanged (CIDs whose pin its node
+// lost) once.
 type syncTracker struct {
 	PinTracker
-	mu      sync.Mutex
-	tracked map[cid.Cid]Pin
+	mu          sync.Mutex
+	tracked     map[cid.Cid]Pin
+	fail        bool
+	nodeChanged []cid.Cid
 }
 
 func (t *syncTracker) Track(_ context.Context, p Pin) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.fail {
+		return fmt.Errorf("track %s: %w", p.Cid, ErrQueueFull)
+	}
 	t.tracked[p.Cid] = p
 	return nil
 }
@@ -92,7 +101,17 @@ func (t *syncTracker) Untrack(_ context.Context, c cid.Cid) error {
 }
 
 func (t *syncTracker) SyncAll(context.Context) iter.Seq2[PinInfo, error] {
-	return func(func(PinInfo, error) bool) {}
+	t.mu.Lock()
+	changed := t.nodeChanged
+	t.nodeChanged = nil
+	t.mu.Unlock()
+	return func(yield func(PinInfo, error) bool) {
+		for _, c := range changed {
+			if !yield(PinInfo{Cid: c}, nil) {
+				return
+			}
+		}
+	}
 }
 
 func (t *syncTracker) StatusAll(context.Context, TrackerStatus) iter.Seq2[PinInfo, error] {
@@ -194,4 +213,80 @@ func TestChangedSetOverflow(t *testing.T) {
 	if !none.has(1) {
 		t.Fatal("no record must answer true (read again)")
 	}
+}
+
+// TestPeriodicStateSyncListsOnlyAfterAMiss: the periodic state sync lists
+// the whole state the first time, and afterwards only when a change could
+// not be handed to the tracker (or changes do not reach it at all); in
+// between it hands the tracker again only the pins its node lost. Before,
+// every periodic sync listed the state and tracked every pin: at 10M pins
+// 74 % of a core on an idle peer (issue 19).
+func TestPeriodicStateSyncListsOnlyAfterAMiss(t *testing.T) {
+	ctx := context.Background()
+	st := &syncState{pins: map[cid.Cid]Pin{}}
+	for i := range 100 {
+		c := syncTestCID(t, fmt.Sprint("pin-", i))
+		st.pins[c] = NewPin(c, PinOptions{})
+		st.order = append(st.order, c)
+	}
+	tr := &syncTracker{tracked: map[cid.Cid]Pin{}}
+	c := &Cluster{
+		consensus: syncConsensus{st: st},
+		tracker:   tr,
+		index:     newPinIndex(),
+		log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	c.watching.Store(true)
+	pass := func(first bool, wantLists int) {
+		t.Helper()
+		if err := c.periodicStateSync(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if st.lists != wantLists {
+			t.Fatalf("the state was listed %d times, want %d", st.lists, wantLists)
+		}
+	}
+	pass(true, 1)
+	if len(tr.tracked) != 100 {
+		t.Fatalf("the first sync tracked %d pins, want 100", len(tr.tracked))
+	}
+	pass(false, 1)
+	pass(false, 1)
+
+	// A change the tracker refused (queue full): the next sync lists the
+	// state and tracks it; the one after does not list again.
+	missed := syncTestCID(t, "missed")
+	p := NewPin(missed, PinOptions{})
+	st.mu.Lock()
+	st.pins[missed] = p
+	st.order = append(st.order, missed)
+	st.mu.Unlock()
+	tr.fail = true
+	c.onStateChange(ctx, p, false)
+	tr.fail = false
+	if _, ok := tr.tracked[missed]; ok {
+		t.Fatal("the refused change was tracked")
+	}
+	pass(false, 2)
+	if _, ok := tr.tracked[missed]; !ok {
+		t.Fatal("the sync after a refused change did not track it")
+	}
+	pass(false, 2)
+
+	// A pin its node lost (reported by SyncAll) is handed to the tracker
+	// again, without listing the state.
+	lost := st.order[7]
+	delete(tr.tracked, lost)
+	tr.nodeChanged = []cid.Cid{lost}
+	pass(false, 2)
+	if _, ok := tr.tracked[lost]; !ok {
+		t.Fatal("the pin the node lost was not handed to the tracker again")
+	}
+
+	// Without every change reaching the tracker, every sync lists.
+	c.watching.Store(false)
+	pass(false, 3)
+	pass(false, 4)
 }

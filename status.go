@@ -400,7 +400,9 @@ func (c *Cluster) RecoverAll(ctx context.Context, local bool) iter.Seq2[GlobalPi
 }
 
 // SyncAll reconciles this peer's tracker with its IPFS node and streams the
-// statuses that changed.
+// statuses that changed. The next periodic state sync hands the whole
+// state to the tracker when something changed (pins the node lost are
+// queued again then).
 func (c *Cluster) SyncAll(ctx context.Context) iter.Seq2[PinInfo, error] {
 	return func(yield func(PinInfo, error) bool) {
 		if err := c.live("sync all"); err != nil {
@@ -408,6 +410,10 @@ func (c *Cluster) SyncAll(ctx context.Context) iter.Seq2[PinInfo, error] {
 			return
 		}
 		for pi, err := range c.tracker.SyncAll(ctx) {
+			if err == nil {
+				// Taken from the periodic sync's own SyncAll.
+				c.syncMisses.Add(1)
+			}
 			if !yield(pi, err) {
 				return
 			}

@@ -51,12 +51,13 @@ type Config struct {
 	// and nothing is announced. Pass a nil interface, not a typed nil.
 	Routing Routing
 	// Datastore holds the blocks (under /ipfsnode/blocks, keyed by
-	// multihash like Kubo's blockstore) and the pins (under
+	// multihash like Kubo's blockstore), the system blocks (under
+	// /ipfsnode/sysblocks, see Node.SysBlockPut) and the pins (under
 	// /ipfsnode/pins). Required. Other components may use other
 	// namespaces of the same datastore. The node does not close it.
 	Datastore ds.Batching
 	// StorageMax bounds the bytes of block data the node stores; a put
-	// beyond it fails with ErrStorageFull. Default: DefaultStorageMax
+	// beyond it fails with ErrStorageFull. System blocks are not counted. Default: DefaultStorageMax
 	// (10 GB).
 	StorageMax uint64
 	// FetchConcurrency is how many blocks one Pin (or Fetch) requests at
@@ -90,8 +91,9 @@ type Config struct {
 	ReprovideInterval time.Duration
 	// ExtraRoots returns more GC roots: every block reachable from them
 	// (through dag-pb, raw and dag-cbor links) survives GC, as pins do.
-	// The CRDT consensus stores its delta blocks in the same blockstore
-	// and names its heads here. Default: nil (pins only). An error aborts
+	// The CRDT consensus stores its blocks as system blocks, which GC
+	// never removes, and names its heads here for its older blocks,
+	// stored among the user's blocks by earlier versions. Default: nil (pins only). An error aborts
 	// the GC run before anything is deleted.
 	ExtraRoots func(ctx context.Context) ([]cid.Cid, error)
 	// Logger receives the node's logs. Default: nil, meaning discard.

@@ -7,13 +7,19 @@
 //     checked against its CID (a mismatch is a *CorruptBlockError and is
 //     never served, stored or pinned) and whose size is bounded by
 //     Config.StorageMax (ErrStorageFull);
+//   - system blocks (namespace /ipfsnode/sysblocks): the owner's own blocks
+//     (the cluster's consensus keeps its deltas and snapshots there), kept
+//     apart like IPFS Cluster keeps its consensus data out of the IPFS
+//     repository: not charged against StorageMax, not in RepoStat, never
+//     removed by GC, served to peers by bitswap like any block;
 //   - bitswap (boxo) on the host, finding providers through Config.Routing
 //     when given, else among connected peers;
 //   - a pinset persisted in the datastore (namespace /ipfsnode/pins):
 //     recursive, direct and depth-limited pins, recorded only once every
 //     block they cover is local, with progress callbacks while fetching;
 //   - a mark-and-sweep garbage collector whose roots are the pins and
-//     Config.ExtraRoots (for the CRDT's delta DAG), safe against pins and
+//     Config.ExtraRoots (for the CRDT's older delta blocks, stored among
+//     the user's blocks by earlier versions), safe against pins and
 //     imports running at the same time;
 //   - a provider announcing pinned roots through Config.Routing, rate
 //     bounded;

@@ -84,6 +84,9 @@ func (n *Node) gcMark(ctx context.Context) (map[string]int, error) {
 // recording in marks (multihash -> deepest depth visited) and calling
 // visit, when not nil, with each multihash; visit returning false stops
 // the walk. Missing blocks are skipped, corrupt ones are not followed.
+// Blocks are read from the user's blocks, then the system blocks: a DAG of
+// the owner's (ExtraRoots) may span both, its older blocks stored as user
+// blocks by an earlier version.
 func (n *Node) walkLocal(ctx context.Context, root cid.Cid, maxDepth int, marks map[string]int, visit func(h string) bool) error {
 	stack := []task{{c: root, depth: maxDepth}}
 	for len(stack) > 0 {
@@ -103,7 +106,7 @@ func (n *Node) walkLocal(ctx context.Context, root cid.Cid, maxDepth int, marks 
 		if t.depth == 0 || !hasLinks(t.c) {
 			continue
 		}
-		b, err := n.store.Get(ctx, t.c)
+		b, err := servedStore{n.store}.Get(ctx, t.c)
 		switch {
 		case ipld.IsNotFound(err):
 			continue
@@ -189,6 +192,9 @@ func (n *Node) gcDelete(ctx context.Context, cands []gcCandidate, res *GCResult)
 	defer n.holdMu.Unlock()
 	unlock := n.store.lockAll()
 	defer unlock()
+	if n.store.closed {
+		return ErrClosed
+	}
 	b, err := n.store.d.Batch(ctx)
 	if err != nil {
 		return err

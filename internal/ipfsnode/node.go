@@ -43,6 +43,9 @@ type Node struct {
 	bswap *bitswap.Bitswap
 	bserv blockservice.BlockService
 	dag   ipld.DAGService
+	// sysServ fetches and stores system blocks (see SysBlockPut), over
+	// the same bitswap.
+	sysServ blockservice.BlockService
 
 	// gcMu: GC holds it exclusively from mark to the end of sweep; a pin
 	// records itself (and releases its holds) under the read lock, so a
@@ -66,7 +69,8 @@ type Node struct {
 }
 
 // New starts a node on cfg.Host over cfg.Datastore. ctx bounds start-up
-// only (counting the blocks already stored); the node runs until Close.
+// only (counting the blocks already stored, when the last run did not end
+// with Close); the node runs until Close.
 func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.withDefaults(); err != nil {
 		return nil, err
@@ -90,8 +94,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	st.onFull = n.storageFull
 	// bitswap lives until Close; its context is the group's.
-	n.bswap = bitswap.New(g.Context(), bsnet.NewFromIpfsHost(cfg.Host), cfg.Routing, st)
+	n.bswap = bitswap.New(g.Context(), bsnet.NewFromIpfsHost(cfg.Host), cfg.Routing, servedStore{st})
 	n.bserv = blockservice.New(st, n.bswap)
+	n.sysServ = blockservice.New(sysStore{st}, n.bswap) // never closed: bserv closes bitswap
 	n.dag = merkledag.NewDAGService(n.bserv)
 	if cfg.Routing != nil {
 		n.prov = newProvider(n)
@@ -106,8 +111,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 }
 
 // Close stops bitswap, the provider and every goroutine of the node, and
-// waits for them (or returns ctx's error at its deadline). It closes
-// neither the host nor the datastore. A second Close returns ErrClosed.
+// waits for them (or returns ctx's error at its deadline). It then stops
+// every write of blocks and saves the totals of the stored blocks in the
+// datastore, so that the next New need not count them. It closes neither
+// the host nor the datastore. A second Close returns ErrClosed.
 func (n *Node) Close(ctx context.Context) error {
 	if n.closed.Swap(true) {
 		return ErrClosed
@@ -117,7 +124,9 @@ func (n *Node) Close(ctx context.Context) error {
 	if gerr := n.g.Wait(ctx); gerr != nil {
 		err = errors.Join(err, fmt.Errorf("ipfsnode: close: %w", gerr))
 	}
-	return err
+	// Quick, and what makes the next start quick: done even past ctx's
+	// deadline.
+	return errors.Join(err, n.store.close(context.WithoutCancel(ctx)))
 }
 
 // opCtx returns a context cancelled when ctx is or when the node closes.
@@ -187,7 +196,8 @@ func (n *Node) Wantlist() []cid.Cid {
 	return st.Wantlist
 }
 
-// RepoStat is the node's storage usage.
+// RepoStat is the node's storage usage. System blocks (SysBlockPut) are
+// not counted.
 type RepoStat struct {
 	// RepoSize is the bytes of block data stored.
 	RepoSize uint64
@@ -198,7 +208,7 @@ type RepoStat struct {
 }
 
 // RepoStat reports the node's storage usage (kept up to date in memory;
-// counted from the datastore at New).
+// at New, read from what the last Close saved, or counted).
 func (n *Node) RepoStat(context.Context) (RepoStat, error) {
 	if n.closed.Load() {
 		return RepoStat{}, ErrClosed
@@ -253,6 +263,56 @@ func (n *Node) putBlock(ctx context.Context, b blocks.Block) error {
 		n.log.Debug("ipfsnode: notify new block", "cid", b.Cid(), "err", err)
 	}
 	return nil
+}
+
+// SysBlockPut stores a system block, after checking its bytes against its
+// CID (*CorruptBlockError otherwise). System blocks are the node's owner's
+// own data (the cluster's consensus stores its deltas and snapshots
+// there), kept apart from the user's blocks as IPFS Cluster keeps its
+// consensus data out of the IPFS repository: they are not charged against
+// StorageMax nor counted by RepoStat, GC never removes them (only
+// SysBlockDelete does), and bitswap serves them to peers like any block.
+func (n *Node) SysBlockPut(ctx context.Context, b blocks.Block) error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	if err := n.store.sysPut(ctx, b); err != nil {
+		return err
+	}
+	if err := n.bswap.NotifyNewBlocks(ctx, b); err != nil {
+		n.log.Debug("ipfsnode: notify new block", "cid", b.Cid(), "err", err)
+	}
+	return nil
+}
+
+// SysBlockGet returns the bytes of a system block: stored as one, else
+// among the user's blocks (where a node of an earlier version stored its
+// owner's blocks), else fetched from the network through bitswap (until
+// ctx ends) and stored as a system block. Errors are BlockGet's.
+func (n *Node) SysBlockGet(ctx context.Context, c cid.Cid) ([]byte, error) {
+	ctx, cancel, err := n.opCtx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	b, err := n.sysServ.GetBlock(ctx, c)
+	if err != nil {
+		return nil, n.ctxErr(n.getErr(ctx, c, err))
+	}
+	return b.RawData(), nil
+}
+
+// SysBlockDelete removes a system block, and its copy among the user's
+// blocks if there is one (see SysBlockGet; as Blockstore().DeleteBlock
+// would); a missing block is not an error.
+func (n *Node) SysBlockDelete(ctx context.Context, c cid.Cid) error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	if err := n.store.sysDelete(ctx, c); err != nil {
+		return err
+	}
+	return n.store.DeleteBlock(ctx, c)
 }
 
 // BlockGet returns the bytes of one block, from the store or, when
