@@ -75,6 +75,7 @@ func main() {
 	connect := flag.String("connect", "", "joiner (the child of -mode join): the source peer's multiaddr")
 	height := flag.Uint64("height", 0, "joiner: the source's DAG height to reach")
 	want := flag.Int("want", 0, "joiner: the pins the source holds")
+	flag.StringVar(&joinProf, "joinprofile", "", "join: write CPU profiles of the join to this path plus -source.pprof (the source, while the joiner runs) and -joiner.pprof (the joiner, from its start until in sync)")
 	idleFor := flag.Duration("idle", 0, "open: after the idle RSS, stay idle this long and report the CPU used (the periodic state sync at this pinset)")
 	flag.Int64Var(&pebbleCache, "pebblecache", 0, "-store pebble-default: Pebble's block cache in bytes (0: Pebble's default, 8 MiB)")
 	flag.BoolVar(&pebbleBloom, "pebblebloom", false, "-store pebble-default: Bloom filters (10 bits per key) on every level")
@@ -126,6 +127,25 @@ type peer struct {
 
 // snapshotEvery is -snapshots.
 var snapshotEvery = -1
+
+// joinProf is -joinprofile.
+var joinProf string
+
+// startProfile starts a CPU profile written to path; stop ends it.
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
 
 // pebbleCache and pebbleBloom are -pebblecache and -pebblebloom.
 var (
@@ -440,10 +460,18 @@ func join(store, dir, joinStore, joinDir string, limit time.Duration) error {
 	if limit > 0 {
 		args = append(args, "-for", limit.String())
 	}
+	stopProf := func() {}
+	if joinProf != "" {
+		args = append(args, "-joinprofile", joinProf)
+		if stopProf, err = startProfile(joinProf + "-source.pprof"); err != nil {
+			return err
+		}
+	}
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cpu0 := cpuTime()
 	err = cmd.Run()
+	stopProf()
 	fmt.Printf("source CPU during the join %v; RSS %d MiB (anon %d, file %d); load %s\n",
 		(cpuTime() - cpu0).Round(time.Millisecond), func() int { r, _ := procStatus(); return r }(), func() int { a, _ := rssSplit(); return a }(), func() int { _, f := rssSplit(); return f }(), loadavg())
 	return err
@@ -457,6 +485,14 @@ func joiner(store, dir, connect string, height uint64, want int, limit time.Dura
 	resetPeak()
 	mon := startMonitor()
 	t0, cpu0 := time.Now(), cpuTime()
+	stopProf := func() {}
+	if joinProf != "" {
+		var err error
+		if stopProf, err = startProfile(joinProf + "-joiner.pprof"); err != nil {
+			return err
+		}
+	}
+	defer func() { stopProf() }()
 	p, err := start(ctx, store, dir, connect)
 	if err != nil {
 		return err
@@ -482,6 +518,8 @@ func joiner(store, dir, connect string, height uint64, want int, limit time.Dura
 		time.Sleep(100 * time.Millisecond)
 	}
 	took, cpu := time.Since(t0), cpuTime()-cpu0
+	stopProf()
+	stopProf = func() {}
 	st, _ := p.c.ConsensusStats()
 	rss, hwm := procStatus()
 	anon, file := rssSplit()
