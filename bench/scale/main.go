@@ -44,6 +44,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	cid "github.com/ipfs/go-cid"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	libp2p "github.com/libp2p/go-libp2p"
@@ -79,6 +80,8 @@ func main() {
 	idleFor := flag.Duration("idle", 0, "open: after the idle RSS, stay idle this long and report the CPU used (the periodic state sync at this pinset)")
 	flag.Int64Var(&pebbleCache, "pebblecache", 0, "-store pebble-default: Pebble's block cache in bytes (0: Pebble's default, 8 MiB)")
 	flag.BoolVar(&pebbleBloom, "pebblebloom", false, "-store pebble-default: Bloom filters (10 bits per key) on every level")
+	flag.Uint64Var(&pebbleMemtable, "pebblememtable", 0, "-store pebble-default: Pebble's memtable size in bytes (0: Pebble's default, 4 MiB)")
+	flag.BoolVar(&pebbleNoCompress, "pebblenocompress", false, "-store pebble-default: no block compression (Pebble's default: Snappy)")
 	flag.Parse()
 	snapshotEvery = *snapshots
 	if *pprofAddr != "" {
@@ -147,10 +150,13 @@ func startProfile(path string) (stop func(), err error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
-// pebbleCache and pebbleBloom are -pebblecache and -pebblebloom.
+// pebbleCache, pebbleBloom, pebbleMemtable and pebbleNoCompress are
+// -pebblecache, -pebblebloom, -pebblememtable and -pebblenocompress.
 var (
-	pebbleCache int64
-	pebbleBloom bool
+	pebbleCache      int64
+	pebbleBloom      bool
+	pebbleMemtable   uint64
+	pebbleNoCompress bool
 )
 
 // start starts the peer on dir; with connect (a multiaddr with /p2p/), its
@@ -206,10 +212,13 @@ func start(ctx context.Context, store, dir, connect string) (*peer, error) {
 	case "pebble-default":
 		// Pebble opened here, with its defaults (8 MiB cache, no
 		// filters) or -pebblecache and -pebblebloom: for comparisons.
-		po := &pebble.Options{CacheSize: pebbleCache}
-		if pebbleBloom {
-			for i := range po.Levels {
+		po := &pebble.Options{CacheSize: pebbleCache, MemTableSize: pebbleMemtable}
+		for i := range po.Levels {
+			if pebbleBloom {
 				po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+			}
+			if pebbleNoCompress {
+				po.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 			}
 		}
 		pd, err := pebbleds.NewDatastore(filepath.Join(dir, "state"), pebbleds.WithPebbleOpts(po))
@@ -460,6 +469,8 @@ func join(store, dir, joinStore, joinDir string, limit time.Duration) error {
 	if limit > 0 {
 		args = append(args, "-for", limit.String())
 	}
+	args = append(args, "-pebblecache", fmt.Sprint(pebbleCache), "-pebblememtable", fmt.Sprint(pebbleMemtable),
+		fmt.Sprintf("-pebblebloom=%v", pebbleBloom), fmt.Sprintf("-pebblenocompress=%v", pebbleNoCompress))
 	stopProf := func() {}
 	if joinProf != "" {
 		args = append(args, "-joinprofile", joinProf)
