@@ -80,6 +80,7 @@ func main() {
 	idleFor := flag.Duration("idle", 0, "open: after the idle RSS, stay idle this long and report the CPU used (the periodic state sync at this pinset)")
 	flag.Int64Var(&pebbleCache, "pebblecache", 0, "-store pebble-default: Pebble's block cache in bytes (0: Pebble's default, 8 MiB)")
 	flag.BoolVar(&pebbleBloom, "pebblebloom", false, "-store pebble-default: Bloom filters (10 bits per key) on every level")
+	flag.DurationVar(&stateSync, "statesync", 0, "WithStateSyncInterval (0: the library's default), e.g. 1h to keep the periodic state sync out of a measurement")
 	flag.Uint64Var(&pebbleMemtable, "pebblememtable", 0, "-store pebble-default: Pebble's memtable size in bytes (0: Pebble's default, 4 MiB)")
 	flag.BoolVar(&pebbleNoCompress, "pebblenocompress", false, "-store pebble-default: no block compression (Pebble's default: Snappy)")
 	flag.Parse()
@@ -133,6 +134,9 @@ var snapshotEvery = -1
 
 // joinProf is -joinprofile.
 var joinProf string
+
+// stateSync is -statesync.
+var stateSync time.Duration
 
 // startProfile starts a CPU profile written to path; stop ends it.
 func startProfile(path string) (stop func(), err error) {
@@ -203,6 +207,9 @@ func start(ctx context.Context, store, dir, connect string) (*peer, error) {
 	closeStore := func() {}
 	if snapshotEvery >= 0 {
 		opts = append(opts, pincluster.WithSnapshots(snapshotEvery, false))
+	}
+	if stateSync > 0 {
+		opts = append(opts, pincluster.WithStateSyncInterval(stateSync))
 	}
 	switch store {
 	case "badger":
