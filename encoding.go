@@ -115,12 +115,16 @@ func peersToBytes(ps []peer.ID) [][]byte {
 }
 
 func bytesToPeers(field string, bs [][]byte) ([]peer.ID, error) {
+	return (*pinDecoder)(nil).bytesToPeers(field, bs)
+}
+
+func (d *pinDecoder) bytesToPeers(field string, bs [][]byte) ([]peer.ID, error) {
 	if len(bs) == 0 {
 		return nil, nil
 	}
 	out := make([]peer.ID, len(bs))
 	for i, b := range bs {
-		p, err := peer.IDFromBytes(b)
+		p, err := d.peerID(b)
 		if err != nil {
 			return nil, &ValidationError{Field: field, Err: ErrInvalidPin, Detail: fmt.Sprintf("entry %d: %v", i, err)}
 		}
@@ -196,7 +200,38 @@ func (p *Pin) UnmarshalBinary(data []byte) error {
 	return nil
 }
 
-func decodePin(data []byte) (Pin, error) {
+func decodePin(data []byte) (Pin, error) { return (*pinDecoder)(nil).decode(data) }
+
+// pinDecoder decodes a stream of pin records (a listing of the state),
+// reusing the peer IDs it has seen: the pins of a cluster name the same
+// few peers over and over, so most of their allocations need neither a
+// multihash check nor a copy. A nil *pinDecoder keeps nothing. It is not
+// safe for concurrent use.
+type pinDecoder struct {
+	peers map[string]peer.ID // by their bytes; at most pinDecoderPeers
+}
+
+// pinDecoderPeers bounds the peer IDs a pinDecoder keeps.
+const pinDecoderPeers = 256
+
+// peerID returns the peer ID of b, checked as peer.IDFromBytes does.
+func (d *pinDecoder) peerID(b []byte) (peer.ID, error) {
+	if d != nil {
+		if p, ok := d.peers[string(b)]; ok {
+			return p, nil // the same bytes were checked before
+		}
+	}
+	p, err := peer.IDFromBytes(b)
+	if err == nil && d != nil && len(d.peers) < pinDecoderPeers {
+		if d.peers == nil {
+			d.peers = map[string]peer.ID{}
+		}
+		d.peers[string(p)] = p
+	}
+	return p, err
+}
+
+func (d *pinDecoder) decode(data []byte) (Pin, error) {
 	if len(data) > MaxEncodedPinSize {
 		return Pin{}, fmt.Errorf("%w: pin record of %d bytes exceeds %d", ErrCorrupt, len(data), MaxEncodedPinSize)
 	}
@@ -210,12 +245,14 @@ func decodePin(data []byte) (Pin, error) {
 		}
 		w = *slow
 	}
-	return pinFromWire(&w)
+	return d.pinFromWire(&w)
 }
 
 // pinFromWire checks and converts a decoded record. It copies what it
 // keeps of w's byte strings.
-func pinFromWire(w *pinWire) (Pin, error) {
+func pinFromWire(w *pinWire) (Pin, error) { return (*pinDecoder)(nil).pinFromWire(w) }
+
+func (d *pinDecoder) pinFromWire(w *pinWire) (Pin, error) {
 	if w.V != EncodingVersion {
 		if w.V > EncodingVersion {
 			return Pin{}, fmt.Errorf("%w: pin version %d", ErrUnsupportedVersion, w.V)
@@ -247,10 +284,10 @@ func pinFromWire(w *pinWire) (Pin, error) {
 	if p.PinUpdate, err = bytesToCid("pin_update", w.PinUpdate); err != nil {
 		return Pin{}, err
 	}
-	if p.Allocations, err = bytesToPeers("allocations", w.Alloc); err != nil {
+	if p.Allocations, err = d.bytesToPeers("allocations", w.Alloc); err != nil {
 		return Pin{}, err
 	}
-	if p.UserAllocations, err = bytesToPeers("user_allocations", w.UserAlloc); err != nil {
+	if p.UserAllocations, err = d.bytesToPeers("user_allocations", w.UserAlloc); err != nil {
 		return Pin{}, err
 	}
 	if len(w.Origins) > MaxOrigins {

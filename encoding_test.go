@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	peer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/stretchr/testify/require"
 )
 
 func TestPinBinaryRoundTrip(t *testing.T) {
@@ -266,4 +269,30 @@ func FuzzMetricDecode(f *testing.F) {
 			t.Fatalf("untyped error: %v", err)
 		}
 	})
+}
+
+// A pinDecoder reusing peer IDs decodes every record as decodePin does,
+// keeps at most pinDecoderPeers of them, and still rejects a record whose
+// allocation is not a multihash after seeing valid ones.
+func TestPinDecoderMatchesDecodePin(t *testing.T) {
+	var dec pinDecoder
+	for i := range 2 * pinDecoderPeers {
+		p := fullPin(t)
+		p.Allocations = []peer.ID{testPeer(t, "a"), testPeer(t, fmt.Sprint("p", i)), testPeer(t, "b")}
+		p.UserAllocations = []peer.ID{testPeer(t, fmt.Sprint("u", i%3))}
+		b, err := p.MarshalBinary()
+		require.NoError(t, err)
+		want, err := decodePin(b)
+		require.NoError(t, err)
+		got, err := dec.decode(b)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+	}
+	require.Len(t, dec.peers, pinDecoderPeers)
+	bad, err := cborEnc.Marshal(map[int]any{0: 1, 1: testCid(t, "x").Bytes(), 2: 2, 4: -1, 3: [][]byte{[]byte("not a multihash")}})
+	require.NoError(t, err)
+	_, want := decodePin(bad)
+	require.ErrorIs(t, want, ErrInvalidPin)
+	_, got := dec.decode(bad)
+	require.Equal(t, want, got)
 }

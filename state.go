@@ -202,6 +202,7 @@ func (s *DatastoreState) listNamespace(ctx context.Context, ns ds.Key) iter.Seq2
 			return
 		}
 		defer res.Close()
+		var dec pinDecoder
 		// NextSync, not Next: Next starts a goroutine that hands each
 		// result over a channel, a select and two goroutine switches
 		// per pin.
@@ -210,7 +211,7 @@ func (s *DatastoreState) listNamespace(ctx context.Context, ns ds.Key) iter.Seq2
 				yield(Pin{}, fmt.Errorf("pincluster: state list: %w", r.Error))
 				return
 			}
-			p, err := decodePin(r.Value)
+			p, err := dec.decode(r.Value)
 			if err != nil {
 				if !yield(Pin{}, &RecordError{Key: r.Key, Err: err}) {
 					return

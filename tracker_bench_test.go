@@ -2,8 +2,8 @@ package pincluster
 
 import (
 	"context"
-	"fmt"
 	"iter"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"testing"
@@ -103,15 +103,28 @@ func BenchmarkTrackerPins(b *testing.B) {
 }
 
 // BenchmarkTrackerStatusAll streams the status of every pin of the state
-// (all pinned here).
+// (all pinned here). In the held10M cases the held set also has the
+// fingerprints of 9M other CIDs, so that its lookups meet the cache
+// misses of a ten-million-pin peer (80 MB of fingerprints) while the
+// state stays small enough to build in a benchmark.
 func BenchmarkTrackerStatusAll(b *testing.B) {
-	for _, n := range []int{100_000, 1_000_000} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		n, pads int
+	}{{"100000", 100_000, 0}, {"1000000", 1_000_000, 0}, {"1000000-held10M", 1_000_000, 9_000_000}} {
+		n := c.n
+		b.Run(c.name, func(b *testing.B) {
 			tr, _, cids := benchTracker(b, n)
 			tr.mu.Lock()
+			hb := heldBuilder{seed: tr.held.seed}
 			for _, ci := range cids {
-				tr.held.set(ci, IPFSPinStatusRecursive)
+				hb.add(ci, IPFSPinStatusRecursive)
 			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			for range c.pads {
+				hb.es = append(hb.es, rng.Uint64()|1)
+			}
+			tr.held = hb.set()
 			tr.loaded = true
 			tr.mu.Unlock()
 			ctx := context.Background()

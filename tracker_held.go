@@ -122,6 +122,53 @@ func (s *heldSet) getF(f uint64) IPFSPinStatus {
 	return s.baseGet(f)
 }
 
+// heldBatch is the most lookups getMany does at once: its bucket bounds
+// and the buckets' cache lines (about 4 per lookup at ten million CIDs)
+// stay within the core's L2 cache between the passes.
+const heldBatch = 128
+
+// getMany sets modes[i] to the mode of fingerprint fs[i] (len(modes) >=
+// len(fs) <= heldBatch), as getF for each, but a few times faster on a
+// base larger than the CPU's caches: getF's misses (the directory, then
+// the bucket's lines) come one after the other, each waiting for the load
+// before, while here every pass issues loads that do not depend on each
+// other, which the CPU overlaps.
+func (s *heldSet) getMany(fs []uint64, modes []IPFSPinStatus) {
+	var lo, hi [heldBatch]uint32
+	if len(s.dir) > 0 {
+		for i, f := range fs {
+			k := f >> s.shift
+			lo[i], hi[i] = s.dir[k], s.dir[k+1]
+		}
+		// Touch every cache line of each bucket (8 entries a line) so
+		// that the searches below find them in the cache.
+		var sink uint64
+		for i := range fs {
+			for j := lo[i]; j < hi[i]; j += 8 {
+				sink += s.base[j]
+			}
+		}
+		if sink == 1 && len(modes) > 0 {
+			// Never taken in practice; it keeps the loads above
+			// from being dropped as unused (pass 3 sets modes[0]).
+			modes[0] = IPFSPinStatusUnpinned
+		}
+	}
+	for i, f := range fs {
+		if m, ok := s.over[f]; ok {
+			modes[i] = m
+			continue
+		}
+		modes[i] = IPFSPinStatusUnpinned
+		if l, h := int(lo[i]), int(hi[i]); l < h {
+			j, _ := slices.BinarySearch(s.base[l:h], f)
+			if l+j < h && s.base[l+j]&^1 == f {
+				modes[i] = entryMode(s.base[l+j])
+			}
+		}
+	}
+}
+
 // set records that c is held in mode (IPFSPinStatusUnpinned: not held).
 func (s *heldSet) set(c cid.Cid, mode IPFSPinStatus) { s.setF(s.fingerprint(c), mode) }
 

@@ -36,6 +36,26 @@ func TestHeldSetMatchesMap(t *testing.T) {
 			}
 			require.Equal(t, want, s.get(c), c)
 		}
+		// getMany answers as get, by chunks of every size up to
+		// heldBatch.
+		fs := make([]uint64, 0, heldBatch)
+		got := make([]IPFSPinStatus, heldBatch)
+		for i := 0; i < len(cids); {
+			k := min(1+rng.IntN(heldBatch), len(cids)-i)
+			fs = fs[:0]
+			for _, c := range cids[i : i+k] {
+				fs = append(fs, s.fingerprint(c))
+			}
+			s.getMany(fs, got)
+			for j, c := range cids[i : i+k] {
+				want, ok := model[c]
+				if !ok {
+					want = IPFSPinStatusUnpinned
+				}
+				require.Equal(t, want, got[j], c)
+			}
+			i += k
+		}
 	}
 	folds := 0
 	for round := range 6 {

@@ -44,6 +44,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	cid "github.com/ipfs/go-cid"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	libp2p "github.com/libp2p/go-libp2p"
@@ -75,10 +76,13 @@ func main() {
 	connect := flag.String("connect", "", "joiner (the child of -mode join): the source peer's multiaddr")
 	height := flag.Uint64("height", 0, "joiner: the source's DAG height to reach")
 	want := flag.Int("want", 0, "joiner: the pins the source holds")
+	flag.StringVar(&joinProf, "joinprofile", "", "join: write CPU profiles of the join to this path plus -source.pprof (the source, while the joiner runs) and -joiner.pprof (the joiner, from its start until in sync)")
 	idleFor := flag.Duration("idle", 0, "open: after the idle RSS, stay idle this long and report the CPU used (the periodic state sync at this pinset)")
-	flag.DurationVar(&stateSyncEvery, "statesync", 0, "WithStateSyncInterval (0: the library's default)")
 	flag.Int64Var(&pebbleCache, "pebblecache", 0, "-store pebble-default: Pebble's block cache in bytes (0: Pebble's default, 8 MiB)")
 	flag.BoolVar(&pebbleBloom, "pebblebloom", false, "-store pebble-default: Bloom filters (10 bits per key) on every level")
+	flag.DurationVar(&stateSync, "statesync", 0, "WithStateSyncInterval (0: the library's default), e.g. 1h to keep the periodic state sync out of a measurement")
+	flag.Uint64Var(&pebbleMemtable, "pebblememtable", 0, "-store pebble-default: Pebble's memtable size in bytes (0: Pebble's default, 4 MiB)")
+	flag.BoolVar(&pebbleNoCompress, "pebblenocompress", false, "-store pebble-default: no block compression (Pebble's default: Snappy)")
 	flag.Parse()
 	snapshotEvery = *snapshots
 	if *pprofAddr != "" {
@@ -128,13 +132,35 @@ type peer struct {
 // snapshotEvery is -snapshots.
 var snapshotEvery = -1
 
-// stateSyncEvery is -statesync.
-var stateSyncEvery time.Duration
+// joinProf is -joinprofile.
+var joinProf string
 
-// pebbleCache and pebbleBloom are -pebblecache and -pebblebloom.
+// stateSync is -statesync.
+var stateSync time.Duration
+
+// startProfile starts a CPU profile written to path; stop ends it.
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// pebbleCache, pebbleBloom, pebbleMemtable and pebbleNoCompress are
+// -pebblecache, -pebblebloom, -pebblememtable and -pebblenocompress.
 var (
-	pebbleCache int64
-	pebbleBloom bool
+	pebbleCache      int64
+	pebbleBloom      bool
+	pebbleMemtable   uint64
+	pebbleNoCompress bool
 )
 
 // start starts the peer on dir; with connect (a multiaddr with /p2p/), its
@@ -182,8 +208,8 @@ func start(ctx context.Context, store, dir, connect string) (*peer, error) {
 	if snapshotEvery >= 0 {
 		opts = append(opts, pincluster.WithSnapshots(snapshotEvery, false))
 	}
-	if stateSyncEvery > 0 {
-		opts = append(opts, pincluster.WithStateSyncInterval(stateSyncEvery))
+	if stateSync > 0 {
+		opts = append(opts, pincluster.WithStateSyncInterval(stateSync))
 	}
 	switch store {
 	case "badger":
@@ -193,10 +219,13 @@ func start(ctx context.Context, store, dir, connect string) (*peer, error) {
 	case "pebble-default":
 		// Pebble opened here, with its defaults (8 MiB cache, no
 		// filters) or -pebblecache and -pebblebloom: for comparisons.
-		po := &pebble.Options{CacheSize: pebbleCache}
-		if pebbleBloom {
-			for i := range po.Levels {
+		po := &pebble.Options{CacheSize: pebbleCache, MemTableSize: pebbleMemtable}
+		for i := range po.Levels {
+			if pebbleBloom {
 				po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+			}
+			if pebbleNoCompress {
+				po.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 			}
 		}
 		pd, err := pebbleds.NewDatastore(filepath.Join(dir, "state"), pebbleds.WithPebbleOpts(po))
@@ -447,10 +476,20 @@ func join(store, dir, joinStore, joinDir string, limit time.Duration) error {
 	if limit > 0 {
 		args = append(args, "-for", limit.String())
 	}
+	args = append(args, "-pebblecache", fmt.Sprint(pebbleCache), "-pebblememtable", fmt.Sprint(pebbleMemtable),
+		fmt.Sprintf("-pebblebloom=%v", pebbleBloom), fmt.Sprintf("-pebblenocompress=%v", pebbleNoCompress))
+	stopProf := func() {}
+	if joinProf != "" {
+		args = append(args, "-joinprofile", joinProf)
+		if stopProf, err = startProfile(joinProf + "-source.pprof"); err != nil {
+			return err
+		}
+	}
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cpu0 := cpuTime()
 	err = cmd.Run()
+	stopProf()
 	fmt.Printf("source CPU during the join %v; RSS %d MiB (anon %d, file %d); load %s\n",
 		(cpuTime() - cpu0).Round(time.Millisecond), func() int { r, _ := procStatus(); return r }(), func() int { a, _ := rssSplit(); return a }(), func() int { _, f := rssSplit(); return f }(), loadavg())
 	return err
@@ -464,6 +503,14 @@ func joiner(store, dir, connect string, height uint64, want int, limit time.Dura
 	resetPeak()
 	mon := startMonitor()
 	t0, cpu0 := time.Now(), cpuTime()
+	stopProf := func() {}
+	if joinProf != "" {
+		var err error
+		if stopProf, err = startProfile(joinProf + "-joiner.pprof"); err != nil {
+			return err
+		}
+	}
+	defer func() { stopProf() }()
 	p, err := start(ctx, store, dir, connect)
 	if err != nil {
 		return err
@@ -489,6 +536,8 @@ func joiner(store, dir, connect string, height uint64, want int, limit time.Dura
 		time.Sleep(100 * time.Millisecond)
 	}
 	took, cpu := time.Since(t0), cpuTime()-cpu0
+	stopProf()
+	stopProf = func() {}
 	st, _ := p.c.ConsensusStats()
 	rss, hwm := procStatus()
 	anon, file := rssSplit()
