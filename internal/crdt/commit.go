@@ -263,6 +263,7 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 				timeout = timer.C
 			}
 			target := 0 // requests that end a stream's gather early
+			probing := false
 		gather:
 			for n < s.cfg.MaxBatchSize {
 				var r *writeReq
@@ -271,7 +272,8 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 					case r = <-s.wq:
 					default:
 						if adaptive && target == 0 && !quiet && gs.streaming(s.writers.Load(), len(group)) {
-							if target = gs.target(); !s.gathered(group, target) {
+							target, probing = gs.target(), gs.probe()
+							if !s.gathered(group, target, probing) {
 								timer = time.NewTimer(s.cfg.GatherWait)
 								timeout = timer.C
 								continue
@@ -294,7 +296,7 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 				}
 				group = append(group, r)
 				n += len(r.ops)
-				if target > 0 && s.gathered(group, target) {
+				if target > 0 && s.gathered(group, target, probing) {
 					// Take what is queued and commit.
 					timeout = nil
 				}
@@ -303,7 +305,7 @@ func (s *Datastore) commitLoop(ctx context.Context) {
 				timer.Stop()
 			}
 			if adaptive {
-				gs.record(len(group))
+				gs.record(len(group), target > 0 && len(group) < target, probing)
 			}
 		} else {
 			// Batches (bulk imports, several at once) and writes queued
@@ -371,12 +373,32 @@ const streamGap = 20
 // A lone write (the committer idle for longer than streamGap ×
 // GatherWait) and a sequential writer (no other writer inside submit, the
 // previous group a single write) are committed at once, as before.
+//
+// The second early end cannot see writers outside submit (clients in their
+// round trip), so a stream can settle into cohorts: 8 clients that came
+// back as two groups of 4 always find 4 in the group and nobody else
+// inside submit, and are committed as two groups of 4 for ever. So after
+// probeFirst groups in a row of the same size ended that way, one wait
+// ignores that end (a probe): when it gathers more, the target grows with
+// it; when it does not (64 goroutines writing in a loop are all in the
+// group already, and the probe waits GatherWait for nothing), the next
+// probe comes twice as many groups later, up to probeMax.
 type gatherState struct {
 	lastEnd time.Time // when the previous group was answered
 	sizes   [8]int    // requests in the last groups (a ring)
 	next    int       // index in sizes of the next group
 	last    int       // requests in the previous group
+	same    int       // groups in a row of size last that ended with every writer in them
+	every   int       // same that starts a probe (0: probeFirst)
 }
+
+// probeFirst and probeMax bound the groups between two probes (see
+// gatherState).
+const probeFirst, probeMax = 4, 1024
+
+// probe reports whether the next stream wait is a probe: it ignores the
+// early end for a group holding every writer inside submit.
+func (g *gatherState) probe() bool { return g.same >= max(g.every, probeFirst) }
 
 // streaming reports whether the writes look like a stream: other writers
 // are inside submit than the inGroup requests taken, or the previous group
@@ -399,13 +421,25 @@ func (g *gatherState) target() int {
 // target requests (one more than the largest recent group), or as many as
 // the largest recent group and no other writer is inside submit (all of
 // them are in the group: 64 goroutines writing in a loop, say).
-func (s *Datastore) gathered(group []*writeReq, target int) bool {
+// A probe waits for target only.
+func (s *Datastore) gathered(group []*writeReq, target int, probing bool) bool {
 	n := len(group)
-	return n >= target || n >= target-1 && s.writers.Load() <= int64(n)
+	return n >= target || !probing && n >= target-1 && s.writers.Load() <= int64(n)
 }
 
-// record notes a group of n requests.
-func (g *gatherState) record(n int) {
+// record notes a group of n requests; allIn: its wait ended early with
+// every writer inside submit in it; probed: the wait was a probe.
+func (g *gatherState) record(n int, allIn, probed bool) {
+	switch {
+	case probed && n > g.last: // the probe found more writers
+		g.same, g.every = 0, 0
+	case probed:
+		g.same, g.every = 0, min(2*max(g.every, probeFirst), probeMax)
+	case allIn && n == g.last:
+		g.same++
+	default:
+		g.same = 0
+	}
 	g.sizes[g.next] = n
 	g.next = (g.next + 1) % len(g.sizes)
 	g.last = n
