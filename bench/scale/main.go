@@ -477,7 +477,8 @@ func join(store, dir, joinStore, joinDir string, limit time.Duration) error {
 		args = append(args, "-for", limit.String())
 	}
 	args = append(args, "-pebblecache", fmt.Sprint(pebbleCache), "-pebblememtable", fmt.Sprint(pebbleMemtable),
-		fmt.Sprintf("-pebblebloom=%v", pebbleBloom), fmt.Sprintf("-pebblenocompress=%v", pebbleNoCompress))
+		fmt.Sprintf("-pebblebloom=%v", pebbleBloom), fmt.Sprintf("-pebblenocompress=%v", pebbleNoCompress),
+		"-statesync", stateSync.String())
 	stopProf := func() {}
 	if joinProf != "" {
 		args = append(args, "-joinprofile", joinProf)
