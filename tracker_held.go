@@ -163,17 +163,17 @@ func (s *heldSet) getF(f uint64) IPFSPinStatus {
 	return s.baseGet(f)
 }
 
-// heldBatch is the most lookups getMany does at once: its bucket bounds
-// and the buckets' cache lines (about 4 per lookup at ten million CIDs)
-// stay within the core's L2 cache between the passes.
+// heldBatch is the most lookups getMany does at once: the cache lines
+// its first pass loads (a directory entry and a guessed entry's line per
+// lookup) stay within the core's L2 cache until the second.
 const heldBatch = 128
 
 // getMany sets modes[i] to the mode of fingerprint fs[i] (len(modes) >=
-// len(fs) <= heldBatch), as getF for each, but a few times faster on a
-// base larger than the CPU's caches: getF's misses (the directory, then
-// the bucket's lines) come one after the other, each waiting for the load
-// before, while here every pass issues loads that do not depend on each
-// other, which the CPU overlaps.
+// len(fs) <= heldBatch), as getF for each, but faster on a base larger
+// than the CPU's caches: getF's misses (the directory, then the guessed
+// entry's line) come one after the other, each waiting for the load
+// before, while here the first pass issues the loads of every lookup,
+// which do not depend on each other and which the CPU overlaps.
 func (s *heldSet) getMany(fs []uint64, modes []IPFSPinStatus) {
 	var lo, hi, at [heldBatch]int32
 	if len(s.dir) > 0 {
