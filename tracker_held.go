@@ -82,10 +82,51 @@ func (s *heldSet) search(f uint64) int {
 	if len(s.dir) == 0 {
 		return 0 // no base yet
 	}
+	lo, hi, at := s.guess(f)
+	return s.scan(f, lo, hi, at)
+}
+
+// guess returns the bounds of f's bucket in base and where f would be in
+// it if the bucket's entries were spread evenly over its range of
+// fingerprints, which they nearly are (even hashes): a bucket of about 32
+// entries puts f within a few entries of the guess, on the same cache
+// line or the next, where a binary search over the bucket waited for two
+// or three lines one after the other.
+func (s *heldSet) guess(f uint64) (lo, hi, at int) {
 	k := f >> s.shift
-	lo, hi := int(s.dir[k]), int(s.dir[k+1])
-	i, _ := slices.BinarySearch(s.base[lo:hi], f)
-	return lo + i
+	lo, hi = int(s.dir[k]), int(s.dir[k+1])
+	// f's offset in the bucket's range as a fraction of 2^64 (shift is
+	// 64 for a single bucket, whose range is all fingerprints), times
+	// the bucket's entries.
+	off, _ := bits.Mul64(f<<(64-s.shift), uint64(hi-lo))
+	return lo, hi, lo + int(off)
+}
+
+// heldWalk bounds the steps scan walks from its guess before it searches
+// the rest of the bucket by halves (a bucket whose entries are not spread
+// evenly, which keyed hashes make unlikely, costs a binary search, not a
+// walk over the bucket).
+const heldWalk = 8
+
+// scan returns the index of the first entry of base[lo:hi] not below f
+// (hi if none), walking from at (lo <= at <= hi).
+func (s *heldSet) scan(f uint64, lo, hi, at int) int {
+	i := at
+	for n := 0; i < hi && s.base[i] < f; n++ {
+		if n == heldWalk {
+			j, _ := slices.BinarySearch(s.base[i+1:hi], f)
+			return i + 1 + j
+		}
+		i++
+	}
+	for n := 0; i > lo && s.base[i-1] >= f; n++ {
+		if n == heldWalk {
+			j, _ := slices.BinarySearch(s.base[lo:i-1], f)
+			return lo + j
+		}
+		i--
+	}
+	return i
 }
 
 // baseGet returns the mode of fingerprint f in base.
@@ -122,35 +163,34 @@ func (s *heldSet) getF(f uint64) IPFSPinStatus {
 	return s.baseGet(f)
 }
 
-// heldBatch is the most lookups getMany does at once: its bucket bounds
-// and the buckets' cache lines (about 4 per lookup at ten million CIDs)
-// stay within the core's L2 cache between the passes.
+// heldBatch is the most lookups getMany does at once: the cache lines
+// its first pass loads (a directory entry and a guessed entry's line per
+// lookup) stay within the core's L2 cache until the second.
 const heldBatch = 128
 
 // getMany sets modes[i] to the mode of fingerprint fs[i] (len(modes) >=
-// len(fs) <= heldBatch), as getF for each, but a few times faster on a
-// base larger than the CPU's caches: getF's misses (the directory, then
-// the bucket's lines) come one after the other, each waiting for the load
-// before, while here every pass issues loads that do not depend on each
-// other, which the CPU overlaps.
+// len(fs) <= heldBatch), as getF for each, but faster on a base larger
+// than the CPU's caches: getF's misses (the directory, then the guessed
+// entry's line) come one after the other, each waiting for the load
+// before, while here the first pass issues the loads of every lookup,
+// which do not depend on each other and which the CPU overlaps.
 func (s *heldSet) getMany(fs []uint64, modes []IPFSPinStatus) {
-	var lo, hi [heldBatch]uint32
+	var lo, hi, at [heldBatch]int32
 	if len(s.dir) > 0 {
-		for i, f := range fs {
-			k := f >> s.shift
-			lo[i], hi[i] = s.dir[k], s.dir[k+1]
-		}
-		// Touch every cache line of each bucket (8 entries a line) so
-		// that the searches below find them in the cache.
 		var sink uint64
-		for i := range fs {
-			for j := lo[i]; j < hi[i]; j += 8 {
-				sink += s.base[j]
+		for i, f := range fs {
+			l, h, a := s.guess(f)
+			lo[i], hi[i], at[i] = int32(l), int32(h), int32(a)
+			if a < h {
+				// Load the guessed entry's cache line now, so that
+				// the scans below find it in the cache.
+				sink += s.base[a]
 			}
 		}
 		if sink == 1 && len(modes) > 0 {
 			// Never taken in practice; it keeps the loads above
-			// from being dropped as unused (pass 3 sets modes[0]).
+			// from being dropped as unused (the loop below sets
+			// modes[0]).
 			modes[0] = IPFSPinStatusUnpinned
 		}
 	}
@@ -161,9 +201,9 @@ func (s *heldSet) getMany(fs []uint64, modes []IPFSPinStatus) {
 		}
 		modes[i] = IPFSPinStatusUnpinned
 		if l, h := int(lo[i]), int(hi[i]); l < h {
-			j, _ := slices.BinarySearch(s.base[l:h], f)
-			if l+j < h && s.base[l+j]&^1 == f {
-				modes[i] = entryMode(s.base[l+j])
+			j := s.scan(f, l, h, int(at[i]))
+			if j < h && s.base[j]&^1 == f {
+				modes[i] = entryMode(s.base[j])
 			}
 		}
 	}

@@ -279,3 +279,44 @@ func TestTrackerStatusAllStreams(t *testing.T) {
 	t.Logf("live heap grew by %d bytes over %d statuses", grown, n)
 	require.Less(t, grown, int64(8<<20), "StatusAll kept what it streamed")
 }
+
+// BenchmarkHeldSetLookup looks up held fingerprints in a set of ten
+// million in a random order (a status listing's order is unrelated to the
+// set's): one at a time (getF) and by chunks (getMany). ns/op is per
+// lookup.
+func BenchmarkHeldSetLookup(b *testing.B) {
+	const n = 10_000_000
+	rng := rand.New(rand.NewPCG(3, 4))
+	hb := heldBuilder{es: make([]uint64, n)}
+	for i := range hb.es {
+		hb.es[i] = rng.Uint64()
+	}
+	s := hb.set()
+	probe := make([]uint64, 1<<20)
+	for i := range probe {
+		probe[i] = s.base[rng.IntN(len(s.base))] &^ 1
+	}
+	b.Run("getF", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if s.getF(probe[i&(len(probe)-1)]) == IPFSPinStatusUnpinned {
+				b.Fatal("not held")
+			}
+			i++
+		}
+	})
+	b.Run("getMany", func(b *testing.B) {
+		modes := make([]IPFSPinStatus, heldBatch)
+		i := 0
+		for b.Loop() {
+			if i%heldBatch == 0 {
+				j := i & (len(probe) - 1)
+				s.getMany(probe[j:j+heldBatch], modes)
+				if modes[0] == IPFSPinStatusUnpinned {
+					b.Fatal("not held")
+				}
+			}
+			i++
+		}
+	})
+}

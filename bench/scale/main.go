@@ -71,7 +71,8 @@ func main() {
 	heapAt := flag.Int("heapprofile-at", 0, "write a heap profile to -dir/heap.pprof after this many pins")
 	limit := flag.Duration("for", 0, "write: stop starting pins after this long (0: no limit) and shut down cleanly, so that a run that will not finish in time leaves a directory -mode open can use")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060), to take CPU profiles at chosen steps of a long run")
-	joinDir := flag.String("joindir", "", "join: the fresh peer's data directory (must not exist)")
+	joinDir := flag.String("joindir", "", "join: the fresh peer's data directory (must not exist, unless -rejoin)")
+	flag.BoolVar(&rejoin, "rejoin", false, "join: -joindir is a peer that joined before and was stopped (a catch-up: the source has written more since)")
 	joinStore := flag.String("joinstore", "", "join: the fresh peer's store (default: -store)")
 	connect := flag.String("connect", "", "joiner (the child of -mode join): the source peer's multiaddr")
 	height := flag.Uint64("height", 0, "joiner: the source's DAG height to reach")
@@ -134,6 +135,9 @@ var snapshotEvery = -1
 
 // joinProf is -joinprofile.
 var joinProf string
+
+// rejoin is -rejoin.
+var rejoin bool
 
 // stateSync is -statesync.
 var stateSync time.Duration
@@ -453,8 +457,10 @@ func join(store, dir, joinStore, joinDir string, limit time.Duration) error {
 	if joinDir == "" {
 		return errors.New("-joindir is required")
 	}
-	if _, err := os.Stat(joinDir); err == nil {
+	if _, err := os.Stat(joinDir); err == nil && !rejoin {
 		return fmt.Errorf("-joindir %s exists: a fresh peer needs a new directory", joinDir)
+	} else if err != nil && rejoin {
+		return fmt.Errorf("-rejoin: %w", err)
 	}
 	ctx := context.Background()
 	t0 := time.Now()
@@ -477,7 +483,8 @@ func join(store, dir, joinStore, joinDir string, limit time.Duration) error {
 		args = append(args, "-for", limit.String())
 	}
 	args = append(args, "-pebblecache", fmt.Sprint(pebbleCache), "-pebblememtable", fmt.Sprint(pebbleMemtable),
-		fmt.Sprintf("-pebblebloom=%v", pebbleBloom), fmt.Sprintf("-pebblenocompress=%v", pebbleNoCompress))
+		fmt.Sprintf("-pebblebloom=%v", pebbleBloom), fmt.Sprintf("-pebblenocompress=%v", pebbleNoCompress),
+		"-statesync", stateSync.String())
 	stopProf := func() {}
 	if joinProf != "" {
 		args = append(args, "-joinprofile", joinProf)
