@@ -76,7 +76,6 @@ func main() {
 	height := flag.Uint64("height", 0, "joiner: the source's DAG height to reach")
 	want := flag.Int("want", 0, "joiner: the pins the source holds")
 	idleFor := flag.Duration("idle", 0, "open: after the idle RSS, stay idle this long and report the CPU used (the periodic state sync at this pinset)")
-	flag.DurationVar(&stateSyncEvery, "statesync", 0, "WithStateSyncInterval (0: the library's default)")
 	flag.Int64Var(&pebbleCache, "pebblecache", 0, "-store pebble-default: Pebble's block cache in bytes (0: Pebble's default, 8 MiB)")
 	flag.BoolVar(&pebbleBloom, "pebblebloom", false, "-store pebble-default: Bloom filters (10 bits per key) on every level")
 	flag.Parse()
@@ -128,9 +127,6 @@ type peer struct {
 // snapshotEvery is -snapshots.
 var snapshotEvery = -1
 
-// stateSyncEvery is -statesync.
-var stateSyncEvery time.Duration
-
 // pebbleCache and pebbleBloom are -pebblecache and -pebblebloom.
 var (
 	pebbleCache int64
@@ -181,9 +177,6 @@ func start(ctx context.Context, store, dir, connect string) (*peer, error) {
 	closeStore := func() {}
 	if snapshotEvery >= 0 {
 		opts = append(opts, pincluster.WithSnapshots(snapshotEvery, false))
-	}
-	if stateSyncEvery > 0 {
-		opts = append(opts, pincluster.WithStateSyncInterval(stateSyncEvery))
 	}
 	switch store {
 	case "badger":
@@ -353,7 +346,7 @@ func open(store, dir, profDir string, idleFor time.Duration) error {
 
 	if idleFor > 0 {
 		// The peer's periodic work at this pinset (the state sync every
-		// -statesync, the expiry, metrics): CPU over idleFor.
+		// minute by default, the expiry, metrics): CPU over idleFor.
 		cpu0, t := cpuTime(), time.Now()
 		time.Sleep(idleFor)
 		used := cpuTime() - cpu0
