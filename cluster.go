@@ -65,7 +65,7 @@ type Cluster struct {
 	recordMu  sync.Mutex
 	recording int
 	// watching is set once every state change reaches onStateChange (the
-	// consensus is a StateWatcher); syncMisses counts the changes the
+	// consensus is an everyChangeWatcher); syncMisses counts the changes the
 	// tracker could not be given since the last full state sync began.
 	// Together they let the periodic state sync skip listing the state.
 	watching   atomic.Bool

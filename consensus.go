@@ -108,9 +108,21 @@ type crdtConsensus struct {
 }
 
 var (
-	_ Consensus    = (*crdtConsensus)(nil)
-	_ StateWatcher = (*crdtConsensus)(nil)
+	_ Consensus          = (*crdtConsensus)(nil)
+	_ everyChangeWatcher = (*crdtConsensus)(nil)
 )
+
+// everyChangeWatcher is a StateWatcher that reports every change of the
+// state, bulk ones too, so that the periodic state sync need not list the
+// state when none was missed (periodicStateSync). The CRDT's hooks run
+// for every key a delta, a snapshot load or a merge changes. The raft
+// consensus is not one: its Restore replaces the state without reports.
+type everyChangeWatcher interface {
+	StateWatcher
+	watchesEveryChange()
+}
+
+func (c *crdtConsensus) watchesEveryChange() {}
 
 // crdtTopic names the CRDT's pubsub topic.
 func crdtTopic(cluster string) string { return "pincluster/" + cluster + "/crdt" }

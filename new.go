@@ -176,7 +176,9 @@ func (c *Cluster) run(ctx context.Context) {
 	if w, ok := c.consensus.(StateWatcher); ok {
 		cancel := w.Watch(func(pin Pin, removed bool) { c.onStateChange(ctx, pin, removed) })
 		defer cancel()
-		c.watching.Store(true)
+		if _, every := w.(everyChangeWatcher); every {
+			c.watching.Store(true)
+		}
 		// The index is built in the background; until it is ready,
 		// filtered listings scan.
 		if err := c.group.Go(func(ctx context.Context) {

@@ -591,13 +591,15 @@ func WithFollowerMode(on bool) Option {
 // compares what it believes with the IPFS node (pins removed behind its
 // back are queued again) and untracks what left the shared state. The
 // whole shared state is handed to the tracker at start, so that it
-// catches up after a restart; afterwards the state is listed again only
-// when a change could not be handed to the tracker since the last such
-// pass, or after SyncAll reported changes (the tracker is given every change as it is applied, so otherwise
-// the listing, a read of every pin, would find nothing new). StateSync
-// always does the whole pass. Default: 10m, as IPFS Cluster's
-// state_sync_interval (it was 1m: at 10M pins the listing alone kept 74 %
-// of a core busy on an idle peer).
+// catches up after a restart. Afterwards, with the default CRDT consensus,
+// whose every change reaches the tracker as it is applied, the state is
+// listed again (a read and a Track of every pin) only when a change could
+// not be handed to the tracker since the last such pass, or after SyncAll
+// reported changes; with another consensus every run lists it (the raft
+// consensus replaces its state from a snapshot without reporting each
+// change). StateSync always does the whole pass. Default: 10m, as IPFS
+// Cluster's state_sync_interval (it was 1m: at 10M pins the state sync
+// kept an idle peer's core 55-75 % busy).
 func WithStateSyncInterval(d time.Duration) Option {
 	return func(c *config) error {
 		if err := positive("WithStateSyncInterval", d); err != nil {

@@ -37,12 +37,12 @@ func (c *Cluster) runStateSync(ctx context.Context) {
 
 // periodicStateSync is one run of the periodic state sync: the whole pass
 // (stateSyncOnce) the first time, when state changes do not all reach the
-// tracker (the consensus is no StateWatcher), or when one could not be
-// handed to it since the last whole pass began (Track or Untrack failed,
-// e.g. its queue was full, or the listing failed), or when Cluster.SyncAll
-// took changes of the node that the light pass would have handed on;
-// otherwise the light
-// pass (stateSyncLight), which does not list the state. The tracker is
+// tracker (the consensus is no everyChangeWatcher: only the default CRDT
+// consensus is one), or when one could not be handed to it since the last
+// whole pass began (Track or Untrack failed, e.g. its queue was full, or
+// the listing failed), or when Cluster.SyncAll took changes of the node
+// that the light pass would have handed on; otherwise the light pass
+// (stateSyncLight), which does not list the state. The tracker is
 // given every change in apply order (onStateChange), so when none was
 // missed the listing would hand it nothing new, yet it costs a read and a
 // Track of every pin: at 10M pins, 74 % of a core for a peer otherwise
