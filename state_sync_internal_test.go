@@ -137,19 +137,7 @@ func syncTestCID(t *testing.T, s string) cid.Cid {
 // written pin grew with the pinset).
 func TestStateSyncDuringWritesRereadsOnlyChangedPins(t *testing.T) {
 	ctx := context.Background()
-	st := &syncState{pins: map[cid.Cid]Pin{}}
-	for i := range 1000 {
-		c := syncTestCID(t, fmt.Sprint("listed-", i))
-		st.pins[c] = NewPin(c, PinOptions{Name: "v1"})
-		st.order = append(st.order, c)
-	}
-	tr := &syncTracker{tracked: map[cid.Cid]Pin{}}
-	c := &Cluster{
-		consensus: syncConsensus{st: st},
-		tracker:   tr,
-		index:     newPinIndex(),
-		log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
+	st, tr, c := syncTestCluster(t, "listed-", 1000, PinOptions{Name: "v1"})
 	changed := st.order[500]
 	st.during = func() {
 		// Writes after the listing began: one new pin on every stripe...
@@ -223,19 +211,7 @@ func TestChangedSetOverflow(t *testing.T) {
 // 74 % of a core on an idle peer (issue 19).
 func TestPeriodicStateSyncListsOnlyAfterAMiss(t *testing.T) {
 	ctx := context.Background()
-	st := &syncState{pins: map[cid.Cid]Pin{}}
-	for i := range 100 {
-		c := syncTestCID(t, fmt.Sprint("pin-", i))
-		st.pins[c] = NewPin(c, PinOptions{})
-		st.order = append(st.order, c)
-	}
-	tr := &syncTracker{tracked: map[cid.Cid]Pin{}}
-	c := &Cluster{
-		consensus: syncConsensus{st: st},
-		tracker:   tr,
-		index:     newPinIndex(),
-		log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
+	st, tr, c := syncTestCluster(t, "pin-", 100, PinOptions{})
 	c.watching.Store(true)
 	pass := func(first bool, wantLists int) {
 		t.Helper()
@@ -289,4 +265,25 @@ func TestPeriodicStateSyncListsOnlyAfterAMiss(t *testing.T) {
 	c.watching.Store(false)
 	pass(false, 3)
 	pass(false, 4)
+}
+
+// syncTestCluster returns a state of n pins (CIDs of prefix and their
+// index, in that order, with opts), a tracker and a Cluster over them for
+// the state sync's tests.
+func syncTestCluster(t *testing.T, prefix string, n int, opts PinOptions) (*syncState, *syncTracker, *Cluster) {
+	t.Helper()
+	st := &syncState{pins: map[cid.Cid]Pin{}}
+	for i := range n {
+		c := syncTestCID(t, fmt.Sprint(prefix, i))
+		st.pins[c] = NewPin(c, opts)
+		st.order = append(st.order, c)
+	}
+	tr := &syncTracker{tracked: map[cid.Cid]Pin{}}
+	c := &Cluster{
+		consensus: syncConsensus{st: st},
+		tracker:   tr,
+		index:     newPinIndex(),
+		log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	return st, tr, c
 }

@@ -234,17 +234,7 @@ func (s *store) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	if data, ok := inline(c); ok { // never asked of the network
 		return blocks.NewBlockWithCid(data, c)
 	}
-	data, err := s.d.Get(ctx, dshelp.MultihashToDsKey(c.Hash()))
-	if errors.Is(err, ds.ErrNotFound) {
-		return nil, ipld.ErrNotFound{Cid: c}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("ipfsnode: blockstore get %s: %w", c, err)
-	}
-	if err := verify(c, data); err != nil {
-		return nil, err
-	}
-	return blocks.NewBlockWithCid(data, c)
+	return getIn(ctx, s.d, c)
 }
 
 func (s *store) GetSize(ctx context.Context, c cid.Cid) (int, error) {

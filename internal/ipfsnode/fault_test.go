@@ -11,11 +11,6 @@ import (
 	cid "github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
-	"github.com/ipld/go-ipld-prime/codec/dagcbor"
-	"github.com/ipld/go-ipld-prime/datamodel"
-	"github.com/ipld/go-ipld-prime/fluent/qp"
-	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
-	"github.com/ipld/go-ipld-prime/node/basicnode"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 
@@ -132,30 +127,33 @@ func TestDatastoreFailures(t *testing.T) {
 // cborBlock stores a dag-cbor block {"prev": [links...], "v": v}.
 func cborBlock(t testing.TB, n *ipfsnode.Node, v string, links ...cid.Cid) cid.Cid {
 	t.Helper()
-	nd, err := qp.BuildMap(basicnode.Prototype.Any, 2, func(ma datamodel.MapAssembler) {
-		qp.MapEntry(ma, "prev", qp.List(int64(len(links)), func(la datamodel.ListAssembler) {
-			for _, l := range links {
-				qp.ListEntry(la, qp.Link(cidlink.Link{Cid: l}))
-			}
-		}))
-		qp.MapEntry(ma, "v", qp.String(v))
-	})
+	b := cborDelta(t, v, links...)
+	c, err := n.BlockPut(context.Background(), b.RawData(), b.Cid().Prefix())
 	require.NoError(t, err)
-	var buf bytes.Buffer
-	require.NoError(t, dagcbor.Encode(nd, &buf))
-	c, err := n.BlockPut(context.Background(), buf.Bytes(), cid.Prefix{Version: 1, Codec: cid.DagCBOR, MhType: 0x12, MhLength: -1})
-	require.NoError(t, err)
+	require.Equal(t, b.Cid(), c)
 	return c
 }
 
-func TestGCKeepsExtraRoots(t *testing.T) {
+// nodeWithRoots returns a node whose GC keeps what the roots given to
+// setRoots reach (Config.ExtraRoots, as the cluster's consensus heads).
+func nodeWithRoots(t *testing.T) (n *ipfsnode.Node, setRoots func(...cid.Cid)) {
+	t.Helper()
 	var mu sync.Mutex
 	var roots []cid.Cid
-	n := newNode(t, ipfsnode.Config{ExtraRoots: func(context.Context) ([]cid.Cid, error) {
+	n = newNode(t, ipfsnode.Config{ExtraRoots: func(context.Context) ([]cid.Cid, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		return roots, nil
 	}})
+	return n, func(cs ...cid.Cid) {
+		mu.Lock()
+		defer mu.Unlock()
+		roots = cs
+	}
+}
+
+func TestGCKeepsExtraRoots(t *testing.T) {
+	n, setRoots := nodeWithRoots(t)
 	ctx := testCtx(t, time.Minute)
 	// A delta DAG: d1 <- d2 <- d3 (heads: d3), d1 also links a UnixFS file.
 	file := add(t, n, randBytes(21, 600_000), v1raw)
@@ -163,9 +161,7 @@ func TestGCKeepsExtraRoots(t *testing.T) {
 	d2 := cborBlock(t, n, "two", d1)
 	d3 := cborBlock(t, n, "three", d2)
 	garbage := cborBlock(t, n, "garbage", d1)
-	mu.Lock()
-	roots = []cid.Cid{d3}
-	mu.Unlock()
+	setRoots(d3)
 
 	res, err := n.GC(ctx)
 	require.NoError(t, err)

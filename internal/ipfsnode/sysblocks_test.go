@@ -3,7 +3,6 @@ package ipfsnode_test
 import (
 	"bytes"
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -119,13 +118,7 @@ func TestSysBlocksUncounted(t *testing.T) {
 // blocks, and SysBlockDelete removes the user copy (and its count).
 func TestSysBlocksOverLegacyUserBlocks(t *testing.T) {
 	ctx := testCtx(t, time.Minute)
-	var mu sync.Mutex
-	var roots []cid.Cid
-	n := newNode(t, ipfsnode.Config{ExtraRoots: func(context.Context) ([]cid.Cid, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return roots, nil
-	}})
+	n, setRoots := nodeWithRoots(t)
 	// d1 <- d2 stored as user blocks (the earlier version), d3 <- d2 as a
 	// system block; the head is d3.
 	d1 := cborDelta(t, "one")
@@ -134,9 +127,7 @@ func TestSysBlocksOverLegacyUserBlocks(t *testing.T) {
 	require.NoError(t, n.PutBlock(ctx, d1))
 	require.NoError(t, n.PutBlock(ctx, d2))
 	require.NoError(t, n.SysBlockPut(ctx, d3))
-	mu.Lock()
-	roots = []cid.Cid{d3.Cid()}
-	mu.Unlock()
+	setRoots(d3.Cid())
 	legacy := repoStat(t, n)
 	require.Equal(t, uint64(2), legacy.NumObjects)
 
