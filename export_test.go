@@ -22,6 +22,13 @@ func SnapshotsLoaded(c *Cluster) uint64 {
 	return cc.store.Stats().SnapshotsLoaded
 }
 
+// CRDTJoining reports whether the default CRDT consensus of c is still
+// joining (waiting for or loading a snapshot).
+func CRDTJoining(c *Cluster) bool {
+	cc, ok := c.consensus.(*crdtConsensus)
+	return ok && cc.store.Stats().Joining
+}
+
 // Snapshot makes the default CRDT consensus of c write a snapshot now.
 func Snapshot(ctx context.Context, c *Cluster) error {
 	cc, ok := c.consensus.(*crdtConsensus)
