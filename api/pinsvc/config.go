@@ -57,25 +57,22 @@ type Config struct {
 	// Default: DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
 
-	// ReadHeaderTimeout bounds reading request headers. Default: 5s.
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout,
+	// MaxHeaderBytes and MaxConns are the server's limits for hostile
+	// clients, with the meaning package api/server's Config gives them.
+	// ReadHeaderTimeout: default 5s.
 	ReadHeaderTimeout time.Duration
-	// ReadTimeout bounds reading a whole request, headers and body: a
-	// client trickling its body slower than that is cut off (408
-	// REQUEST_TIMEOUT when the answer can still be written). Default: 30s.
+	// ReadTimeout: default 30s (a body trickled slower is answered 408
+	// REQUEST_TIMEOUT when the answer can still be written).
 	ReadTimeout time.Duration
-	// WriteTimeout bounds each write of an answer, not the whole request:
-	// the deadline moves forward as the answer is written, so a listing
-	// whose statuses take long to compute still goes out, while a client
-	// that stops reading is cut off after about WriteTimeout. Default: 60s.
+	// WriteTimeout, per write of an answer: default 60s.
 	WriteTimeout time.Duration
-	// IdleTimeout bounds idle keep-alive connections. Default: 2m.
+	// IdleTimeout: default 2m.
 	IdleTimeout time.Duration
-	// MaxHeaderBytes bounds request headers (431 beyond). Default: 16 KiB.
+	// MaxHeaderBytes: default 16 KiB (431 beyond).
 	MaxHeaderBytes int
-	// MaxConns bounds the connections open at once on each listener of
-	// Serve and Start; one beyond it is answered 503 (Retry-After) and
-	// closed without being read. Negative: no limit. Default: 1024
-	// (server.DefaultMaxConns, as the REST API's).
+	// MaxConns, per listener: default server.DefaultMaxConns (1024), as
+	// the REST API's; negative: no limit.
 	MaxConns int
 	// AuthFailureBurst is how many wrong tokens one client address (IPv6:
 	// its /64) may present in a row; after that its requests with a
