@@ -87,19 +87,10 @@ func (c *Cluster) stateSyncOnce(ctx context.Context) error {
 	// The listing below begins after this: a change missed before it is
 	// covered by it; one missed from now on makes the next sync whole.
 	c.syncMisses.Store(0)
-	var first error
 	// First let the tracker compare what it believes with the IPFS node
 	// (pins removed behind its back become unexpectedly_unpinned); the
 	// Track calls below then queue them again.
-	for _, err := range c.tracker.SyncAll(ctx) {
-		if err != nil {
-			if ctx.Err() == nil {
-				c.log.Warn("state sync: tracker sync", "err", err)
-			}
-			first = err
-			break
-		}
-	}
+	_, first := c.trackerSync(ctx)
 	c.beginChangeRecord()
 	defer c.endChangeRecord()
 	start := c.changeSeq.Load()
@@ -132,18 +123,7 @@ func (c *Cluster) stateSyncLight(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var first error
-	var changed []cid.Cid
-	for pi, err := range c.tracker.SyncAll(ctx) {
-		if err != nil {
-			if ctx.Err() == nil {
-				c.log.Warn("state sync: tracker sync", "err", err)
-			}
-			first = err
-			break
-		}
-		changed = append(changed, pi.Cid)
-	}
+	changed, first := c.trackerSync(ctx)
 	for _, ci := range changed {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -152,6 +132,21 @@ func (c *Cluster) stateSyncLight(ctx context.Context) error {
 	}
 	c.untrackGone(ctx, st)
 	return first
+}
+
+// trackerSync has the tracker compare what it believes with the IPFS node
+// and returns the CIDs whose status that changed, and its error (logged).
+func (c *Cluster) trackerSync(ctx context.Context) (changed []cid.Cid, err error) {
+	for pi, err := range c.tracker.SyncAll(ctx) {
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("state sync: tracker sync", "err", err)
+			}
+			return changed, err
+		}
+		changed = append(changed, pi.Cid)
+	}
+	return changed, nil
 }
 
 // untrackGone untracks what the tracker handles but st no longer has.

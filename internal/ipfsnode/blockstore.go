@@ -216,11 +216,7 @@ func (s *store) Has(ctx context.Context, c cid.Cid) (bool, error) {
 	if _, ok := inline(c); ok {
 		return true, nil
 	}
-	ok, err := s.d.Has(ctx, dshelp.MultihashToDsKey(c.Hash()))
-	if err != nil {
-		return false, fmt.Errorf("ipfsnode: blockstore has %s: %w", c, err)
-	}
-	return ok, nil
+	return hasIn(ctx, s.d, c)
 }
 
 // Get returns the block of c, after checking its bytes against c: a
@@ -241,14 +237,7 @@ func (s *store) GetSize(ctx context.Context, c cid.Cid) (int, error) {
 	if data, ok := inline(c); ok {
 		return len(data), nil
 	}
-	n, err := s.d.GetSize(ctx, dshelp.MultihashToDsKey(c.Hash()))
-	if errors.Is(err, ds.ErrNotFound) {
-		return -1, ipld.ErrNotFound{Cid: c}
-	}
-	if err != nil {
-		return -1, fmt.Errorf("ipfsnode: blockstore getsize %s: %w", c, err)
-	}
-	return n, nil
+	return getSizeIn(ctx, s.d, c)
 }
 
 // Put stores b after checking its bytes against its CID. It fails with
@@ -415,11 +404,42 @@ func (s *store) sysDelete(ctx context.Context, c cid.Cid) error {
 	return nil
 }
 
-// either reads a block from first, then, when missing there, from second.
-func either(ctx context.Context, c cid.Cid, first, second func(context.Context, cid.Cid) (blocks.Block, error)) (blocks.Block, error) {
-	b, err := first(ctx, c)
+// hasIn reports whether d (a namespace of the store's) holds the block of c.
+func hasIn(ctx context.Context, d ds.Datastore, c cid.Cid) (bool, error) {
+	ok, err := d.Has(ctx, dshelp.MultihashToDsKey(c.Hash()))
+	if err != nil {
+		return false, fmt.Errorf("ipfsnode: blockstore has %s: %w", c, err)
+	}
+	return ok, nil
+}
+
+// getSizeIn returns the size of the block of c in d (a namespace of the
+// store's); ipld.ErrNotFound when missing.
+func getSizeIn(ctx context.Context, d ds.Datastore, c cid.Cid) (int, error) {
+	n, err := d.GetSize(ctx, dshelp.MultihashToDsKey(c.Hash()))
+	if errors.Is(err, ds.ErrNotFound) {
+		return -1, ipld.ErrNotFound{Cid: c}
+	}
+	if err != nil {
+		return -1, fmt.Errorf("ipfsnode: blockstore getsize %s: %w", c, err)
+	}
+	return n, nil
+}
+
+// either asks first for c, then, when c is missing there, second (a
+// block, its size).
+func either[T any](ctx context.Context, c cid.Cid, first, second func(context.Context, cid.Cid) (T, error)) (T, error) {
+	v, err := first(ctx, c)
 	if !ipld.IsNotFound(err) {
-		return b, err
+		return v, err
+	}
+	return second(ctx, c)
+}
+
+// orElse asks first whether it holds c, then, when not, second.
+func orElse(ctx context.Context, c cid.Cid, first, second func(context.Context, cid.Cid) (bool, error)) (bool, error) {
+	if ok, err := first(ctx, c); ok || err != nil {
+		return ok, err
 	}
 	return second(ctx, c)
 }
@@ -435,22 +455,17 @@ func (s *store) sysGet(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 }
 
 func (s *store) sysHas(ctx context.Context, c cid.Cid) (bool, error) {
-	ok, err := s.sys.Has(ctx, dshelp.MultihashToDsKey(c.Hash()))
-	if err != nil {
-		return false, fmt.Errorf("ipfsnode: system block has %s: %w", c, err)
+	if _, ok := inline(c); ok {
+		return true, nil
 	}
-	return ok, nil
+	return hasIn(ctx, s.sys, c)
 }
 
 func (s *store) sysGetSize(ctx context.Context, c cid.Cid) (int, error) {
-	n, err := s.sys.GetSize(ctx, dshelp.MultihashToDsKey(c.Hash()))
-	if errors.Is(err, ds.ErrNotFound) {
-		return -1, ipld.ErrNotFound{Cid: c}
+	if data, ok := inline(c); ok {
+		return len(data), nil
 	}
-	if err != nil {
-		return -1, fmt.Errorf("ipfsnode: system block getsize %s: %w", c, err)
-	}
-	return n, nil
+	return getSizeIn(ctx, s.sys, c)
 }
 
 // servedStore is the blockstore bitswap serves from: the user's blocks,
@@ -460,10 +475,7 @@ type servedStore struct{ *store }
 var _ blockstore.Blockstore = servedStore{}
 
 func (s servedStore) Has(ctx context.Context, c cid.Cid) (bool, error) {
-	if ok, err := s.store.Has(ctx, c); ok || err != nil {
-		return ok, err
-	}
-	return s.sysHas(ctx, c)
+	return orElse(ctx, c, s.store.Has, s.sysHas)
 }
 
 func (s servedStore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
@@ -471,11 +483,7 @@ func (s servedStore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 }
 
 func (s servedStore) GetSize(ctx context.Context, c cid.Cid) (int, error) {
-	n, err := s.store.GetSize(ctx, c)
-	if !ipld.IsNotFound(err) {
-		return n, err
-	}
-	return s.sysGetSize(ctx, c)
+	return either(ctx, c, s.store.GetSize, s.sysGetSize)
 }
 
 // sysStore is the blockstore of the system blocks' block service: reads
@@ -488,13 +496,7 @@ type sysStore struct{ *store }
 var _ blockstore.Blockstore = sysStore{}
 
 func (s sysStore) Has(ctx context.Context, c cid.Cid) (bool, error) {
-	if _, ok := inline(c); ok {
-		return true, nil
-	}
-	if ok, err := s.sysHas(ctx, c); ok || err != nil {
-		return ok, err
-	}
-	return s.store.Has(ctx, c)
+	return orElse(ctx, c, s.sysHas, s.store.Has)
 }
 
 func (s sysStore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
@@ -502,14 +504,7 @@ func (s sysStore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 }
 
 func (s sysStore) GetSize(ctx context.Context, c cid.Cid) (int, error) {
-	if data, ok := inline(c); ok {
-		return len(data), nil
-	}
-	n, err := s.sysGetSize(ctx, c)
-	if !ipld.IsNotFound(err) {
-		return n, err
-	}
-	return s.store.GetSize(ctx, c)
+	return either(ctx, c, s.sysGetSize, s.store.GetSize)
 }
 
 func (s sysStore) Put(ctx context.Context, b blocks.Block) error { return s.sysPut(ctx, b) }
